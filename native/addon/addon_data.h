@@ -1,0 +1,13 @@
+// Per-environment state (main thread and each worker thread get their own), kept as N-API instance data so the
+// addon has no process-wide mutable state of its own.
+#pragma once
+
+#include <napi.h>
+
+namespace rnnkit::addon {
+
+struct AddonData {
+  Napi::FunctionReference networkConstructor;
+};
+
+}  // namespace rnnkit::addon

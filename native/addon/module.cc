@@ -1,0 +1,71 @@
+// The module's entry point: the Network class and the process-level queries.
+#include <napi.h>
+
+#include <thread>
+
+#include "../core/error.h"
+#include "../cpu/cpu_backend.h"
+#include "../cpu/gemm.h"
+#include "../cpu/thread_pool.h"
+#include "addon_data.h"
+#include "js_errors.h"
+#include "network_handle.h"
+
+namespace rnnkit::addon {
+
+namespace {
+
+Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  const cpu::SystemBlas& blas = cpu::SystemBlas::instance();
+  o.Set("device", "cpu");
+  o.Set("gemm", cpuBackend().gemmName());
+  o.Set("blas", blas.available() ? blas.name() : std::string("none"));
+  o.Set("blasDetail", blas.detail());
+  o.Set("builtinKernel", cpu::builtinKernelName());
+  o.Set("threads", cpu::ThreadPool::instance().size());
+  o.Set("hardwareThreads", (double)std::thread::hardware_concurrency());
+  return o;
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] {
+    double n = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+    if (!(n >= 1 && n <= 1024) || (double)(int)n != n)
+      fail(ErrorCode::Value, "setThreads needs an integer in [1, 1024]");
+    cpu::ThreadPool::instance().resize((int)n);
+    cpu::SystemBlas::instance().setThreads((int)n);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value ErrorCodes(Napi::Env env) {
+  const ErrorCode codes[] = {ErrorCode::Argument, ErrorCode::Type,     ErrorCode::Shape,     ErrorCode::Value,
+                             ErrorCode::UnknownParam, ErrorCode::State, ErrorCode::Disposed, ErrorCode::Busy,
+                             ErrorCode::Format,   ErrorCode::Device,   ErrorCode::OutOfMemory, ErrorCode::Internal};
+  Napi::Array arr = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (ErrorCode c : codes) arr.Set(i++, errorCodeName(c));
+  return arr;
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  Napi::Function network = NetworkHandle::define(env);
+  data->networkConstructor = Napi::Persistent(network);
+  env.SetInstanceData<AddonData>(data);  // deleted by N-API when this environment is torn down
+  exports.Set("Network", network);
+  exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("errorCodes", ErrorCodes(env));
+  return exports;
+}
+
+}  // namespace rnnkit::addon
+
+static Napi::Object InitRnnkit(Napi::Env env, Napi::Object exports) { return rnnkit::addon::Init(env, exports); }
+
+NODE_API_MODULE(rnnkit, InitRnnkit)

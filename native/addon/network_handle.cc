@@ -1,0 +1,289 @@
+#include "network_handle.h"
+
+#include "../core/error.h"
+#include "addon_data.h"
+#include "js_convert.h"
+#include "js_errors.h"
+#include "network_jobs.h"
+#include "network_worker.h"
+
+namespace rnnkit::addon {
+
+namespace {
+
+// Distinguishes our wrapped objects from any other object, including other addons' wrapped objects.
+const napi_type_tag kNetworkTag = {0x7a1c3e5b9d2f4a60ULL, 0x8b4d6f1e3c5a7092ULL};
+
+template <Napi::Value (NetworkHandle::*Method)(const Napi::CallbackInfo&)>
+Napi::Value dispatch(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] { return (NetworkHandle::fromThis(info)->*Method)(info); });
+}
+
+std::string argString(const Napi::CallbackInfo& info, std::size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsString())
+    fail(ErrorCode::Type, std::string(what) + " must be a string, got " +
+                              (info.Length() > i ? typeName(info[i]) : std::string("nothing")));
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+}  // namespace
+
+Napi::Function NetworkHandle::define(Napi::Env env) {
+  Napi::Function ctor = DefineClass(env, "Network", {});
+  Napi::Object proto = ctor.Get("prototype").As<Napi::Object>();
+  struct Entry {
+    const char* name;
+    Napi::Value (*fn)(const Napi::CallbackInfo&);
+  };
+  const Entry methods[] = {
+      {"dispose", dispatch<&NetworkHandle::Dispose>},
+      {"isDisposed", dispatch<&NetworkHandle::IsDisposed>},
+      {"spec", dispatch<&NetworkHandle::Spec>},
+      {"paramNames", dispatch<&NetworkHandle::ParamNames>},
+      {"paramShape", dispatch<&NetworkHandle::ParamShape>},
+      {"getParam", dispatch<&NetworkHandle::GetParam>},
+      {"setParam", dispatch<&NetworkHandle::SetParam>},
+      {"getGrad", dispatch<&NetworkHandle::GetGrad>},
+      {"zeroGrad", dispatch<&NetworkHandle::ZeroGrad>},
+      {"gradNorm", dispatch<&NetworkHandle::GradNorm>},
+      {"clipGradNorm", dispatch<&NetworkHandle::ClipGradNorm>},
+      {"setOptimizer", dispatch<&NetworkHandle::SetOptimizer>},
+      {"optimizerInfo", dispatch<&NetworkHandle::OptimizerInfo>},
+      {"step", dispatch<&NetworkHandle::Step>},
+      {"getOptimizerState", dispatch<&NetworkHandle::GetOptimizerState>},
+      {"setOptimizerState", dispatch<&NetworkHandle::SetOptimizerState>},
+      {"memoryBytes", dispatch<&NetworkHandle::MemoryBytes>},
+      {"forward", dispatch<&NetworkHandle::Forward>},
+      {"forwardSync", dispatch<&NetworkHandle::ForwardSync>},
+      {"backward", dispatch<&NetworkHandle::Backward>},
+      {"backwardSync", dispatch<&NetworkHandle::BackwardSync>},
+      {"loss", dispatch<&NetworkHandle::Loss>},
+      {"lossSync", dispatch<&NetworkHandle::LossSync>},
+      {"trainStep", dispatch<&NetworkHandle::TrainStep>},
+      {"trainStepSync", dispatch<&NetworkHandle::TrainStepSync>},
+  };
+  for (const Entry& m : methods) proto.Set(m.name, Napi::Function::New(env, m.fn, m.name));
+  return ctor;
+}
+
+NetworkHandle::NetworkHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetworkHandle>(info) {
+  guard(info.Env(), [&] {
+    NetworkSpec spec = parseNetworkSpec(info.Length() > 0 ? info[0] : info.Env().Undefined());
+    network_ = std::make_unique<Network>(cpuBackend(), spec);
+    info.This().As<Napi::Object>().TypeTag(&kNetworkTag);
+    reportMemory();
+    return info.Env().Undefined();
+  });
+}
+
+NetworkHandle::~NetworkHandle() { releaseNative(); }
+
+NetworkHandle* NetworkHandle::fromThis(const Napi::CallbackInfo& info) {
+  Napi::Value self = info.This();
+  if (!self.IsObject() || !self.As<Napi::Object>().CheckTypeTag(&kNetworkTag))
+    fail(ErrorCode::Type, "this method must be called on a Network");
+  return Unwrap(self.As<Napi::Object>());
+}
+
+void NetworkHandle::checkUsable() const {
+  if (disposed_ || !network_) fail(ErrorCode::Disposed, "this network has been disposed");
+  if (busy_)
+    fail(ErrorCode::Busy, "this network is running another call; await it before starting the next one");
+}
+
+void NetworkHandle::beginCall() { busy_ = true; }
+
+void NetworkHandle::endCall() {
+  busy_ = false;
+  if (disposed_) releaseNative();  // dispose() came while the call ran
+  else reportMemory();
+}
+
+void NetworkHandle::releaseNative() {
+  if (!network_) return;
+  network_.reset();
+  if (reportedBytes_) {
+    Napi::MemoryManagement::AdjustExternalMemory(Env(), -reportedBytes_);
+    reportedBytes_ = 0;
+  }
+}
+
+void NetworkHandle::reportMemory() {
+  if (!network_) return;
+  int64_t bytes = (int64_t)network_->memoryBytes();
+  if (bytes != reportedBytes_) {
+    Napi::MemoryManagement::AdjustExternalMemory(Env(), bytes - reportedBytes_);
+    reportedBytes_ = bytes;
+  }
+}
+
+template <typename Job>
+Napi::Value NetworkHandle::runSync(const Napi::CallbackInfo& info) {
+  checkUsable();
+  Job job(info, *network_);
+  job.run(*network_);
+  reportMemory();
+  return job.toJs(info.Env());
+}
+
+template <typename Job>
+Napi::Value NetworkHandle::runAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    checkUsable();
+    auto* worker = new NetworkWorker<Job>(env, this, info.This().As<Napi::Object>(), Job(info, *network_));
+    Napi::Promise promise = worker->promise();
+    worker->Queue();  // the worker deletes itself once settled
+    return promise;
+  } catch (const Error& e) {
+    // Argument errors of a Promise-returning method are reported through the Promise.
+    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+    d.Reject(makeError(env, e.code(), e.what()).Value());
+    return d.Promise();
+  }
+}
+
+Napi::Value NetworkHandle::Dispose(const Napi::CallbackInfo& info) {
+  if (!disposed_) {
+    disposed_ = true;
+    if (!busy_) releaseNative();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value NetworkHandle::IsDisposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), disposed_);
+}
+
+Napi::Value NetworkHandle::Spec(const Napi::CallbackInfo& info) {
+  checkUsable();
+  const NetworkSpec& s = network_->spec();
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("cell", cellName(s.cell));
+  if (s.inputSize) o.Set("inputSize", s.inputSize);
+  if (s.vocabSize) o.Set("vocabSize", s.vocabSize);
+  o.Set("hiddenSize", s.hiddenSize);
+  o.Set("numLayers", s.numLayers);
+  o.Set("bidirectional", s.bidirectional);
+  if (s.cell == CellKind::Gru) o.Set("resetAfter", s.resetAfter);
+  o.Set("headSize", s.headSize);
+  return o;
+}
+
+Napi::Value NetworkHandle::ParamNames(const Napi::CallbackInfo& info) {
+  checkUsable();
+  const auto& entries = network_->layout().entries();
+  Napi::Array arr = Napi::Array::New(info.Env(), entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) arr.Set((uint32_t)i, entries[i].name);
+  return arr;
+}
+
+Napi::Value NetworkHandle::ParamShape(const Napi::CallbackInfo& info) {
+  checkUsable();
+  const ParamEntry& e = network_->layout().at(argString(info, 0, "name"));
+  return toShape(info.Env(), std::vector<long long>(e.shape.begin(), e.shape.end()));
+}
+
+Napi::Value NetworkHandle::GetParam(const Napi::CallbackInfo& info) {
+  checkUsable();
+  return toFloat32Array(info.Env(), network_->getParam(argString(info, 0, "name")));
+}
+
+Napi::Value NetworkHandle::SetParam(const Napi::CallbackInfo& info) {
+  checkUsable();
+  std::string name = argString(info, 0, "name");
+  network_->layout().at(name);  // unknown names first, before the value's type
+  std::vector<float> data = readFloat32(info.Length() > 1 ? info[1] : info.Env().Undefined(), "value of " + name);
+  network_->setParam(name, data.data(), data.size());
+  return info.Env().Undefined();
+}
+
+Napi::Value NetworkHandle::GetGrad(const Napi::CallbackInfo& info) {
+  checkUsable();
+  return toFloat32Array(info.Env(), network_->getGrad(argString(info, 0, "name")));
+}
+
+Napi::Value NetworkHandle::ZeroGrad(const Napi::CallbackInfo& info) {
+  checkUsable();
+  network_->zeroGrad();
+  return info.Env().Undefined();
+}
+
+Napi::Value NetworkHandle::GradNorm(const Napi::CallbackInfo& info) {
+  checkUsable();
+  return Napi::Number::New(info.Env(), network_->gradNorm());
+}
+
+Napi::Value NetworkHandle::ClipGradNorm(const Napi::CallbackInfo& info) {
+  checkUsable();
+  if (info.Length() < 1 || !info[0].IsNumber()) fail(ErrorCode::Type, "maxNorm must be a number");
+  return Napi::Number::New(info.Env(), network_->clipGradNorm(info[0].As<Napi::Number>().DoubleValue()));
+}
+
+Napi::Value NetworkHandle::SetOptimizer(const Napi::CallbackInfo& info) {
+  checkUsable();
+  network_->setOptimizer(parseOptimizerConfig(info.Length() > 0 ? info[0] : info.Env().Undefined()));
+  reportMemory();
+  return info.Env().Undefined();
+}
+
+Napi::Value NetworkHandle::OptimizerInfo(const Napi::CallbackInfo& info) {
+  checkUsable();
+  Optimizer* opt = network_->optimizer();
+  if (!opt) return info.Env().Null();
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  const OptimizerConfig& c = opt->config();
+  o.Set("type", optimizerKindName(c.kind));
+  o.Set("lr", c.lr);
+  o.Set("steps", (double)opt->steps());
+  std::vector<std::string> names = opt->stateNames();
+  Napi::Array slots = Napi::Array::New(env, names.size());
+  for (std::size_t i = 0; i < names.size(); ++i) slots.Set((uint32_t)i, names[i]);
+  o.Set("stateSlots", slots);
+  return o;
+}
+
+Napi::Value NetworkHandle::Step(const Napi::CallbackInfo& info) {
+  checkUsable();
+  network_->optimizerStep();
+  return info.Env().Undefined();
+}
+
+Napi::Value NetworkHandle::GetOptimizerState(const Napi::CallbackInfo& info) {
+  checkUsable();
+  return toFloat32Array(info.Env(), network_->getOptimizerState(argString(info, 0, "slot")));
+}
+
+Napi::Value NetworkHandle::SetOptimizerState(const Napi::CallbackInfo& info) {
+  checkUsable();
+  std::string slot = argString(info, 0, "slot");
+  if (slot == "steps") {
+    if (info.Length() < 2 || !info[1].IsNumber()) fail(ErrorCode::Type, "steps must be a number");
+    double steps = info[1].As<Napi::Number>().DoubleValue();
+    if (!(steps >= 0) || steps > 9007199254740991.0) fail(ErrorCode::Value, "steps must be a non-negative integer");
+    if (!network_->optimizer()) fail(ErrorCode::State, "no optimizer is set");
+    network_->optimizer()->setSteps((long long)steps);
+    return info.Env().Undefined();
+  }
+  std::vector<float> data = readFloat32(info.Length() > 1 ? info[1] : info.Env().Undefined(), slot);
+  network_->setOptimizerState(slot, data.data(), data.size());
+  return info.Env().Undefined();
+}
+
+Napi::Value NetworkHandle::MemoryBytes(const Napi::CallbackInfo& info) {
+  checkUsable();
+  return Napi::Number::New(info.Env(), (double)network_->memoryBytes());
+}
+
+Napi::Value NetworkHandle::Forward(const Napi::CallbackInfo& info) { return runAsync<ForwardJob>(info); }
+Napi::Value NetworkHandle::ForwardSync(const Napi::CallbackInfo& info) { return runSync<ForwardJob>(info); }
+Napi::Value NetworkHandle::Backward(const Napi::CallbackInfo& info) { return runAsync<BackwardJob>(info); }
+Napi::Value NetworkHandle::BackwardSync(const Napi::CallbackInfo& info) { return runSync<BackwardJob>(info); }
+Napi::Value NetworkHandle::Loss(const Napi::CallbackInfo& info) { return runAsync<LossJob>(info); }
+Napi::Value NetworkHandle::LossSync(const Napi::CallbackInfo& info) { return runSync<LossJob>(info); }
+Napi::Value NetworkHandle::TrainStep(const Napi::CallbackInfo& info) { return runAsync<TrainStepJob>(info); }
+Napi::Value NetworkHandle::TrainStepSync(const Napi::CallbackInfo& info) { return runSync<TrainStepJob>(info); }
+
+}  // namespace rnnkit::addon

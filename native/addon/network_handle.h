@@ -1,0 +1,71 @@
+// The JavaScript handle of a core Network: a type-tagged wrapped object that owns the network, refuses use after
+// dispose() or while a call on the thread pool is running, and reports its native memory to V8.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "../core/network.h"
+
+namespace rnnkit::addon {
+
+class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
+ public:
+  // The constructor function, with its methods on the prototype.
+  static Napi::Function define(Napi::Env env);
+
+  explicit NetworkHandle(const Napi::CallbackInfo& info);
+  ~NetworkHandle() override;
+
+  // The handle behind `info.This()`, after checking its type tag; throws ERR_RNNKIT_TYPE for anything else.
+  static NetworkHandle* fromThis(const Napi::CallbackInfo& info);
+
+  // For the async workers: the network, and the busy flag they hold for the duration of a call.
+  Network& network() { return *network_; }
+  void beginCall();
+  void endCall();
+
+ private:
+  void checkUsable() const;  // throws ERR_RNNKIT_DISPOSED / ERR_RNNKIT_BUSY
+  void releaseNative();
+  void reportMemory();
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value IsDisposed(const Napi::CallbackInfo& info);
+  Napi::Value Spec(const Napi::CallbackInfo& info);
+  Napi::Value ParamNames(const Napi::CallbackInfo& info);
+  Napi::Value ParamShape(const Napi::CallbackInfo& info);
+  Napi::Value GetParam(const Napi::CallbackInfo& info);
+  Napi::Value SetParam(const Napi::CallbackInfo& info);
+  Napi::Value GetGrad(const Napi::CallbackInfo& info);
+  Napi::Value ZeroGrad(const Napi::CallbackInfo& info);
+  Napi::Value GradNorm(const Napi::CallbackInfo& info);
+  Napi::Value ClipGradNorm(const Napi::CallbackInfo& info);
+  Napi::Value SetOptimizer(const Napi::CallbackInfo& info);
+  Napi::Value OptimizerInfo(const Napi::CallbackInfo& info);
+  Napi::Value Step(const Napi::CallbackInfo& info);
+  Napi::Value GetOptimizerState(const Napi::CallbackInfo& info);
+  Napi::Value SetOptimizerState(const Napi::CallbackInfo& info);
+  Napi::Value MemoryBytes(const Napi::CallbackInfo& info);
+  Napi::Value Forward(const Napi::CallbackInfo& info);
+  Napi::Value ForwardSync(const Napi::CallbackInfo& info);
+  Napi::Value Backward(const Napi::CallbackInfo& info);
+  Napi::Value BackwardSync(const Napi::CallbackInfo& info);
+  Napi::Value Loss(const Napi::CallbackInfo& info);
+  Napi::Value LossSync(const Napi::CallbackInfo& info);
+  Napi::Value TrainStep(const Napi::CallbackInfo& info);
+  Napi::Value TrainStepSync(const Napi::CallbackInfo& info);
+
+  template <typename Job>
+  Napi::Value runSync(const Napi::CallbackInfo& info);
+  template <typename Job>
+  Napi::Value runAsync(const Napi::CallbackInfo& info);
+
+  std::unique_ptr<Network> network_;
+  bool busy_ = false;
+  bool disposed_ = false;
+  int64_t reportedBytes_ = 0;
+};
+
+}  // namespace rnnkit::addon

@@ -1,0 +1,211 @@
+#include "network_jobs.h"
+
+#include <cmath>
+
+#include "../core/error.h"
+#include "js_convert.h"
+
+namespace rnnkit::addon {
+
+namespace {
+
+// A tensor argument: { data: Float32Array, shape: number[] }, or a bare Float32Array where the shape is implied.
+std::vector<float> readFloatTensorData(const Napi::Value& value, const std::string& what,
+                                       std::vector<long long>* shape = nullptr) {
+  if (value.IsTypedArray()) return readFloat32(value, what);
+  Napi::Object obj = requireObject(value, what);
+  if (!has(obj, "data")) fail(ErrorCode::Type, what + " must be a Float32Array or { data: Float32Array, shape }");
+  std::vector<float> data = readFloat32(obj.Get("data"), what + ".data");
+  if (has(obj, "shape")) {
+    std::vector<long long> s = readShape(obj.Get("shape"), what + ".shape");
+    long double count = 1;
+    for (long long d : s) count *= (long double)d;
+    if (count != (long double)data.size())
+      fail(ErrorCode::Shape, what + ".shape holds " + std::to_string((long long)count) + " values but " + what +
+                                 ".data has " + std::to_string(data.size()));
+    if (shape) *shape = std::move(s);
+  } else if (shape) {
+    fail(ErrorCode::Shape, what + " needs a shape");
+  }
+  return data;
+}
+
+std::vector<int32_t> readIntTensorData(const Napi::Value& value, const std::string& what,
+                                       std::vector<long long>* shape = nullptr) {
+  if (value.IsTypedArray() || value.IsArray()) {
+    if (shape) fail(ErrorCode::Shape, what + " needs a shape: pass { data, shape }");
+    return readInt32(value, what);
+  }
+  Napi::Object obj = requireObject(value, what);
+  if (!has(obj, "data")) fail(ErrorCode::Type, what + " must be { data: Int32Array, shape }");
+  std::vector<int32_t> data = readInt32(obj.Get("data"), what + ".data");
+  if (has(obj, "shape")) {
+    std::vector<long long> s = readShape(obj.Get("shape"), what + ".shape");
+    long double count = 1;
+    for (long long d : s) count *= (long double)d;
+    if (count != (long double)data.size())
+      fail(ErrorCode::Shape, what + ".shape holds " + std::to_string((long long)count) + " values but " + what +
+                                 ".data has " + std::to_string(data.size()));
+    if (shape) *shape = std::move(s);
+  } else if (shape) {
+    fail(ErrorCode::Shape, what + " needs a shape");
+  }
+  return data;
+}
+
+Napi::Value argOrUndefined(const Napi::CallbackInfo& info, std::size_t i) {
+  return info.Length() > i ? info[i] : info.Env().Undefined();
+}
+
+}  // namespace
+
+NetworkSpec parseNetworkSpec(const Napi::Value& value) {
+  Napi::Object o = requireObject(value, "spec");
+  NetworkSpec spec;
+  if (!has(o, "cell")) fail(ErrorCode::Argument, "spec.cell is required (rnn_tanh, rnn_relu, lstm or gru)");
+  spec.cell = parseCell(optionalString(o, "cell", ""));
+  spec.inputSize = optionalInt(o, "inputSize", 0);
+  spec.vocabSize = optionalInt(o, "vocabSize", 0);
+  if (!has(o, "hiddenSize")) fail(ErrorCode::Argument, "spec.hiddenSize is required");
+  spec.hiddenSize = optionalInt(o, "hiddenSize", 0);
+  spec.numLayers = optionalInt(o, "numLayers", 1);
+  spec.bidirectional = optionalBool(o, "bidirectional", false);
+  spec.resetAfter = optionalBool(o, "resetAfter", true);
+  spec.headSize = optionalInt(o, "headSize", 0);
+  if (has(o, "seed")) {
+    double seed = optionalNumber(o, "seed", 0);
+    if (!(seed >= 0) || seed > 9007199254740991.0 || std::floor(seed) != seed)
+      fail(ErrorCode::Value, "spec.seed must be a non-negative integer");
+    spec.hasSeed = true;
+    spec.seed = (uint64_t)seed;
+  }
+  spec.validate();
+  return spec;
+}
+
+OptimizerConfig parseOptimizerConfig(const Napi::Value& value) {
+  Napi::Object o = requireObject(value, "optimizer");
+  if (!has(o, "type")) fail(ErrorCode::Argument, "optimizer.type is required (sgd, adam, adamw or rmsprop)");
+  OptimizerConfig c = OptimizerConfig::defaults(parseOptimizerKind(optionalString(o, "type", "")));
+  c.lr = optionalNumber(o, "lr", c.lr);
+  c.momentum = optionalNumber(o, "momentum", c.momentum);
+  c.dampening = optionalNumber(o, "dampening", c.dampening);
+  c.nesterov = optionalBool(o, "nesterov", c.nesterov);
+  c.weightDecay = optionalNumber(o, "weightDecay", c.weightDecay);
+  if (has(o, "betas")) {
+    Napi::Value b = o.Get("betas");
+    if (!b.IsArray() || b.As<Napi::Array>().Length() != 2)
+      fail(ErrorCode::Type, "optimizer.betas must be an Array of two numbers");
+    Napi::Array arr = b.As<Napi::Array>();
+    if (!arr.Get(0u).IsNumber() || !arr.Get(1u).IsNumber())
+      fail(ErrorCode::Type, "optimizer.betas must be an Array of two numbers");
+    c.beta1 = arr.Get(0u).As<Napi::Number>().DoubleValue();
+    c.beta2 = arr.Get(1u).As<Napi::Number>().DoubleValue();
+  }
+  c.beta1 = optionalNumber(o, "beta1", c.beta1);
+  c.beta2 = optionalNumber(o, "beta2", c.beta2);
+  c.eps = optionalNumber(o, "eps", c.eps);
+  c.amsgrad = optionalBool(o, "amsgrad", c.amsgrad);
+  c.alpha = optionalNumber(o, "alpha", c.alpha);
+  c.centered = optionalBool(o, "centered", c.centered);
+  c.maximize = optionalBool(o, "maximize", c.maximize);
+  c.validate();
+  return c;
+}
+
+SequenceInput parseSequenceInput(const Napi::Value& value, const NetworkSpec& spec) {
+  Napi::Object o = requireObject(value, "input");
+  SequenceInput in;
+  in.batchFirst = optionalBool(o, "batchFirst", false);
+  if (spec.vocabSize > 0) {
+    if (!has(o, "tokens"))
+      fail(ErrorCode::Argument, "input.tokens is required: this network reads token ids over " +
+                                    std::to_string(spec.vocabSize) + " symbols");
+    in.tokens = readIntTensorData(o.Get("tokens"), "input.tokens", &in.shape);
+  } else {
+    if (!has(o, "x")) fail(ErrorCode::Argument, "input.x is required: { data: Float32Array, shape }");
+    in.x = readFloatTensorData(o.Get("x"), "input.x", &in.shape);
+  }
+  if (has(o, "lengths")) in.lengths = readInt32(o.Get("lengths"), "input.lengths");
+  if (has(o, "h0")) in.h0 = readFloatTensorData(o.Get("h0"), "input.h0");
+  if (has(o, "c0")) in.c0 = readFloatTensorData(o.Get("c0"), "input.c0");
+  return in;
+}
+
+LossTarget parseLossTarget(const Napi::Value& value) {
+  Napi::Object o = requireObject(value, "target");
+  LossTarget t;
+  std::string kind = optionalString(o, "kind", has(o, "values") ? "mse" : "softmaxCrossEntropy");
+  if (kind == "softmaxCrossEntropy") {
+    t.kind = LossKind::SoftmaxCrossEntropy;
+    if (!has(o, "classes")) fail(ErrorCode::Argument, "target.classes is required for softmaxCrossEntropy");
+    t.classes = readIntTensorData(o.Get("classes"), "target.classes");
+  } else if (kind == "mse") {
+    t.kind = LossKind::MeanSquaredError;
+    if (!has(o, "values")) fail(ErrorCode::Argument, "target.values is required for mse");
+    t.values = readFloatTensorData(o.Get("values"), "target.values");
+  } else {
+    fail(ErrorCode::Argument, "unknown loss '" + kind + "': expected softmaxCrossEntropy or mse");
+  }
+  return t;
+}
+
+ForwardJob::ForwardJob(const Napi::CallbackInfo& info, const Network& net) {
+  input = parseSequenceInput(argOrUndefined(info, 0), net.spec());
+  Napi::Value opts = argOrUndefined(info, 1);
+  if (!opts.IsUndefined()) train = optionalBool(requireObject(opts, "options"), "train", false);
+}
+
+Napi::Value ForwardJob::toJs(Napi::Env env) const {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("output", toTensor(env, result.output, result.shape));
+  out.Set("hn", toFloat32Array(env, result.hn));
+  if (!result.cn.empty()) out.Set("cn", toFloat32Array(env, result.cn));
+  return out;
+}
+
+BackwardJob::BackwardJob(const Napi::CallbackInfo& info, const Network&) {
+  Napi::Object o = requireObject(argOrUndefined(info, 0), "gradient");
+  if (has(o, "dOutput")) grad.dOutput = readFloatTensorData(o.Get("dOutput"), "gradient.dOutput");
+  if (has(o, "dhn")) grad.dhn = readFloatTensorData(o.Get("dhn"), "gradient.dhn");
+  if (has(o, "dcn")) grad.dcn = readFloatTensorData(o.Get("dcn"), "gradient.dcn");
+}
+
+namespace {
+Napi::Object inputGradientToJs(Napi::Env env, const InputGradient& g) {
+  Napi::Object out = Napi::Object::New(env);
+  if (!g.dx.empty()) out.Set("dx", toFloat32Array(env, g.dx));
+  out.Set("dh0", toFloat32Array(env, g.dh0));
+  if (!g.dc0.empty()) out.Set("dc0", toFloat32Array(env, g.dc0));
+  return out;
+}
+}  // namespace
+
+Napi::Value BackwardJob::toJs(Napi::Env env) const { return inputGradientToJs(env, result); }
+
+LossJob::LossJob(const Napi::CallbackInfo& info, const Network&) { target = parseLossTarget(argOrUndefined(info, 0)); }
+
+Napi::Value LossJob::toJs(Napi::Env env) const {
+  Napi::Object out = inputGradientToJs(env, result.grads);
+  out.Set("loss", Napi::Number::New(env, result.loss));
+  return out;
+}
+
+TrainStepJob::TrainStepJob(const Napi::CallbackInfo& info, const Network& net) {
+  input = parseSequenceInput(argOrUndefined(info, 0), net.spec());
+  target = parseLossTarget(argOrUndefined(info, 1));
+  Napi::Value opts = argOrUndefined(info, 2);
+  if (!opts.IsUndefined()) {
+    clipNorm = optionalNumber(requireObject(opts, "options"), "clipNorm", 0);
+    if (clipNorm < 0 || !std::isfinite(clipNorm)) fail(ErrorCode::Value, "clipNorm must be a finite number >= 0");
+  }
+}
+
+Napi::Value TrainStepJob::toJs(Napi::Env env) const {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", Napi::Number::New(env, result.loss));
+  out.Set("gradNorm", Napi::Number::New(env, result.gradNorm));
+  return out;
+}
+
+}  // namespace rnnkit::addon

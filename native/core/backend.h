@@ -1,0 +1,141 @@
+// The seam between the core and a compute device. The core orchestrates (which GEMM, which kernel, in which order);
+// a backend owns memory and runs the arithmetic. Every float/int pointer passed to these methods is backend memory
+// (from alloc), except where a parameter says "host".
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "cell.h"
+
+namespace rnnkit {
+
+// One time step of a cell over a batch, forward. Row b takes part iff lengths == nullptr or t < lengths[b];
+// a row that does not keeps its state (hNext = hPrev, cNext = cPrev) and writes 0 to y, which gives PyTorch's
+// packed-sequence semantics for both directions.
+struct CellForwardStep {
+  CellKind cell = CellKind::Lstm;
+  bool resetAfter = true;  // GRU only
+  int batch = 0, hidden = 0;
+  const float* gi = nullptr;  // [B, G*H], row stride ldgi: W_ih x + b_ih
+  int ldgi = 0;
+  const float* gh = nullptr;  // [B, G*H], row stride ldgh: W_hh h + b_hh (reset-before GRU: n columns hold W_hn(r*h) + b_hn)
+  int ldgh = 0;
+  const float* hPrev = nullptr;  // [B, H]
+  const float* cPrev = nullptr;  // [B, H], lstm only
+  float* hNext = nullptr;
+  float* cNext = nullptr;
+  float* y = nullptr;  // [B, H] with row stride ldy, or nullptr
+  int ldy = 0;
+  float* saved = nullptr;  // [B, savedWidth*H] for backward, or nullptr (inference)
+  const int32_t* lengths = nullptr;
+  int t = 0;
+};
+
+// One time step backward. dh is the gradient reaching hNext from later steps (and dhn); dy (may be null) is added
+// for rows that take part. Writes the pre-activation gate gradients (dGi for the input side, dGh for the recurrent
+// side; they differ only for the reset-after GRU, and may alias otherwise) and the direct parts of dhPrev / dcPrev,
+// to which the core then adds dGh x W_hh. A row that does not take part passes dh and dc through and gets zero
+// gate gradients.
+struct CellBackwardStep {
+  CellKind cell = CellKind::Lstm;
+  bool resetAfter = true;
+  int batch = 0, hidden = 0;
+  const float* saved = nullptr;
+  const float* hPrev = nullptr;
+  const float* hNext = nullptr;
+  const float* cPrev = nullptr;
+  const float* cNext = nullptr;
+  const float* dy = nullptr;
+  int ldy = 0;
+  const float* dh = nullptr;
+  const float* dc = nullptr;
+  float* dGi = nullptr;
+  int ldgi = 0;
+  float* dGh = nullptr;
+  int ldgh = 0;
+  float* dhPrev = nullptr;
+  float* dcPrev = nullptr;
+  const int32_t* lengths = nullptr;
+  int t = 0;
+};
+
+struct SgdHyper {
+  float lr, momentum, dampening, weightDecay;
+  bool nesterov, maximize;
+};
+struct AdamHyper {
+  float lr, beta1, beta2, eps, weightDecay;
+  bool decoupled;  // AdamW
+  bool amsgrad, maximize;
+};
+struct RmspropHyper {
+  float lr, alpha, eps, weightDecay, momentum;
+  bool centered, maximize;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  // What does the matrix work, for backendInfo() ("openblas", "builtin-avx512", ...).
+  virtual std::string gemmName() const = 0;
+
+  // Memory. alloc throws ERR_RNNKIT_OUT_OF_MEMORY on failure; free(nullptr) is a no-op.
+  virtual void* alloc(std::size_t bytes) = 0;
+  virtual void free(void* p) = 0;
+  virtual void upload(void* dst, const void* hostSrc, std::size_t bytes) = 0;
+  virtual void download(void* hostDst, const void* src, std::size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, std::size_t bytes) = 0;
+  virtual void fill(float* p, std::size_t n, float value) = 0;
+  // y += alpha * x
+  virtual void axpy(std::size_t n, float alpha, const float* x, float* y) = 0;
+  // Wait until every kernel issued so far has finished (a no-op on the CPU).
+  virtual void synchronize() = 0;
+
+  // Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C.
+  virtual void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+                    const float* B, int ldb, float beta, float* C, int ldc) = 0;
+
+  // C[r, :cols] = bias for every row (the starting value of a GEMM that then accumulates with beta = 1).
+  virtual void broadcastRows(float* C, int rows, int cols, int ldc, const float* bias) = 0;
+  // out[c] += sum over r of A[r, c].
+  virtual void columnSumAdd(const float* A, int rows, int cols, int lda, float* out) = 0;
+  // One-hot input projection: out[i, g] = W[g, idx[i]] + bias[g] for W [G, V]. idx values are already validated.
+  virtual void gatherColumns(const float* W, int gates, int vocab, const float* bias, const int32_t* idx, int n,
+                             float* out, int ldo) = 0;
+  // Its gradient: dW[g, idx[i]] += dG[i, g].
+  virtual void scatterAddColumns(const float* dG, int n, int gates, int ldg, const int32_t* idx, float* dW,
+                                 int vocab) = 0;
+
+  virtual void cellForward(const CellForwardStep& step) = 0;
+  virtual void cellBackward(const CellBackwardStep& step) = 0;
+  // Reset-before GRU, forward: rh = sigmoid(gi_r + gh_r) * hPrev, the input of the W_hn GEMM.
+  virtual void gruResetGate(const CellForwardStep& step, float* rh) = 0;
+  // Reset-before GRU, backward, after cellBackward and drh = dn_pre x W_hn: completes dGh's r columns and adds
+  // drh * r to dhPrev.
+  virtual void gruResetGateBackward(const CellBackwardStep& step, const float* drh) = 0;
+
+  // Softmax cross-entropy of logits [n, classes] against targets (negative = ignored). Writes dLogits =
+  // d(mean loss)/d(logits) and returns the summed loss over the counted rows (count in *counted).
+  virtual double softmaxCrossEntropy(const float* logits, int n, int classes, const int32_t* targets,
+                                     float* dLogits, int* counted) = 0;
+  // Mean squared error over n values; writes its gradient.
+  virtual double meanSquaredError(const float* out, const float* target, std::size_t n, float* dOut) = 0;
+  virtual double sumSquares(const float* p, std::size_t n) = 0;
+  virtual void scale(float* p, std::size_t n, float s) = 0;
+
+  // Optimizer updates over a flat parameter vector, PyTorch's rules. `step` counts from 1.
+  virtual void sgdUpdate(float* p, const float* g, float* momentumBuf, std::size_t n, const SgdHyper& h,
+                         long long step) = 0;
+  virtual void adamUpdate(float* p, const float* g, float* m, float* v, float* vmax, std::size_t n,
+                          const AdamHyper& h, long long step) = 0;
+  virtual void rmspropUpdate(float* p, const float* g, float* sq, float* mom, float* gavg, std::size_t n,
+                             const RmspropHyper& h, long long step) = 0;
+};
+
+// The CPU backend (always built).
+Backend& cpuBackend();
+
+}  // namespace rnnkit

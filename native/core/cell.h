@@ -1,0 +1,42 @@
+// The recurrent cells and their equations, named as in PyTorch.
+//
+//   rnn_tanh / rnn_relu:  h' = act(W_ih x + b_ih + W_hh h + b_hh)
+//   lstm (gates i,f,g,o): c' = f*c + i*g,  h' = o*tanh(c')
+//   gru  (gates r,z,n):   h' = (1-z)*n + z*h, with
+//        reset-after  (PyTorch, cuDNN, Keras reset_after=True):  n = tanh(W_in x + b_in + r*(W_hn h + b_hn))
+//        reset-before (Keras reset_after=False, TF.js):          n = tanh(W_in x + b_in + W_hn (r*h) + b_hn)
+#pragma once
+
+#include <string>
+
+namespace rnnkit {
+
+enum class CellKind { RnnTanh, RnnRelu, Lstm, Gru };
+
+// Gates stacked in one weight matrix: G*H rows.
+inline int gateCount(CellKind cell) {
+  switch (cell) {
+    case CellKind::Lstm: return 4;
+    case CellKind::Gru: return 3;
+    default: return 1;
+  }
+}
+
+// Per-step activations kept by a training forward for backward, in units of H per batch row:
+// rnn keeps nothing beyond h' itself; lstm keeps i,f,g,o; gru keeps r,z,n and either W_hn h + b_hn (reset-after)
+// or r*h (reset-before).
+inline int savedWidth(CellKind cell) {
+  switch (cell) {
+    case CellKind::Lstm: return 4;
+    case CellKind::Gru: return 4;
+    default: return 0;
+  }
+}
+
+inline bool hasCellState(CellKind cell) { return cell == CellKind::Lstm; }
+
+const char* cellName(CellKind cell);
+// Accepts "rnn_tanh", "rnn_relu", "lstm", "gru" (and "rnn" for rnn_tanh). Throws ERR_RNNKIT_ARGUMENT otherwise.
+CellKind parseCell(const std::string& name);
+
+}  // namespace rnnkit

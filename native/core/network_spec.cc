@@ -1,0 +1,82 @@
+#include "network_spec.h"
+
+#include <algorithm>
+#include <climits>
+
+#include "error.h"
+
+namespace rnnkit {
+
+namespace {
+// Generous, but small enough that every GEMM dimension and product of two of them fits the BLAS int interface.
+constexpr int kMaxSize = 1 << 20;
+constexpr int kMaxLayers = 1024;
+
+void checkRange(const char* what, int value, int lo, int hi) {
+  if (value < lo || value > hi)
+    fail(ErrorCode::Argument, std::string(what) + " must be an integer in [" + std::to_string(lo) + ", " +
+                                  std::to_string(hi) + "], got " + std::to_string(value));
+}
+}  // namespace
+
+void NetworkSpec::validate() const {
+  checkRange("hiddenSize", hiddenSize, 1, kMaxSize);
+  checkRange("numLayers", numLayers, 1, kMaxLayers);
+  checkRange("headSize", headSize, 0, kMaxSize);
+  if ((inputSize > 0) == (vocabSize > 0))
+    fail(ErrorCode::Argument, "give exactly one of inputSize (dense input) and vocabSize (one-hot symbol input)");
+  checkRange(vocabSize > 0 ? "vocabSize" : "inputSize", vocabSize > 0 ? vocabSize : inputSize, 1, kMaxSize);
+  long long largest = (long long)gateCount(cell) * hiddenSize * (long long)std::max(layerInputSize(0), hiddenSize * 2);
+  if (largest > INT_MAX / 2) fail(ErrorCode::Argument, "the network's weight matrices are too large");
+}
+
+std::string recurrentParamName(const char* kind, int layer, bool reverse) {
+  return std::string(kind) + "_l" + std::to_string(layer) + (reverse ? "_reverse" : "");
+}
+
+ParamLayout::ParamLayout(const NetworkSpec& spec) {
+  const int G = gateCount(spec.cell), H = spec.hiddenSize;
+  for (int k = 0; k < spec.numLayers; ++k) {
+    for (int d = 0; d < spec.directions(); ++d) {
+      const bool rev = d == 1;
+      add(recurrentParamName("weight_ih", k, rev), {G * H, spec.layerInputSize(k)});
+      add(recurrentParamName("weight_hh", k, rev), {G * H, H});
+      add(recurrentParamName("bias_ih", k, rev), {G * H});
+      add(recurrentParamName("bias_hh", k, rev), {G * H});
+    }
+  }
+  if (spec.headSize > 0) {
+    add("head.weight", {spec.headSize, H * spec.directions()});
+    add("head.bias", {spec.headSize});
+  }
+}
+
+void ParamLayout::add(const std::string& name, std::vector<int> shape) {
+  ParamEntry e;
+  e.name = name;
+  e.size = 1;
+  for (int s : shape) e.size *= (std::size_t)s;
+  e.shape = std::move(shape);
+  e.offset = total_;
+  // Keep every tensor 16-float aligned so that SIMD kernels can assume aligned rows of the flat buffer.
+  total_ += (e.size + 15) / 16 * 16;
+  entries_.push_back(std::move(e));
+}
+
+const ParamEntry* ParamLayout::find(const std::string& name) const {
+  for (const ParamEntry& e : entries_)
+    if (e.name == name) return &e;
+  return nullptr;
+}
+
+const ParamEntry& ParamLayout::at(const std::string& name) const {
+  const ParamEntry* e = find(name);
+  if (!e) {
+    std::string known;
+    for (const ParamEntry& x : entries_) known += (known.empty() ? "" : ", ") + x.name;
+    fail(ErrorCode::UnknownParam, "no parameter named '" + name + "'; this network has: " + known);
+  }
+  return *e;
+}
+
+}  // namespace rnnkit

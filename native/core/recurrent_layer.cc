@@ -1,0 +1,208 @@
+#include "recurrent_layer.h"
+
+#include <utility>
+
+namespace rnnkit {
+
+namespace {
+// Cells whose two biases only ever appear as a sum: both are folded into the input projection once per sequence.
+// The reset-after GRU keeps b_hn inside r * (W_hn h + b_hn), so its recurrent bias stays in the per-step GEMM.
+bool foldsBiases(CellKind cell) { return cell != CellKind::Gru; }
+}  // namespace
+
+RecurrentLayer::RecurrentLayer(Backend& backend, CellKind cell, bool resetAfter, int inputSize, int hidden,
+                               bool reverse)
+    : be_(backend),
+      cell_(cell),
+      resetAfter_(resetAfter),
+      input_(inputSize),
+      hidden_(hidden),
+      reverse_(reverse),
+      gates_(gateCount(cell)),
+      bias_(&backend),
+      gi_(&backend),
+      gh_(&backend),
+      hs_(&backend),
+      cs_(&backend),
+      saved_(&backend),
+      rh_(&backend),
+      dGi_(&backend),
+      dGh_(&backend),
+      dh_{DeviceBuffer(&backend), DeviceBuffer(&backend)},
+      dc_{DeviceBuffer(&backend), DeviceBuffer(&backend)} {}
+
+void RecurrentLayer::releaseWorkspace() {
+  for (DeviceBuffer* b : {&bias_, &gi_, &gh_, &hs_, &cs_, &saved_, &rh_, &dGi_, &dGh_, &dh_[0], &dh_[1], &dc_[0],
+                          &dc_[1]})
+    b->release();
+}
+
+void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T, int B, const int32_t* lengths,
+                             const float* h0, const float* c0, float* y, int ldy, float* hn, float* cn, bool train) {
+  const int H = hidden_, GH = gates_ * H;
+  const std::size_t N = (std::size_t)T * B, BH = (std::size_t)B * H;
+  const bool lstm = hasCellState(cell_);
+  const bool gruBefore = cell_ == CellKind::Gru && !resetAfter_;
+
+  // Input projection for every time step at once: gi = X W_ih^T + b_ih (+ b_hh where folded).
+  const float* inputBias = w.bih;
+  if (foldsBiases(cell_)) {
+    float* folded = bias_.reserveFloats(GH);
+    be_.copy(folded, w.bih, sizeof(float) * GH);
+    be_.axpy(GH, 1.f, w.bhh, folded);
+    inputBias = folded;
+  }
+  float* gi = gi_.reserveFloats(N * GH);
+  if (in.tokens) {
+    be_.gatherColumns(w.wih, GH, input_, inputBias, in.tokens, (int)N, gi, GH);
+  } else {
+    be_.broadcastRows(gi, (int)N, GH, GH, inputBias);
+    be_.gemm(false, true, (int)N, GH, input_, 1.f, in.x, in.ldx, w.wih, input_, 1.f, gi, GH);
+  }
+
+  const int slots = train ? T + 1 : 2;
+  float* hs = hs_.reserveFloats((std::size_t)slots * BH);
+  float* cs = lstm ? cs_.reserveFloats((std::size_t)slots * BH) : nullptr;
+  float* gh = gh_.reserveFloats((std::size_t)B * GH);
+  float* saved = nullptr;
+  if (train && savedWidth(cell_)) saved = saved_.reserveFloats(N * savedWidth(cell_) * H);
+  float* rh = gruBefore ? rh_.reserveFloats(BH) : nullptr;
+
+  auto slotPtr = [&](float* base, int step, bool next) -> float* {
+    if (train) {
+      int t = reverse_ ? T - 1 - step : step;
+      return base + (std::size_t)(next ? nextSlot(t) : prevSlot(t)) * BH;
+    }
+    return base + (std::size_t)((step + (next ? 1 : 0)) & 1) * BH;
+  };
+
+  float* start = slotPtr(hs, 0, false);
+  if (h0) be_.copy(start, h0, sizeof(float) * BH); else be_.fill(start, BH, 0.f);
+  if (lstm) {
+    float* cstart = slotPtr(cs, 0, false);
+    if (c0) be_.copy(cstart, c0, sizeof(float) * BH); else be_.fill(cstart, BH, 0.f);
+  }
+
+  CellForwardStep step;
+  step.cell = cell_;
+  step.resetAfter = resetAfter_;
+  step.batch = B;
+  step.hidden = H;
+  step.ldgi = GH;
+  step.ldgh = GH;
+  step.ldy = ldy;
+  step.lengths = lengths;
+  for (int s = 0; s < T; ++s) {
+    const int t = reverse_ ? T - 1 - s : s;
+    step.t = t;
+    step.gi = gi + (std::size_t)t * B * GH;
+    step.gh = gh;
+    step.hPrev = slotPtr(hs, s, false);
+    step.hNext = slotPtr(hs, s, true);
+    step.cPrev = lstm ? slotPtr(cs, s, false) : nullptr;
+    step.cNext = lstm ? slotPtr(cs, s, true) : nullptr;
+    step.y = y ? y + (std::size_t)t * B * ldy : nullptr;
+    step.saved = saved ? saved + (std::size_t)t * B * savedWidth(cell_) * H : nullptr;
+    if (gruBefore) {
+      // r and z see W_hh h; n sees W_hn (r*h), which needs r first.
+      be_.broadcastRows(gh, B, GH, GH, w.bhh);
+      be_.gemm(false, true, B, 2 * H, H, 1.f, step.hPrev, H, w.whh, H, 1.f, gh, GH);
+      be_.gruResetGate(step, rh);
+      be_.gemm(false, true, B, H, H, 1.f, rh, H, w.whh + (std::size_t)2 * H * H, H, 1.f, gh + 2 * H, GH);
+    } else if (foldsBiases(cell_)) {
+      be_.gemm(false, true, B, GH, H, 1.f, step.hPrev, H, w.whh, H, 0.f, gh, GH);
+    } else {
+      be_.broadcastRows(gh, B, GH, GH, w.bhh);
+      be_.gemm(false, true, B, GH, H, 1.f, step.hPrev, H, w.whh, H, 1.f, gh, GH);
+    }
+    be_.cellForward(step);
+  }
+  if (hn) be_.copy(hn, slotPtr(hs, T - 1, true), sizeof(float) * BH);
+  if (cn && lstm) be_.copy(cn, slotPtr(cs, T - 1, true), sizeof(float) * BH);
+}
+
+void RecurrentLayer::backward(const LayerWeights& w, const LayerInput& in, int T, int B, const int32_t* lengths,
+                              const float* dy, int ldy, const float* dhn, const float* dcn, float* dx, int ldx,
+                              float* dh0, float* dc0) {
+  const int H = hidden_, GH = gates_ * H, SW = savedWidth(cell_);
+  const std::size_t N = (std::size_t)T * B, BH = (std::size_t)B * H;
+  const bool lstm = hasCellState(cell_);
+  const bool gruAfter = cell_ == CellKind::Gru && resetAfter_;
+  const bool gruBefore = cell_ == CellKind::Gru && !resetAfter_;
+
+  float* dGi = dGi_.reserveFloats(N * GH);
+  float* dGh = gruAfter ? dGh_.reserveFloats(N * GH) : dGi;
+  float* dh[2] = {dh_[0].reserveFloats(BH), dh_[1].reserveFloats(BH)};
+  float* dc[2] = {nullptr, nullptr};
+  if (lstm) {
+    dc[0] = dc_[0].reserveFloats(BH);
+    dc[1] = dc_[1].reserveFloats(BH);
+  }
+  float* drh = gruBefore ? rh_.reserveFloats(BH) : nullptr;
+  if (dhn) be_.copy(dh[0], dhn, sizeof(float) * BH); else be_.fill(dh[0], BH, 0.f);
+  if (lstm) {
+    if (dcn) be_.copy(dc[0], dcn, sizeof(float) * BH); else be_.fill(dc[0], BH, 0.f);
+  }
+
+  const float* hs = hs_.floats();
+  const float* cs = lstm ? cs_.floats() : nullptr;
+  const float* saved = saved_.floats();
+
+  CellBackwardStep step;
+  step.cell = cell_;
+  step.resetAfter = resetAfter_;
+  step.batch = B;
+  step.hidden = H;
+  step.ldy = ldy;
+  step.ldgi = GH;
+  step.ldgh = GH;
+  step.lengths = lengths;
+  int cur = 0;
+  for (int s = 0; s < T; ++s) {
+    const int t = reverse_ ? s : T - 1 - s;  // the opposite of the forward's order
+    step.t = t;
+    step.saved = SW ? saved + (std::size_t)t * B * SW * H : nullptr;
+    step.hPrev = hs + (std::size_t)prevSlot(t) * BH;
+    step.hNext = hs + (std::size_t)nextSlot(t) * BH;
+    step.cPrev = lstm ? cs + (std::size_t)prevSlot(t) * BH : nullptr;
+    step.cNext = lstm ? cs + (std::size_t)nextSlot(t) * BH : nullptr;
+    step.dy = dy ? dy + (std::size_t)t * B * ldy : nullptr;
+    step.dh = dh[cur];
+    step.dc = dc[cur];
+    step.dGi = dGi + (std::size_t)t * B * GH;
+    step.dGh = dGh + (std::size_t)t * B * GH;
+    step.dhPrev = dh[cur ^ 1];
+    step.dcPrev = dc[cur ^ 1];
+    be_.cellBackward(step);
+    if (gruBefore) {
+      be_.gemm(false, false, B, H, H, 1.f, step.dGi + 2 * H, GH, w.whh + (std::size_t)2 * H * H, H, 0.f, drh, H);
+      be_.gruResetGateBackward(step, drh);
+      be_.gemm(false, false, B, H, 2 * H, 1.f, step.dGi, GH, w.whh, H, 1.f, step.dhPrev, H);
+    } else {
+      be_.gemm(false, false, B, H, GH, 1.f, step.dGh, GH, w.whh, H, 1.f, step.dhPrev, H);
+    }
+    cur ^= 1;
+  }
+  if (dh0) be_.copy(dh0, dh[cur], sizeof(float) * BH);
+  if (dc0 && lstm) be_.copy(dc0, dc[cur], sizeof(float) * BH);
+
+  // Weight gradients over all time steps at once.
+  const float* hPrevAll = hs + (std::size_t)(reverse_ ? 1 : 0) * BH;  // the state before step t, for t = 0..T-1
+  if (in.tokens)
+    be_.scatterAddColumns(dGi, (int)N, GH, GH, in.tokens, w.dwih, input_);
+  else
+    be_.gemm(true, false, GH, input_, (int)N, 1.f, dGi, GH, in.x, in.ldx, 1.f, w.dwih, input_);
+  be_.columnSumAdd(dGi, (int)N, GH, GH, w.dbih);
+  if (gruBefore) {
+    be_.gemm(true, false, 2 * H, H, (int)N, 1.f, dGi, GH, hPrevAll, H, 1.f, w.dwhh, H);
+    // The n rows of W_hh multiply r*h, kept in the saved activations.
+    be_.gemm(true, false, H, H, (int)N, 1.f, dGi + 2 * H, GH, saved + 3 * H, SW * H, 1.f,
+             w.dwhh + (std::size_t)2 * H * H, H);
+  } else {
+    be_.gemm(true, false, GH, H, (int)N, 1.f, dGh, GH, hPrevAll, H, 1.f, w.dwhh, H);
+  }
+  be_.columnSumAdd(dGh, (int)N, GH, GH, w.dbhh);
+  if (dx && !in.tokens) be_.gemm(false, false, (int)N, input_, GH, 1.f, dGi, GH, w.wih, input_, 1.f, dx, ldx);
+}
+
+}  // namespace rnnkit

@@ -1,0 +1,71 @@
+// One direction of one recurrent layer over a whole sequence: the input projection hoisted out of the time loop as
+// one GEMM, then per step the recurrent GEMM and the cell's fused kernel. Backward walks the steps in reverse order
+// keeping every gate gradient, and forms the weight gradients after the loop as three large GEMMs.
+#pragma once
+
+#include <cstdint>
+
+#include "backend.h"
+#include "device_buffer.h"
+
+namespace rnnkit {
+
+struct LayerWeights {
+  const float* wih;  // [G*H, I] (or [G*H, V] for one-hot input)
+  const float* whh;  // [G*H, H]
+  const float* bih;  // [G*H]
+  const float* bhh;  // [G*H]
+  float* dwih;
+  float* dwhh;
+  float* dbih;
+  float* dbhh;
+};
+
+// The layer's input, time-major [T*B, I]: dense rows, or token ids of a one-hot input over `inputSize` symbols.
+struct LayerInput {
+  const float* x = nullptr;
+  int ldx = 0;
+  const int32_t* tokens = nullptr;
+};
+
+class RecurrentLayer {
+ public:
+  RecurrentLayer(Backend& backend, CellKind cell, bool resetAfter, int inputSize, int hidden, bool reverse);
+
+  // y receives this direction's output columns (row stride ldy); h0/c0 may be null (zero state).
+  // With train = true the activations backward needs are kept until the next forward.
+  void forward(const LayerWeights& w, const LayerInput& in, int T, int B, const int32_t* lengths, const float* h0,
+               const float* c0, float* y, int ldy, float* hn, float* cn, bool train);
+
+  // Needs the training forward that preceded it (same input). dy (row stride ldy), dhn and dcn may be null.
+  // Accumulates into the weight gradients of w and, when dx is given, into dx (row stride ldx);
+  // writes dh0/dc0 when given.
+  void backward(const LayerWeights& w, const LayerInput& in, int T, int B, const int32_t* lengths, const float* dy,
+                int ldy, const float* dhn, const float* dcn, float* dx, int ldx, float* dh0, float* dc0);
+
+  // Drop the workspace kept between calls.
+  void releaseWorkspace();
+
+ private:
+  // The state slot before / after time step t in the training layout [T+1, B, H].
+  int prevSlot(int t) const { return reverse_ ? t + 1 : t; }
+  int nextSlot(int t) const { return reverse_ ? t : t + 1; }
+
+  Backend& be_;
+  CellKind cell_;
+  bool resetAfter_;
+  int input_, hidden_;
+  bool reverse_;
+  int gates_;
+
+  DeviceBuffer bias_;     // b_ih + b_hh, folded into the input projection where the cell allows it
+  DeviceBuffer gi_;       // [T*B, G*H] input projection
+  DeviceBuffer gh_;       // [B, G*H] recurrent projection of one step
+  DeviceBuffer hs_, cs_;  // states: [T+1, B, H] when training, two ping-pong slots otherwise
+  DeviceBuffer saved_;    // [T*B, savedWidth*H]
+  DeviceBuffer rh_;       // [B, H] reset-before GRU: r*h, and in backward d(r*h)
+  DeviceBuffer dGi_, dGh_;
+  DeviceBuffer dh_[2], dc_[2];
+};
+
+}  // namespace rnnkit

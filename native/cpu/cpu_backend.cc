@@ -1,0 +1,179 @@
+#include "cpu_backend.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "../core/error.h"
+#include "gemm.h"
+#include "thread_pool.h"
+
+namespace rnnkit::cpu {
+
+namespace {
+// Below this many scalar operations a kernel runs on the calling thread: waking workers costs more.
+constexpr std::size_t kParallelThreshold = 1 << 15;
+constexpr std::size_t kAlignment = 64;
+}  // namespace
+
+void parallelRows(std::size_t n, std::size_t costPerItem, const std::function<void(std::size_t, std::size_t)>& fn) {
+  if (n == 0) return;
+  std::size_t cost = costPerItem == 0 ? 1 : costPerItem;
+  if (n * cost < kParallelThreshold || n == 1) {
+    fn(0, n);
+    return;
+  }
+  std::size_t grain = kParallelThreshold / 4 / cost;
+  ThreadPool::instance().parallelFor(n, grain == 0 ? 1 : grain, fn);
+}
+
+bool CpuBackend::usingSystemBlas() { return SystemBlas::instance().available(); }
+
+std::string CpuBackend::gemmName() const {
+  const SystemBlas& blas = SystemBlas::instance();
+  if (blas.available()) return blas.name();
+  return std::string("builtin-") + builtinKernelName();
+}
+
+void* CpuBackend::alloc(std::size_t bytes) {
+  if (bytes == 0) bytes = kAlignment;
+  std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  void* p = std::aligned_alloc(kAlignment, rounded);
+  if (!p) fail(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(bytes) + " bytes");
+  return p;
+}
+
+void CpuBackend::free(void* p) { std::free(p); }
+
+void CpuBackend::upload(void* dst, const void* hostSrc, std::size_t bytes) {
+  if (bytes) std::memcpy(dst, hostSrc, bytes);
+}
+
+void CpuBackend::download(void* hostDst, const void* src, std::size_t bytes) {
+  if (bytes) std::memcpy(hostDst, src, bytes);
+}
+
+void CpuBackend::copy(void* dst, const void* src, std::size_t bytes) {
+  if (bytes && dst != src) std::memmove(dst, src, bytes);
+}
+
+void CpuBackend::fill(float* p, std::size_t n, float value) {
+  for (std::size_t i = 0; i < n; ++i) p[i] = value;
+}
+
+void CpuBackend::axpy(std::size_t n, float alpha, const float* x, float* y) {
+  for (std::size_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void CpuBackend::gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+                      const float* B, int ldb, float beta, float* C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  const SystemBlas& blas = SystemBlas::instance();
+  if (blas.available()) {
+    if (K <= 0) {
+      // Some BLAS builds reject K == 0; the meaning is C = beta * C.
+      for (int i = 0; i < M; ++i)
+        for (int j = 0; j < N; ++j) C[(std::size_t)i * ldc + j] = beta == 0.f ? 0.f : beta * C[(std::size_t)i * ldc + j];
+      return;
+    }
+    blas.sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  } else {
+    builtinSgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ThreadPool::instance());
+  }
+}
+
+void CpuBackend::broadcastRows(float* C, int rows, int cols, int ldc, const float* bias) {
+  parallelRows(rows, cols, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t r = r0; r < r1; ++r) std::memcpy(C + r * ldc, bias, sizeof(float) * cols);
+  });
+}
+
+void CpuBackend::columnSumAdd(const float* A, int rows, int cols, int lda, float* out) {
+  // Split over columns so that no two threads write the same output.
+  parallelRows(cols, rows, [&](std::size_t c0, std::size_t c1) {
+    for (int r = 0; r < rows; ++r) {
+      const float* row = A + (std::size_t)r * lda;
+      for (std::size_t c = c0; c < c1; ++c) out[c] += row[c];
+    }
+  });
+}
+
+void CpuBackend::gatherColumns(const float* W, int gates, int vocab, const float* bias, const int32_t* idx, int n,
+                               float* out, int ldo) {
+  parallelRows(n, gates, [&](std::size_t i0, std::size_t i1) {
+    for (std::size_t i = i0; i < i1; ++i) {
+      const float* col = W + idx[i];
+      float* o = out + i * ldo;
+      for (int g = 0; g < gates; ++g) o[g] = col[(std::size_t)g * vocab] + bias[g];
+    }
+  });
+}
+
+void CpuBackend::scatterAddColumns(const float* dG, int n, int gates, int ldg, const int32_t* idx, float* dW,
+                                   int vocab) {
+  // Split over gate rows of dW: each thread owns whole rows, so repeated tokens never race.
+  parallelRows(gates, n, [&](std::size_t g0, std::size_t g1) {
+    for (int i = 0; i < n; ++i) {
+      const float* d = dG + (std::size_t)i * ldg;
+      float* col = dW + idx[i];
+      for (std::size_t g = g0; g < g1; ++g) col[g * vocab] += d[g];
+    }
+  });
+}
+
+double CpuBackend::softmaxCrossEntropy(const float* logits, int n, int classes, const int32_t* targets,
+                                       float* dLogits, int* counted) {
+  int count = 0;
+  for (int i = 0; i < n; ++i) count += targets[i] >= 0 ? 1 : 0;
+  *counted = count;
+  const double inv = count > 0 ? 1.0 / count : 0.0;
+  double total = 0;
+  for (int i = 0; i < n; ++i) {
+    const float* z = logits + (std::size_t)i * classes;
+    float* d = dLogits + (std::size_t)i * classes;
+    if (targets[i] < 0) {
+      std::memset(d, 0, sizeof(float) * classes);
+      continue;
+    }
+    float zmax = z[0];
+    for (int c = 1; c < classes; ++c) zmax = z[c] > zmax ? z[c] : zmax;
+    double sum = 0;
+    for (int c = 0; c < classes; ++c) sum += std::exp((double)z[c] - zmax);
+    const double logSum = std::log(sum) + zmax;
+    total += logSum - z[targets[i]];
+    for (int c = 0; c < classes; ++c) d[c] = (float)(std::exp((double)z[c] - logSum) * inv);
+    d[targets[i]] -= (float)inv;
+  }
+  return total;
+}
+
+double CpuBackend::meanSquaredError(const float* out, const float* target, std::size_t n, float* dOut) {
+  double total = 0;
+  const double scale = n ? 2.0 / (double)n : 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    double diff = (double)out[i] - target[i];
+    total += diff * diff;
+    dOut[i] = (float)(scale * diff);
+  }
+  return n ? total / (double)n : 0.0;
+}
+
+double CpuBackend::sumSquares(const float* p, std::size_t n) {
+  double total = 0;
+  for (std::size_t i = 0; i < n; ++i) total += (double)p[i] * p[i];
+  return total;
+}
+
+void CpuBackend::scale(float* p, std::size_t n, float s) {
+  for (std::size_t i = 0; i < n; ++i) p[i] *= s;
+}
+
+}  // namespace rnnkit::cpu
+
+namespace rnnkit {
+Backend& cpuBackend() {
+  static cpu::CpuBackend* backend = new cpu::CpuBackend();  // never destroyed: outlives every addon instance
+  return *backend;
+}
+}  // namespace rnnkit

@@ -1,0 +1,59 @@
+// The CPU backend: host memory, GEMM through a system BLAS or the built-in kernel, and the element-wise kernels.
+#pragma once
+
+#include <functional>
+
+#include "../core/backend.h"
+
+namespace rnnkit::cpu {
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  std::string gemmName() const override;
+
+  void* alloc(std::size_t bytes) override;
+  void free(void* p) override;
+  void upload(void* dst, const void* hostSrc, std::size_t bytes) override;
+  void download(void* hostDst, const void* src, std::size_t bytes) override;
+  void copy(void* dst, const void* src, std::size_t bytes) override;
+  void fill(float* p, std::size_t n, float value) override;
+  void axpy(std::size_t n, float alpha, const float* x, float* y) override;
+  void synchronize() override {}
+
+  void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+            int ldb, float beta, float* C, int ldc) override;
+
+  void broadcastRows(float* C, int rows, int cols, int ldc, const float* bias) override;
+  void columnSumAdd(const float* A, int rows, int cols, int lda, float* out) override;
+  void gatherColumns(const float* W, int gates, int vocab, const float* bias, const int32_t* idx, int n, float* out,
+                     int ldo) override;
+  void scatterAddColumns(const float* dG, int n, int gates, int ldg, const int32_t* idx, float* dW,
+                         int vocab) override;
+
+  void cellForward(const CellForwardStep& step) override;
+  void cellBackward(const CellBackwardStep& step) override;
+  void gruResetGate(const CellForwardStep& step, float* rh) override;
+  void gruResetGateBackward(const CellBackwardStep& step, const float* drh) override;
+
+  double softmaxCrossEntropy(const float* logits, int n, int classes, const int32_t* targets, float* dLogits,
+                             int* counted) override;
+  double meanSquaredError(const float* out, const float* target, std::size_t n, float* dOut) override;
+  double sumSquares(const float* p, std::size_t n) override;
+  void scale(float* p, std::size_t n, float s) override;
+
+  void sgdUpdate(float* p, const float* g, float* momentumBuf, std::size_t n, const SgdHyper& h,
+                 long long step) override;
+  void adamUpdate(float* p, const float* g, float* m, float* v, float* vmax, std::size_t n, const AdamHyper& h,
+                  long long step) override;
+  void rmspropUpdate(float* p, const float* g, float* sq, float* mom, float* gavg, std::size_t n,
+                     const RmspropHyper& h, long long step) override;
+
+  // The GEMM in use: true when a system BLAS was found and RNNKIT_BLAS does not forbid it.
+  static bool usingSystemBlas();
+};
+
+// Run fn(begin, end) over [0, n) on the thread pool when the work (n * costPerItem) is worth splitting.
+void parallelRows(std::size_t n, std::size_t costPerItem, const std::function<void(std::size_t, std::size_t)>& fn);
+
+}  // namespace rnnkit::cpu

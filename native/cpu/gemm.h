@@ -1,0 +1,49 @@
+// Single-precision GEMM for the CPU backend: a system BLAS found at run time when present, else the built-in
+// blocked kernel. Row-major throughout: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C.
+// op(A) is A[M,K] (lda >= K) or, with transA, A stored as [K,M] (lda >= M); likewise for B.
+#pragma once
+
+#include <string>
+
+namespace rnnkit::cpu {
+
+class ThreadPool;
+
+// The built-in blocked kernel (packing + SIMD micro-kernel chosen at run time by CPU detection).
+void builtinSgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+                  const float* B, int ldb, float beta, float* C, int ldc, ThreadPool& pool);
+
+// Name of the SIMD micro-kernel the built-in GEMM uses on this CPU ("avx512", "avx2", "neon", "generic").
+const char* builtinKernelName();
+
+// A cblas library loaded with dlopen. RNNKIT_BLAS selects it: unset -> try the usual libraries
+// (OpenBLAS, BLIS, MKL, reference cblas; Accelerate on macOS); "none" or "builtin" -> never load one;
+// any other value -> the path or soname of the library to load (failure to load it is reported by name()).
+class SystemBlas {
+ public:
+  static const SystemBlas& instance();
+  bool available() const { return sgemm_ != nullptr; }
+  // "openblas", "blis", "mkl", "accelerate", "cblas" or "" when none was loaded.
+  const std::string& name() const { return name_; }
+  // The file that was loaded, or why none was.
+  const std::string& detail() const { return detail_; }
+  void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+             int ldb, float beta, float* C, int ldc) const;
+  // Tell the library how many threads to use (when it exposes a way to).
+  void setThreads(int n) const;
+
+ private:
+  SystemBlas();
+  using SgemmFn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*,
+                           int);
+  using SetThreadsFn = void (*)(int);
+  SgemmFn sgemm_ = nullptr;
+  SetThreadsFn setThreads_ = nullptr;
+  // BLIS's bli_thread_set_num_threads takes a 64-bit dim_t; setThreads_ then holds it and is cast back to this.
+  using SetThreads64Fn = void (*)(long long);
+  bool setThreadsTakes64_ = false;
+  std::string name_;
+  std::string detail_;
+};
+
+}  // namespace rnnkit::cpu

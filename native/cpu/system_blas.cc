@@ -1,0 +1,143 @@
+// Run-time discovery of a system cblas. Loading it with dlopen (instead of linking) keeps one prebuilt binary
+// working on machines with or without a BLAS, and lets RNNKIT_BLAS pick or disable one without rebuilding.
+
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "gemm.h"
+
+#if !defined(_WIN32)
+#include <dlfcn.h>
+#define RNNKIT_HAVE_DLOPEN 1
+#endif
+
+namespace rnnkit::cpu {
+
+namespace {
+
+// cblas enum values, fixed by the cblas ABI.
+constexpr int kCblasRowMajor = 101;
+constexpr int kCblasNoTrans = 111;
+constexpr int kCblasTrans = 112;
+
+#if defined(RNNKIT_HAVE_DLOPEN)
+std::vector<std::string> defaultCandidates() {
+#if defined(__APPLE__)
+  return {"/System/Library/Frameworks/Accelerate.framework/Accelerate", "libopenblas.dylib", "libblis.dylib"};
+#else
+  // Optimized implementations first; the generic libblas.so.3 is last because on many systems it is the slow
+  // reference implementation (it is only taken when it exports cblas_sgemm, e.g. as an OpenBLAS alternative).
+  return {"libopenblas.so.0", "libopenblas.so", "libblis.so.4", "libblis.so", "libmkl_rt.so.2",
+          "libmkl_rt.so",     "libcblas.so.3",  "libblas.so.3"};
+#endif
+}
+
+template <typename Fn>
+Fn lookup(void* handle, const char* symbol) {
+  // POSIX guarantees that a data pointer from dlsym can be converted to a function pointer.
+  return reinterpret_cast<Fn>(dlsym(handle, symbol));
+}
+#endif
+
+}  // namespace
+
+SystemBlas::SystemBlas() {
+#if !defined(RNNKIT_HAVE_DLOPEN)
+  detail_ = "dynamic loading is not supported on this platform";
+#else
+  std::vector<std::string> candidates;
+  const char* env = std::getenv("RNNKIT_BLAS");
+  const bool explicitChoice = env && *env;
+  if (explicitChoice) {
+    if (std::strcmp(env, "none") == 0 || std::strcmp(env, "builtin") == 0) {
+      detail_ = std::string("disabled by RNNKIT_BLAS=") + env;
+      return;
+    }
+    candidates.emplace_back(env);
+  } else {
+    candidates = defaultCandidates();
+  }
+
+  std::string reasons;
+  for (const std::string& lib : candidates) {
+    void* handle = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+      if (explicitChoice) {
+        const char* err = dlerror();
+        reasons = err ? err : "dlopen failed";
+      }
+      continue;
+    }
+    auto sgemm = lookup<SgemmFn>(handle, "cblas_sgemm");
+    if (!sgemm) {
+      reasons += (reasons.empty() ? "" : "; ") + lib + " has no cblas_sgemm";
+      // The handle is dropped on purpose only when unused; libraries we keep are never closed, because their
+      // worker threads may still be running at process exit.
+      dlclose(handle);
+      continue;
+    }
+    sgemm_ = sgemm;
+    detail_ = lib;
+    // Identify the implementation by what it exports rather than by file name: libblas.so.3 is often an
+    // alternatives link to OpenBLAS, and RNNKIT_BLAS may name any path.
+    if (auto f = lookup<SetThreadsFn>(handle, "openblas_set_num_threads")) {
+      name_ = "openblas";
+      setThreads_ = f;
+    } else if (auto g = lookup<SetThreadsFn>(handle, "bli_thread_set_num_threads")) {
+      name_ = "blis";
+      setThreads_ = g;
+      setThreadsTakes64_ = true;
+    } else if (auto h = lookup<SetThreadsFn>(handle, "MKL_Set_Num_Threads")) {
+      name_ = "mkl";
+      setThreads_ = h;
+    } else if (lib.find("Accelerate") != std::string::npos || lib.find("vecLib") != std::string::npos) {
+      name_ = "accelerate";
+    } else {
+      name_ = "cblas";
+    }
+    return;
+  }
+  if (explicitChoice) {
+    detail_ = "RNNKIT_BLAS=" + std::string(env) + " could not be used: " + (reasons.empty() ? "unknown" : reasons);
+  } else {
+    detail_ = "no system BLAS found" + (reasons.empty() ? std::string() : " (" + reasons + ")");
+  }
+#endif
+}
+
+const SystemBlas& SystemBlas::instance() {
+  // Leaked for the same reason as the thread pool: nothing to tear down at exit, and no destructor-order races.
+  static const SystemBlas* blas = new SystemBlas();
+  return *blas;
+}
+
+void SystemBlas::sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+                       const float* B, int ldb, float beta, float* C, int ldc) const {
+  if (!sgemm_ || M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    // Not every BLAS accepts K == 0; its meaning is C = beta * C (beta == 0 clears, even over NaN).
+    for (int i = 0; i < M; ++i) {
+      float* cr = C + static_cast<std::ptrdiff_t>(i) * ldc;
+      for (int j = 0; j < N; ++j) cr[j] = beta == 0.f ? 0.f : beta * cr[j];
+    }
+    return;
+  }
+  sgemm_(kCblasRowMajor, transA ? kCblasTrans : kCblasNoTrans, transB ? kCblasTrans : kCblasNoTrans, M, N, K, alpha,
+         A, lda, B, ldb, beta, C, ldc);
+}
+
+void SystemBlas::setThreads(int n) const {
+  if (!setThreads_ || n < 1) return;
+  if (setThreadsTakes64_) {
+    // Through void(*)(): the generic function pointer type, which casts to any other without a warning.
+    using AnyFn = void (*)();
+    reinterpret_cast<SetThreads64Fn>(reinterpret_cast<AnyFn>(setThreads_))(static_cast<long long>(n));
+  } else {
+    setThreads_(n);
+  }
+}
+
+}  // namespace rnnkit::cpu

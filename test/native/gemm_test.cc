@@ -1,0 +1,395 @@
+// Standalone check of the CPU GEMM (built-in kernel and, when present, the system BLAS) and the thread pool.
+// Built and run by run_gemm_test.sh. Exits non-zero on any failure; the last line is "N passed, M failed".
+// After the correctness checks it prints a GFLOP/s table for the shapes this project uses (informational).
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../../native/cpu/gemm.h"
+#include "../../native/cpu/thread_pool.h"
+
+using rnnkit::cpu::builtinKernelName;
+using rnnkit::cpu::builtinSgemm;
+using rnnkit::cpu::SystemBlas;
+using rnnkit::cpu::ThreadPool;
+
+namespace {
+
+int gPassed = 0;
+int gFailed = 0;
+
+void check(bool ok, const std::string& what) {
+  if (ok) {
+    ++gPassed;
+  } else {
+    ++gFailed;
+    std::printf("FAIL: %s\n", what.c_str());
+  }
+}
+
+std::mt19937 gRng(12345);
+
+float randf() { return std::uniform_real_distribution<float>(-1.f, 1.f)(gRng); }
+int randi(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gRng); }
+
+struct Case {
+  bool ta, tb;
+  int M, N, K;
+  int padA, padB, padC;
+  float alpha, beta;
+  bool nanC;  // fill C with NaN (only meaningful with beta == 0)
+};
+
+std::string describe(const Case& c, const char* impl) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%s ta=%d tb=%d M=%d N=%d K=%d pad=%d/%d/%d alpha=%g beta=%g%s", impl, c.ta, c.tb,
+                c.M, c.N, c.K, c.padA, c.padB, c.padC, c.alpha, c.beta, c.nanC ? " nanC" : "");
+  return buf;
+}
+
+using GemmFn = void (*)(bool, bool, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+
+void runBuiltin(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+                float beta, float* C, int ldc) {
+  builtinSgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ThreadPool::instance());
+}
+
+void runSystem(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+               float beta, float* C, int ldc) {
+  SystemBlas::instance().sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// Runs one case and compares against a double-precision reference. `samples` > 0 checks only that many random
+// entries (large shapes, where the full O(MNK) reference would be slow); every entry of the padding is checked.
+bool runCase(const Case& c, GemmFn fn, const char* impl, int samples = 0) {
+  const int rowsA = c.ta ? c.K : c.M, colsA = c.ta ? c.M : c.K;
+  const int rowsB = c.tb ? c.N : c.K, colsB = c.tb ? c.K : c.N;
+  const int lda = std::max(colsA, 1) + c.padA;
+  const int ldb = std::max(colsB, 1) + c.padB;
+  const int ldc = std::max(c.N, 1) + c.padC;
+  std::vector<float> A(static_cast<size_t>(std::max(rowsA, 1)) * lda), B(static_cast<size_t>(std::max(rowsB, 1)) * ldb);
+  for (auto& v : A) v = randf();
+  for (auto& v : B) v = randf();
+  const float sentinel = 12345.f;
+  std::vector<float> C(static_cast<size_t>(std::max(c.M, 1)) * ldc + 16);
+  for (size_t i = 0; i < C.size(); ++i) C[i] = sentinel;
+  for (int i = 0; i < c.M; ++i)
+    for (int j = 0; j < c.N; ++j)
+      C[static_cast<size_t>(i) * ldc + j] = c.nanC ? std::numeric_limits<float>::quiet_NaN() : randf();
+  const std::vector<float> C0 = C;
+
+  fn(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data(), lda, B.data(), ldb, c.beta, C.data(), ldc);
+
+  auto a = [&](int i, int k) { return static_cast<double>(c.ta ? A[static_cast<size_t>(k) * lda + i] : A[static_cast<size_t>(i) * lda + k]); };
+  auto b = [&](int k, int j) { return static_cast<double>(c.tb ? B[static_cast<size_t>(j) * ldb + k] : B[static_cast<size_t>(k) * ldb + j]); };
+  const double tol = 2e-5 * std::sqrt(static_cast<double>(c.K) + 1.0) + 1e-6;
+  double worst = 0.0;
+  int bad = 0;
+  auto checkEntry = [&](int i, int j) {
+    double dot = 0.0, mag = 0.0;
+    for (int k = 0; k < c.K; ++k) {
+      double p = a(i, k) * b(k, j);
+      dot += p;
+      mag += std::fabs(p);
+    }
+    const double c0 = C0[static_cast<size_t>(i) * ldc + j];
+    double ref = c.alpha * dot;
+    double scale = std::fabs(c.alpha) * mag + 1.0;
+    if (c.beta != 0.f) {
+      ref += c.beta * c0;
+      scale += std::fabs(c.beta * c0);
+    }
+    const double got = C[static_cast<size_t>(i) * ldc + j];
+    const double err = std::fabs(got - ref) / scale;
+    if (!(err <= tol)) {  // also catches NaN
+      if (bad < 3)
+        std::printf("  mismatch at (%d,%d): got %.7g want %.7g (rel err %.3g, tol %.3g)\n", i, j, got, ref, err, tol);
+      ++bad;
+    }
+    if (err > worst || std::isnan(err)) worst = err;
+  };
+  if (samples > 0) {
+    for (int s = 0; s < samples; ++s) checkEntry(randi(0, c.M - 1), randi(0, c.N - 1));
+    // Always include the corners, where edge handling lives.
+    checkEntry(0, 0);
+    checkEntry(c.M - 1, c.N - 1);
+    checkEntry(0, c.N - 1);
+    checkEntry(c.M - 1, 0);
+  } else {
+    for (int i = 0; i < c.M; ++i)
+      for (int j = 0; j < c.N; ++j) checkEntry(i, j);
+  }
+  // Nothing outside the M x N window of C may be written.
+  int clobbered = 0;
+  for (size_t idx = 0; idx < C.size(); ++idx) {
+    const size_t i = idx / ldc, j = idx % ldc;
+    const bool inside = static_cast<int>(i) < c.M && static_cast<int>(j) < c.N;
+    if (!inside && C[idx] != sentinel) ++clobbered;
+  }
+  if (clobbered) std::printf("  %d entries outside C's window were written\n", clobbered);
+  const bool ok = bad == 0 && clobbered == 0;
+  check(ok, describe(c, impl));
+  return ok;
+}
+
+void correctness(GemmFn fn, const char* impl) {
+  const int before = gFailed;
+  const float alphas[] = {1.f, -0.5f, 2.f};
+  const float betas[] = {0.f, 1.f, 0.75f};
+  // Every trans combination over a grid of awkward sizes.
+  const int small[] = {1, 7, 17, 33};
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (int M : small)
+        for (int N : small)
+          for (int K : small) {
+            Case c{ta != 0, tb != 0, M, N, K, randi(0, 3), randi(0, 3), randi(0, 3),
+                   alphas[randi(0, 2)], betas[randi(0, 2)], false};
+            c.nanC = c.beta == 0.f;
+            runCase(c, fn, impl);
+          }
+  // Random shapes from a wider list, including sizes around the register tile and cache block edges.
+  const int sizes[] = {1, 2, 3, 5, 6, 7, 8, 13, 14, 15, 16, 17, 28, 31, 32, 33, 47, 64, 65, 100, 129, 141, 257, 300};
+  const int nsizes = sizeof(sizes) / sizeof(sizes[0]);
+  for (int t = 0; t < 160; ++t) {
+    Case c{randi(0, 1) != 0, randi(0, 1) != 0, sizes[randi(0, nsizes - 1)], sizes[randi(0, nsizes - 1)],
+           sizes[randi(0, nsizes - 1)], randi(0, 1) ? 0 : randi(1, 9), randi(0, 1) ? 0 : randi(1, 9),
+           randi(0, 1) ? 0 : randi(1, 9), alphas[randi(0, 2)], betas[randi(0, 2)], false};
+    c.nanC = c.beta == 0.f && randi(0, 1);
+    runCase(c, fn, impl);
+  }
+  // K == 0 means C = beta * C; beta == 0 must clear NaN.
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb) {
+      runCase(Case{ta != 0, tb != 0, 5, 9, 0, 1, 2, 3, 1.f, 0.f, true}, fn, impl);
+      runCase(Case{ta != 0, tb != 0, 5, 9, 0, 0, 0, 0, 1.f, 0.5f, false}, fn, impl);
+      // alpha == 0 is the same as K == 0.
+      runCase(Case{ta != 0, tb != 0, 6, 7, 8, 0, 0, 0, 0.f, 0.f, true}, fn, impl);
+    }
+  // M == 0 or N == 0: must not touch anything.
+  runCase(Case{false, false, 0, 5, 3, 0, 0, 0, 1.f, 0.f, false}, fn, impl);
+  runCase(Case{true, true, 4, 0, 3, 0, 0, 0, 1.f, 0.f, false}, fn, impl);
+  // Shapes spanning several K / M / N cache blocks.
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb) {
+      runCase(Case{ta != 0, tb != 0, 37, 45, 777, 3, 0, 1, 1.f, 0.5f, false}, fn, impl);
+      runCase(Case{ta != 0, tb != 0, 301, 70, 40, 0, 5, 0, -1.f, 0.f, true}, fn, impl);
+      runCase(Case{ta != 0, tb != 0, 5, 2100, 19, 0, 0, 7, 1.f, 1.f, false}, fn, impl);
+      runCase(Case{ta != 0, tb != 0, 70, 2113, 300, 1, 1, 1, 0.5f, 0.f, true}, fn, impl, 3000);
+    }
+  // The shapes this project runs (sampled check for the big ones).
+  struct Shape {
+    int M, N, K;
+  };
+  const Shape shapes[] = {{3, 20, 5},       {1, 1024, 256},    {32, 1024, 256},   {16, 2048, 512},
+                          {64, 2048, 512},  {2048, 1024, 65},  {4096, 1024, 256}, {1024, 256, 2048}};
+  for (const Shape& s : shapes)
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb) {
+        const bool big = static_cast<double>(s.M) * s.N * s.K > 4e6;
+        runCase(Case{ta != 0, tb != 0, s.M, s.N, s.K, 0, 0, 0, 1.f, ta ? 1.f : 0.f, !ta}, fn, impl, big ? 2000 : 0);
+      }
+  std::printf("%s: %s\n", impl, gFailed == before ? "all cases passed" : "FAILURES");
+}
+
+void threadPoolTests() {
+  ThreadPool& pool = ThreadPool::instance();
+  // Every index visited exactly once, for many n / grain combinations.
+  for (size_t n : {size_t(1), size_t(2), size_t(3), size_t(10), size_t(1000), size_t(100003)}) {
+    for (size_t grain : {size_t(1), size_t(7), size_t(1000)}) {
+      std::vector<std::atomic<int>> hits(n);
+      for (auto& h : hits) h.store(0);
+      pool.parallelFor(n, grain, [&](size_t b, size_t e) {
+        for (size_t i = b; i < e; ++i) hits[i].fetch_add(1);
+      });
+      bool ok = true;
+      for (auto& h : hits) ok &= h.load() == 1;
+      check(ok, "parallelFor covers n=" + std::to_string(n) + " grain=" + std::to_string(grain));
+    }
+  }
+  pool.parallelFor(0, 1, [&](size_t, size_t) { check(false, "parallelFor(0) must not call fn"); });
+  // Nested calls run inline and still cover everything.
+  {
+    std::atomic<long> sum{0};
+    pool.parallelFor(64, 1, [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i)
+        pool.parallelFor(100, 1, [&](size_t b2, size_t e2) {
+          for (size_t j = b2; j < e2; ++j) sum.fetch_add(static_cast<long>(j));
+        });
+    });
+    check(sum.load() == 64L * 4950L, "nested parallelFor");
+  }
+  // Several external threads at once, many small jobs each (exercises the wake/serialize paths).
+  {
+    std::atomic<long> total{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 3; ++t)
+      ts.emplace_back([&] {
+        for (int r = 0; r < 2000; ++r)
+          pool.parallelFor(16, 1, [&](size_t b, size_t e) { total.fetch_add(static_cast<long>(e - b)); });
+      });
+    for (auto& t : ts) t.join();
+    check(total.load() == 3L * 2000L * 16L, "concurrent parallelFor from 3 threads");
+  }
+  // Exceptions from a chunk reach the caller and leave the pool usable.
+  {
+    bool caught = false;
+    try {
+      pool.parallelFor(pool.size() * 4, 1, [&](size_t b, size_t) {
+        if (b == 0) throw std::runtime_error("boom");
+      });
+    } catch (const std::runtime_error&) {
+      caught = true;
+    }
+    std::atomic<int> after{0};
+    pool.parallelFor(100, 1, [&](size_t b, size_t e) { after.fetch_add(static_cast<int>(e - b)); });
+    check(caught && after.load() == 100, "exception propagation");
+  }
+  // Concurrent GEMMs from two external threads produce correct results.
+  {
+    std::vector<std::thread> ts;
+    std::atomic<int> okCount{0};
+    for (int t = 0; t < 2; ++t)
+      ts.emplace_back([&, t] {
+        const int M = 64 + t, N = 200, K = 96;
+        std::vector<float> A(static_cast<size_t>(M) * K), B(static_cast<size_t>(K) * N), C(static_cast<size_t>(M) * N);
+        for (size_t i = 0; i < A.size(); ++i) A[i] = static_cast<float>((i * 7 + t) % 13) - 6.f;
+        for (size_t i = 0; i < B.size(); ++i) B[i] = static_cast<float>((i * 5) % 11) - 5.f;
+        bool ok = true;
+        for (int r = 0; r < 20; ++r) {
+          builtinSgemm(false, false, M, N, K, 1.f, A.data(), K, B.data(), N, 0.f, C.data(), N, ThreadPool::instance());
+          for (int i = 0; i < M && ok; i += 13)
+            for (int j = 0; j < N; j += 17) {
+              double ref = 0;
+              for (int k = 0; k < K; ++k) ref += static_cast<double>(A[i * K + k]) * B[k * N + j];
+              if (std::fabs(ref - C[i * N + j]) > 1e-3) ok = false;  // small integers: exact in float
+            }
+        }
+        if (ok) okCount.fetch_add(1);
+      });
+    for (auto& t : ts) t.join();
+    check(okCount.load() == 2, "concurrent builtinSgemm from 2 threads");
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------------------
+// Timing (printed, not asserted).
+
+double secondsNow() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct Bench {
+  const char* label;
+  bool ta, tb;
+  int M, N, K;
+};
+
+// Best-of-5 GFLOP/s, each rep running for at least ~40 ms.
+double gflops(GemmFn fn, const Bench& b, std::vector<float>& A, std::vector<float>& B, std::vector<float>& C) {
+  const int lda = b.ta ? b.M : b.K, ldb = b.tb ? b.K : b.N;
+  const double flops = 2.0 * b.M * b.N * b.K;
+  fn(b.ta, b.tb, b.M, b.N, b.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), b.N);  // warm up
+  int iters = 1;
+  double best = 0.0;
+  for (int rep = 0; rep < 5; ++rep) {
+    double t0 = secondsNow(), dt = 0.0;
+    for (;;) {
+      for (int i = 0; i < iters; ++i)
+        fn(b.ta, b.tb, b.M, b.N, b.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), b.N);
+      dt = secondsNow() - t0;
+      if (dt >= 0.04) break;
+      iters *= 2;
+      t0 = secondsNow();
+    }
+    best = std::max(best, flops * iters / dt / 1e9);
+  }
+  return best;
+}
+
+void timingTable() {
+  const Bench benches[] = {
+      {"step batch 32", false, true, 32, 1024, 256},     {"step 64x2048x512", false, true, 64, 2048, 512},
+      {"step 16x2048x512", false, true, 16, 2048, 512},  {"proj 2048x1024x65", false, true, 2048, 1024, 65},
+      {"proj 4096x1024x256", false, true, 4096, 1024, 256}, {"wgrad dG^T*X", true, false, 1024, 256, 2048},
+      {"step batch 1", false, true, 1, 1024, 256},       {"tiny 3x20x5", false, false, 3, 20, 5},
+      {"nn 32x1024x256", false, false, 32, 1024, 256},   {"nn 4096x1024x256", false, false, 4096, 1024, 256},
+  };
+  const SystemBlas& sys = SystemBlas::instance();
+  const int nb = sizeof(benches) / sizeof(benches[0]);
+  std::vector<double> res[4];
+  ThreadPool& pool = ThreadPool::instance();
+  const int poolSize = pool.size();
+  for (int t = 1; t <= 2; ++t) {
+    pool.resize(t);
+    for (const Bench& b : benches) {
+      std::vector<float> A(static_cast<size_t>(b.M) * b.K), B(static_cast<size_t>(b.K) * b.N),
+          C(static_cast<size_t>(b.M) * b.N);
+      for (auto& v : A) v = randf();
+      for (auto& v : B) v = randf();
+      res[t - 1].push_back(gflops(runBuiltin, b, A, B, C));
+    }
+  }
+  pool.resize(poolSize);
+  if (sys.available()) {
+    // Let our workers fall asleep so they do not compete with the BLAS threads.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (int t = 1; t <= 2; ++t) {
+      sys.setThreads(t);
+      for (const Bench& b : benches) {
+        std::vector<float> A(static_cast<size_t>(b.M) * b.K), B(static_cast<size_t>(b.K) * b.N),
+            C(static_cast<size_t>(b.M) * b.N);
+        for (auto& v : A) v = randf();
+        for (auto& v : B) v = randf();
+        res[1 + t].push_back(gflops(runSystem, b, A, B, C));
+      }
+    }
+  }
+  std::printf("\nGFLOP/s (builtin kernel: %s; system BLAS: %s)\n", builtinKernelName(),
+              sys.available() ? sys.name().c_str() : "none");
+  std::printf("%-22s %-5s %18s | %9s %9s | %9s %9s | %7s %7s\n", "shape", "trans", "MxNxK", "builtin1", "builtin2",
+              "blas1", "blas2", "ratio1", "ratio2");
+  for (int i = 0; i < nb; ++i) {
+    const Bench& b = benches[i];
+    char dims[64];
+    std::snprintf(dims, sizeof dims, "%dx%dx%d", b.M, b.N, b.K);
+    std::printf("%-22s %c%c    %18s | %9.1f %9.1f |", b.label, b.ta ? 'T' : 'N', b.tb ? 'T' : 'N', dims, res[0][i],
+                res[1][i]);
+    if (sys.available()) {
+      std::printf(" %9.1f %9.1f | %6.0f%% %6.0f%%\n", res[2][i], res[3][i], 100.0 * res[0][i] / res[2][i],
+                  100.0 * res[1][i] / res[3][i]);
+    } else {
+      std::printf(" %9s %9s |\n", "-", "-");
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool bench = true;
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--no-bench") == 0) bench = false;
+  const SystemBlas& sys = SystemBlas::instance();
+  std::printf("builtin kernel: %s, pool threads: %d, system BLAS: %s (%s)\n", builtinKernelName(),
+              ThreadPool::instance().size(), sys.available() ? sys.name().c_str() : "none", sys.detail().c_str());
+
+  threadPoolTests();
+  correctness(runBuiltin, "builtin");
+  if (sys.available()) correctness(runSystem, sys.name().c_str());
+  if (bench) timingTable();
+
+  std::printf("%d passed, %d failed\n", gPassed, gFailed);
+  return gFailed == 0 ? 0 : 1;
+}
