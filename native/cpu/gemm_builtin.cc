@@ -361,9 +361,19 @@ __attribute__((target("avx512f"))) void kernelAvx512(int kc, const float* a, con
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
   }
+  // Thin panels do few FMAs per B row, too few for out-of-order execution to hide the latency of B rows read in
+  // place (a new page every row, which hardware prefetchers do not follow), so fetch rows well ahead.
+  constexpr int kPrefetchRows = 12;
+  const bool prefetchB = MR <= 3 && bs != kAvx512NR;
   int k = 0;
   if (kSets == 2) {
     for (; k + 1 < kc; k += 2) {
+      if (prefetchB) {
+        _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchRows * bs), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchRows * bs + 31), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(b + (kPrefetchRows + 1) * bs), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(b + (kPrefetchRows + 1) * bs + 31), _MM_HINT_T0);
+      }
 #pragma GCC unroll 2
       for (int s = 0; s < kSets; ++s) {
         const __m512 b0 = _mm512_loadu_ps(b + s * bs);
@@ -377,6 +387,10 @@ __attribute__((target("avx512f"))) void kernelAvx512(int kc, const float* a, con
     }
   }
   for (; k < kc; ++k) {
+    if (prefetchB) {
+      _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchRows * bs), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchRows * bs + 31), _MM_HINT_T0);
+    }
     const __m512 b0 = _mm512_loadu_ps(b);
     const __m512 b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 16

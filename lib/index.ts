@@ -1,0 +1,29 @@
+export { RecurrentNetwork } from './recurrent';
+export type {
+  RecurrentSpec,
+  SequenceBatch,
+  ForwardResult,
+  OutputGradient,
+  InputGradient,
+  LossTarget,
+  OptimizerOptions,
+  TrainStepResult,
+  CellType,
+} from './recurrent';
+export { tensor, shapeSize } from './tensor';
+export type { Tensor, IntTensor } from './tensor';
+export { isRnnkitError } from './errors';
+export type { RnnkitError, RnnkitErrorCode } from './errors';
+export type { BackendInfo } from './native';
+
+import { native, type BackendInfo } from './native';
+
+/** What computes: the GEMM in use (a system BLAS or the built-in kernel) and the thread count. */
+export function backendInfo(): BackendInfo {
+  return native.backendInfo();
+}
+
+/** Set the number of threads of the native pool (also RNNKIT_THREADS at start-up). */
+export function setThreads(n: number): void {
+  native.setThreads(n);
+}

@@ -1,0 +1,213 @@
+// The typed functional API over a native recurrent network: parameters by PyTorch name, forward, backward, loss,
+// optimizer. Arithmetic happens natively; this class validates nothing that the core does not already check, and
+// only adds what JavaScript callers need: Promise serialization and readable types.
+import { native, type NativeNetwork, type NativeOptimizerConfig, type CellType } from './native';
+import type { Tensor, IntTensor } from './tensor';
+
+export type { CellType };
+
+export interface RecurrentSpec {
+  /** `rnn_tanh`, `rnn_relu`, `lstm` or `gru` (PyTorch's equations and gate orders). */
+  cell: CellType;
+  /** Features of a dense input. Give this or `vocabSize`. */
+  inputSize?: number;
+  /** One-hot input over this many symbols, fed as token ids. Give this or `inputSize`. */
+  vocabSize?: number;
+  hiddenSize: number;
+  /** Stacked layers (default 1). */
+  numLayers?: number;
+  /** Run each layer in both directions and concatenate (default false). */
+  bidirectional?: boolean;
+  /** GRU only: true (default) is PyTorch/cuDNN's reset-after; false is Keras/TF.js's reset-before. */
+  resetAfter?: boolean;
+  /** A dense head of this many outputs on top of every time step (default 0: none). */
+  headSize?: number;
+  /** Seed of the initial weights (PyTorch's default initialisation). */
+  seed?: number;
+}
+
+export interface SequenceBatch {
+  /** Dense input, `[time, batch, features]` (or `[batch, time, features]` with batchFirst). */
+  x?: Tensor;
+  /** Token ids for a network with `vocabSize`, `[time, batch]` (or `[batch, time]`). */
+  tokens?: IntTensor;
+  /** Per batch row, the number of valid steps (packed-sequence semantics). */
+  lengths?: Int32Array | number[];
+  /** Initial hidden state `[numLayers * directions, batch, hidden]`; zero when absent. */
+  h0?: Float32Array | Tensor;
+  /** Initial cell state (LSTM), like h0. */
+  c0?: Float32Array | Tensor;
+  /** Sequence tensors are `[batch, time, ...]` (default false: time-major as PyTorch). */
+  batchFirst?: boolean;
+}
+
+export interface ForwardResult {
+  /** The head's logits, or the top layer's outputs when there is no head. */
+  output: Tensor;
+  hn: Float32Array;
+  cn?: Float32Array;
+}
+
+export interface OutputGradient {
+  dOutput?: Float32Array | Tensor;
+  dhn?: Float32Array | Tensor;
+  dcn?: Float32Array | Tensor;
+}
+
+export interface InputGradient {
+  dx?: Float32Array;
+  dh0: Float32Array;
+  dc0?: Float32Array;
+}
+
+export type LossTarget =
+  | { kind?: 'softmaxCrossEntropy'; classes: Int32Array | number[] | IntTensor }
+  | { kind: 'mse'; values: Float32Array | Tensor };
+
+export type OptimizerOptions = NativeOptimizerConfig;
+
+export interface TrainStepResult {
+  loss: number;
+  /** The global gradient norm before clipping. */
+  gradNorm: number;
+}
+
+/**
+ * A stack of recurrent layers (optionally with a dense head) backed by native memory. Call `dispose()` when done,
+ * or let the garbage collector free it. Promise-returning calls on one network run one after another.
+ */
+export class RecurrentNetwork {
+  readonly #native: NativeNetwork;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(spec: RecurrentSpec) {
+    this.#native = new native.Network(spec);
+  }
+
+  /** The normalized spec. */
+  get spec(): Required<Pick<RecurrentSpec, 'cell' | 'hiddenSize' | 'numLayers' | 'bidirectional' | 'headSize'>> &
+    RecurrentSpec {
+    return this.#native.spec() as ReturnType<NativeNetwork['spec']>;
+  }
+
+  get disposed(): boolean {
+    return this.#native.isDisposed();
+  }
+
+  /** Free the native memory now. Later calls fail with ERR_RNNKIT_DISPOSED. */
+  dispose(): void {
+    this.#native.dispose();
+  }
+
+  paramNames(): string[] {
+    return this.#native.paramNames();
+  }
+
+  paramShape(name: string): number[] {
+    return this.#native.paramShape(name);
+  }
+
+  getParam(name: string): Tensor {
+    return { data: this.#native.getParam(name), shape: this.#native.paramShape(name) };
+  }
+
+  setParam(name: string, value: Float32Array | Tensor): void {
+    this.#native.setParam(name, value instanceof Float32Array ? value : value?.data);
+  }
+
+  getParams(): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    for (const name of this.paramNames()) out[name] = this.getParam(name);
+    return out;
+  }
+
+  setParams(params: Record<string, Float32Array | Tensor>): void {
+    for (const [name, value] of Object.entries(params)) this.setParam(name, value);
+  }
+
+  getGrad(name: string): Tensor {
+    return { data: this.#native.getGrad(name), shape: this.#native.paramShape(name) };
+  }
+
+  zeroGrad(): void {
+    this.#native.zeroGrad();
+  }
+
+  gradNorm(): number {
+    return this.#native.gradNorm();
+  }
+
+  /** Scale the gradients to a global L2 norm of at most maxNorm; returns the norm before. */
+  clipGradNorm(maxNorm: number): number {
+    return this.#native.clipGradNorm(maxNorm);
+  }
+
+  setOptimizer(options: OptimizerOptions): void {
+    this.#native.setOptimizer(options);
+  }
+
+  optimizerInfo(): { type: string; lr: number; steps: number; stateSlots: string[] } | null {
+    return this.#native.optimizerInfo();
+  }
+
+  /** Apply the optimizer to the accumulated gradients. */
+  step(): void {
+    this.#native.step();
+  }
+
+  getOptimizerState(slot: string): Float32Array {
+    return this.#native.getOptimizerState(slot);
+  }
+
+  setOptimizerState(slot: string, value: Float32Array | number): void {
+    this.#native.setOptimizerState(slot, value);
+  }
+
+  /** Run the network over a batch. With `train: true`, keeps what backward needs. */
+  forward(input: SequenceBatch, options?: { train?: boolean }): Promise<ForwardResult> {
+    return this.#enqueue(() => this.#native.forward(input, options));
+  }
+
+  forwardSync(input: SequenceBatch, options?: { train?: boolean }): ForwardResult {
+    return this.#native.forwardSync(input, options);
+  }
+
+  /** Backpropagate upstream gradients through the last training forward; parameter gradients accumulate. */
+  backward(grad: OutputGradient): Promise<InputGradient> {
+    return this.#enqueue(() => this.#native.backward(grad));
+  }
+
+  backwardSync(grad: OutputGradient): InputGradient {
+    return this.#native.backwardSync(grad);
+  }
+
+  /** The loss of the last training forward's output, backpropagated (gradients accumulate). */
+  loss(target: LossTarget): Promise<InputGradient & { loss: number }> {
+    return this.#enqueue(() => this.#native.loss(target));
+  }
+
+  lossSync(target: LossTarget): InputGradient & { loss: number } {
+    return this.#native.lossSync(target);
+  }
+
+  /** zeroGrad, forward, loss, backward, clip (when clipNorm > 0) and optimizer step, as one native call. */
+  trainStep(input: SequenceBatch, target: LossTarget, options?: { clipNorm?: number }): Promise<TrainStepResult> {
+    return this.#enqueue(() => this.#native.trainStep(input, target, options));
+  }
+
+  trainStepSync(input: SequenceBatch, target: LossTarget, options?: { clipNorm?: number }): TrainStepResult {
+    return this.#native.trainStepSync(input, target, options);
+  }
+
+  /** Bytes of native memory held by parameters, gradients and optimizer state. */
+  memoryBytes(): number {
+    return this.#native.memoryBytes();
+  }
+
+  // Promise calls wait for the previous one: the native handle runs one call at a time.
+  #enqueue<T>(call: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(call, call);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+}
