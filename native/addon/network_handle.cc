@@ -19,6 +19,22 @@ Napi::Value dispatch(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] { return (NetworkHandle::fromThis(info)->*Method)(info); });
 }
 
+// For the Promise-returning methods: a `this` that is not a Network rejects the Promise (as every other failure of
+// these methods does) instead of throwing synchronously.
+template <Napi::Value (NetworkHandle::*Method)(const Napi::CallbackInfo&)>
+Napi::Value dispatchPromise(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  NetworkHandle* self = nullptr;
+  try {
+    self = NetworkHandle::fromThis(info);
+  } catch (const Error& e) {
+    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+    d.Reject(makeError(env, e.code(), e.what()).Value());
+    return d.Promise();
+  }
+  return guard(env, [&] { return (self->*Method)(info); });
+}
+
 std::string argString(const Napi::CallbackInfo& info, std::size_t i, const char* what) {
   if (info.Length() <= i || !info[i].IsString())
     fail(ErrorCode::Type, std::string(what) + " must be a string, got " +
@@ -53,13 +69,13 @@ Napi::Function NetworkHandle::define(Napi::Env env) {
       {"getOptimizerState", dispatch<&NetworkHandle::GetOptimizerState>},
       {"setOptimizerState", dispatch<&NetworkHandle::SetOptimizerState>},
       {"memoryBytes", dispatch<&NetworkHandle::MemoryBytes>},
-      {"forward", dispatch<&NetworkHandle::Forward>},
+      {"forward", dispatchPromise<&NetworkHandle::Forward>},
       {"forwardSync", dispatch<&NetworkHandle::ForwardSync>},
-      {"backward", dispatch<&NetworkHandle::Backward>},
+      {"backward", dispatchPromise<&NetworkHandle::Backward>},
       {"backwardSync", dispatch<&NetworkHandle::BackwardSync>},
-      {"loss", dispatch<&NetworkHandle::Loss>},
+      {"loss", dispatchPromise<&NetworkHandle::Loss>},
       {"lossSync", dispatch<&NetworkHandle::LossSync>},
-      {"trainStep", dispatch<&NetworkHandle::TrainStep>},
+      {"trainStep", dispatchPromise<&NetworkHandle::TrainStep>},
       {"trainStepSync", dispatch<&NetworkHandle::TrainStepSync>},
   };
   for (const Entry& m : methods) proto.Set(m.name, Napi::Function::New(env, m.fn, m.name));
@@ -68,8 +84,11 @@ Napi::Function NetworkHandle::define(Napi::Env env) {
 
 NetworkHandle::NetworkHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetworkHandle>(info) {
   guard(info.Env(), [&] {
-    NetworkSpec spec = parseNetworkSpec(info.Length() > 0 ? info[0] : info.Env().Undefined());
-    network_ = std::make_unique<Network>(cpuBackend(), spec);
+    Napi::Value arg = info.Length() > 0 ? info[0] : info.Env().Undefined();
+    if (arg.IsObject() && has(arg.As<Napi::Object>(), "layers"))
+      network_ = std::make_unique<Network>(cpuBackend(), parseModelSpec(arg));
+    else
+      network_ = std::make_unique<Network>(cpuBackend(), parseNetworkSpec(arg));
     info.This().As<Napi::Object>().TypeTag(&kNetworkTag);
     reportMemory();
     return info.Env().Undefined();
@@ -157,9 +176,50 @@ Napi::Value NetworkHandle::IsDisposed(const Napi::CallbackInfo& info) {
 
 Napi::Value NetworkHandle::Spec(const Napi::CallbackInfo& info) {
   checkUsable();
-  const NetworkSpec& s = network_->spec();
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
+  if (!network_->networkSpec()) {
+    const ModelSpec& m = network_->modelSpec();
+    if (m.inputSize) o.Set("inputSize", m.inputSize);
+    if (m.vocabSize) o.Set("vocabSize", m.vocabSize);
+    Napi::Array layers = Napi::Array::New(env, m.stages.size());
+    for (std::size_t i = 0; i < m.stages.size(); ++i) {
+      const StageSpec& st = m.stages[i];
+      Napi::Object l = Napi::Object::New(env);
+      l.Set("name", st.prefix.substr(0, st.prefix.size() - 1));
+      switch (st.kind) {
+        case StageKind::Embedding:
+          l.Set("type", "embedding");
+          l.Set("outputDim", st.embeddingDim);
+          break;
+        case StageKind::Recurrent:
+          l.Set("type", "recurrent");
+          l.Set("cell", cellName(st.cell));
+          l.Set("hiddenSize", st.hiddenSize);
+          l.Set("numLayers", st.numLayers);
+          l.Set("bidirectional", st.bidirectional);
+          if (st.cell == CellKind::Gru) l.Set("resetAfter", st.resetAfter);
+          l.Set("merge", mergeModeName(st.merge));
+          l.Set("returnSequences", st.returnSequences);
+          l.Set("goBackwards", st.goBackwards);
+          l.Set("dropout", st.interLayerDropout);
+          break;
+        case StageKind::Dense:
+          l.Set("type", "dense");
+          l.Set("units", st.units);
+          l.Set("activation", activationName(st.activation));
+          break;
+        case StageKind::Dropout:
+          l.Set("type", "dropout");
+          l.Set("rate", st.rate);
+          break;
+      }
+      layers.Set((uint32_t)i, l);
+    }
+    o.Set("layers", layers);
+    return o;
+  }
+  const NetworkSpec& s = *network_->networkSpec();
   o.Set("cell", cellName(s.cell));
   if (s.inputSize) o.Set("inputSize", s.inputSize);
   if (s.vocabSize) o.Set("vocabSize", s.vocabSize);
@@ -267,6 +327,7 @@ Napi::Value NetworkHandle::SetOptimizerState(const Napi::CallbackInfo& info) {
     network_->optimizer()->setSteps((long long)steps);
     return info.Env().Undefined();
   }
+  if (network_->optimizer()) network_->optimizer()->stateSlot(slot);  // unknown slots first, before the value's size
   std::vector<float> data = readFloat32(info.Length() > 1 ? info[1] : info.Env().Undefined(), slot);
   network_->setOptimizerState(slot, data.data(), data.size());
   return info.Env().Undefined();

@@ -66,6 +66,11 @@ NetworkSpec parseNetworkSpec(const Napi::Value& value) {
   spec.cell = parseCell(optionalString(o, "cell", ""));
   spec.inputSize = optionalInt(o, "inputSize", 0);
   spec.vocabSize = optionalInt(o, "vocabSize", 0);
+  // 0 means "not given"; a negative size would otherwise pass as absent (and be echoed back by spec()).
+  if (spec.inputSize < 0)
+    fail(ErrorCode::Argument, "spec.inputSize must be a positive integer, got " + std::to_string(spec.inputSize));
+  if (spec.vocabSize < 0)
+    fail(ErrorCode::Argument, "spec.vocabSize must be a positive integer, got " + std::to_string(spec.vocabSize));
   if (!has(o, "hiddenSize")) fail(ErrorCode::Argument, "spec.hiddenSize is required");
   spec.hiddenSize = optionalInt(o, "hiddenSize", 0);
   spec.numLayers = optionalInt(o, "numLayers", 1);
@@ -81,6 +86,57 @@ NetworkSpec parseNetworkSpec(const Napi::Value& value) {
   }
   spec.validate();
   return spec;
+}
+
+ModelSpec parseModelSpec(const Napi::Value& value) {
+  Napi::Object o = requireObject(value, "spec");
+  ModelSpec m;
+  m.inputSize = optionalInt(o, "inputSize", 0);
+  m.vocabSize = optionalInt(o, "vocabSize", 0);
+  if (has(o, "seed")) {
+    double seed = optionalNumber(o, "seed", 0);
+    if (!(seed >= 0) || seed > 9007199254740991.0 || std::floor(seed) != seed)
+      fail(ErrorCode::Value, "spec.seed must be a non-negative integer");
+    m.hasSeed = true;
+    m.seed = (uint64_t)seed;
+  }
+  Napi::Value layers = o.Get("layers");
+  if (!layers.IsArray()) fail(ErrorCode::Type, "spec.layers must be an Array of layer specs");
+  Napi::Array arr = layers.As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    const std::string at = "spec.layers[" + std::to_string(i) + "]";
+    Napi::Object l = requireObject(arr.Get(i), at);
+    StageSpec s;
+    std::string type = optionalString(l, "type", "");
+    s.prefix = has(l, "name") ? optionalString(l, "name", "") + "." : "layers." + std::to_string(i) + ".";
+    if (type == "embedding") {
+      s.kind = StageKind::Embedding;
+      s.embeddingDim = optionalInt(l, "outputDim", 0);
+    } else if (type == "recurrent") {
+      s.kind = StageKind::Recurrent;
+      s.cell = parseCell(optionalString(l, "cell", ""));
+      s.hiddenSize = optionalInt(l, "hiddenSize", 0);
+      s.numLayers = optionalInt(l, "numLayers", 1);
+      s.bidirectional = optionalBool(l, "bidirectional", false);
+      s.resetAfter = optionalBool(l, "resetAfter", true);
+      s.merge = parseMergeMode(optionalString(l, "merge", "concat"));
+      s.returnSequences = optionalBool(l, "returnSequences", true);
+      s.goBackwards = optionalBool(l, "goBackwards", false);
+      s.interLayerDropout = (float)optionalNumber(l, "dropout", 0);
+    } else if (type == "dense") {
+      s.kind = StageKind::Dense;
+      s.units = optionalInt(l, "units", 0);
+      s.activation = parseActivation(optionalString(l, "activation", "linear"));
+    } else if (type == "dropout") {
+      s.kind = StageKind::Dropout;
+      s.rate = (float)optionalNumber(l, "rate", 0);
+    } else {
+      fail(ErrorCode::Argument, at + ".type must be embedding, recurrent, dense or dropout, got '" + type + "'");
+    }
+    m.stages.push_back(s);
+  }
+  m.validate();
+  return m;
 }
 
 OptimizerConfig parseOptimizerConfig(const Napi::Value& value) {
@@ -113,14 +169,14 @@ OptimizerConfig parseOptimizerConfig(const Napi::Value& value) {
   return c;
 }
 
-SequenceInput parseSequenceInput(const Napi::Value& value, const NetworkSpec& spec) {
+SequenceInput parseSequenceInput(const Napi::Value& value, int vocabSize) {
   Napi::Object o = requireObject(value, "input");
   SequenceInput in;
   in.batchFirst = optionalBool(o, "batchFirst", false);
-  if (spec.vocabSize > 0) {
+  if (vocabSize > 0) {
     if (!has(o, "tokens"))
       fail(ErrorCode::Argument, "input.tokens is required: this network reads token ids over " +
-                                    std::to_string(spec.vocabSize) + " symbols");
+                                    std::to_string(vocabSize) + " symbols");
     in.tokens = readIntTensorData(o.Get("tokens"), "input.tokens", &in.shape);
   } else {
     if (!has(o, "x")) fail(ErrorCode::Argument, "input.x is required: { data: Float32Array, shape }");
@@ -151,7 +207,7 @@ LossTarget parseLossTarget(const Napi::Value& value) {
 }
 
 ForwardJob::ForwardJob(const Napi::CallbackInfo& info, const Network& net) {
-  input = parseSequenceInput(argOrUndefined(info, 0), net.spec());
+  input = parseSequenceInput(argOrUndefined(info, 0), net.vocabSize());
   Napi::Value opts = argOrUndefined(info, 1);
   if (!opts.IsUndefined()) train = optionalBool(requireObject(opts, "options"), "train", false);
 }
@@ -192,11 +248,13 @@ Napi::Value LossJob::toJs(Napi::Env env) const {
 }
 
 TrainStepJob::TrainStepJob(const Napi::CallbackInfo& info, const Network& net) {
-  input = parseSequenceInput(argOrUndefined(info, 0), net.spec());
+  input = parseSequenceInput(argOrUndefined(info, 0), net.vocabSize());
   target = parseLossTarget(argOrUndefined(info, 1));
   Napi::Value opts = argOrUndefined(info, 2);
   if (!opts.IsUndefined()) {
-    clipNorm = optionalNumber(requireObject(opts, "options"), "clipNorm", 0);
+    Napi::Object o = requireObject(opts, "options");
+    clipNorm = optionalNumber(o, "clipNorm", 0);
+    carryState = optionalBool(o, "carryState", false);
     if (clipNorm < 0 || !std::isfinite(clipNorm)) fail(ErrorCode::Value, "clipNorm must be a finite number >= 0");
   }
 }

@@ -39,19 +39,21 @@ struct LossJob {
 
 struct TrainStepJob {
   TrainStepJob(const Napi::CallbackInfo& info, const Network& net);
-  void run(Network& net) { result = net.trainStep(input, target, clipNorm); }
+  void run(Network& net) { result = net.trainStep(input, target, clipNorm, carryState); }
   Napi::Value toJs(Napi::Env env) const;
 
   SequenceInput input;
   LossTarget target;
   double clipNorm = 0;
+  bool carryState = false;
   TrainStepResult result;
 };
 
 // Parsers shared by the jobs and the handle.
 NetworkSpec parseNetworkSpec(const Napi::Value& value);
 OptimizerConfig parseOptimizerConfig(const Napi::Value& value);
-SequenceInput parseSequenceInput(const Napi::Value& value, const NetworkSpec& spec);
+SequenceInput parseSequenceInput(const Napi::Value& value, int vocabSize);
+ModelSpec parseModelSpec(const Napi::Value& value);
 LossTarget parseLossTarget(const Napi::Value& value);
 
 }  // namespace rnnkit::addon

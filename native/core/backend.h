@@ -109,6 +109,19 @@ class Backend {
   virtual void scatterAddColumns(const float* dG, int n, int gates, int ldg, const int32_t* idx, float* dW,
                                  int vocab) = 0;
 
+  // Embedding: out[i, :] = W[idx[i], :] for W [V, E]; its gradient dW[idx[i], :] += dOut[i, :].
+  virtual void gatherRows(const float* W, int dim, const int32_t* idx, int n, float* out) = 0;
+  virtual void scatterAddRows(const float* dOut, int n, int dim, const int32_t* idx, float* dW) = 0;
+  // dst[r, :cols] = src[r, :cols] (alpha = 0 in add2d's sense) or dst += alpha * src, with row strides.
+  virtual void copy2d(int rows, int cols, const float* src, int lds, float* dst, int ldd) = 0;
+  virtual void add2d(int rows, int cols, float alpha, const float* src, int lds, float* dst, int ldd) = 0;
+  // x *= m elementwise (dropout masks).
+  virtual void multiply(float* x, const float* m, std::size_t n) = 0;
+  // In place over [rows, cols]: linear (no-op), sigmoid, tanh, relu, or a softmax along each row.
+  virtual void activate(int activation, float* x, int rows, int cols) = 0;
+  // dx = dy * f'(pre) expressed through the activation's output y (softmax: the Jacobian-vector product per row).
+  virtual void activationBackward(int activation, const float* y, const float* dy, float* dx, int rows, int cols) = 0;
+
   virtual void cellForward(const CellForwardStep& step) = 0;
   virtual void cellBackward(const CellBackwardStep& step) = 0;
   // Reset-before GRU, forward: rh = sigmoid(gi_r + gh_r) * hPrev, the input of the W_hn GEMM.

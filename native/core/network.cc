@@ -5,8 +5,8 @@
 #include <cmath>
 #include <random>
 
+#include "dense_stage.h"
 #include "error.h"
-#include "random.h"
 
 namespace rnnkit {
 
@@ -22,14 +22,25 @@ void checkSize(const char* what, std::size_t got, std::size_t want, const std::s
     fail(ErrorCode::Shape, std::string(what) + " has " + std::to_string(got) + " values, expected " +
                                std::to_string(want) + " (shape " + shape + ")");
 }
+
+uint64_t seedOf(const ModelSpec& m) {
+  return m.hasSeed ? m.seed : ((uint64_t)std::random_device{}() << 32) ^ std::random_device{}();
+}
 }  // namespace
 
 Network::Network(Backend& backend, const NetworkSpec& spec)
+    : Network(backend, ModelSpec::fromNetworkSpec(spec)) {
+  spec_ = spec;
+  fromNetworkSpec_ = true;
+}
+
+Network::Network(Backend& backend, const ModelSpec& spec)
     : be_(backend),
-      spec_((spec.validate(), spec)),
-      layout_(spec),
+      model_((spec.validate(), spec)),
       params_(&backend),
       grads_(&backend),
+      rng_(seedOf(spec) ^ 0x5bd1e995ULL),  // dropout draws from its own stream, not the initial weights'
+      carry_(&backend),
       x_(&backend),
       tokens_(&backend),
       lengths_(&backend),
@@ -37,18 +48,31 @@ Network::Network(Backend& backend, const NetworkSpec& spec)
       c0_(&backend),
       hn_(&backend),
       cn_(&backend),
-      output_(&backend),
       dOutput_(&backend),
-      dys_{DeviceBuffer(&backend), DeviceBuffer(&backend)},
-      dx_(&backend),
       dh0_(&backend),
       dc0_(&backend),
       targets_(&backend),
       staging_(&backend) {
-  for (int k = 0; k < spec_.numLayers; ++k)
-    for (int d = 0; d < spec_.directions(); ++d)
-      layers_.push_back(std::make_unique<RecurrentLayer>(be_, spec_.cell, spec_.resetAfter, spec_.layerInputSize(k),
-                                                         spec_.hiddenSize, d == 1));
+  build();
+}
+
+void Network::build() {
+  int features = model_.inputSize;
+  int vocab = model_.vocabSize;
+  for (const StageSpec& s : model_.stages) {
+    std::unique_ptr<Stage> stage = makeStage(be_, s, features, vocab);
+    stage->declareParams(layout_);
+    hPerRow_ += stage->statePerRow();
+    if (stage->hasCellState()) cPerRow_ += stage->statePerRow();
+    switch (s.kind) {
+      case StageKind::Embedding: features = s.embeddingDim; vocab = 0; break;
+      case StageKind::Recurrent: features = s.recurrentOutputSize(); vocab = 0; break;
+      case StageKind::Dense: features = s.units; break;
+      case StageKind::Dropout: break;
+    }
+    stages_.push_back(std::move(stage));
+  }
+  stageInputs_.resize(stages_.size());
   params_.reserveFloats(layout_.total());
   grads_.reserveFloats(layout_.total());
   be_.fill(grads_.floats(), layout_.total(), 0.f);
@@ -56,16 +80,9 @@ Network::Network(Backend& backend, const NetworkSpec& spec)
 }
 
 void Network::initParams() {
-  // PyTorch's defaults: every recurrent tensor U(-1/sqrt(H), 1/sqrt(H)); nn.Linear U(-1/sqrt(fan_in), ...).
-  uint64_t seed = spec_.hasSeed ? spec_.seed : ((uint64_t)std::random_device{}() << 32) ^ std::random_device{}();
-  Random rng(seed);
+  Random rng(seedOf(model_));
   std::vector<float> host(layout_.total(), 0.f);
-  const float recurrentBound = 1.f / std::sqrt((float)spec_.hiddenSize);
-  const float headBound = 1.f / std::sqrt((float)(spec_.hiddenSize * spec_.directions()));
-  for (const ParamEntry& e : layout_.entries()) {
-    const float bound = e.name.rfind("head.", 0) == 0 ? headBound : recurrentBound;
-    for (std::size_t i = 0; i < e.size; ++i) host[e.offset + i] = rng.uniform(-bound, bound);
-  }
+  for (const auto& stage : stages_) stage->initParams(rng, host.data());
   be_.upload(params_.floats(), host.data(), host.size() * sizeof(float));
 }
 
@@ -75,20 +92,8 @@ std::size_t Network::memoryBytes() const {
   return bytes;
 }
 
-LayerWeights Network::weights(int k, int d) {
-  const bool rev = d == 1;
-  const ParamEntry& wih = layout_.at(recurrentParamName("weight_ih", k, rev));
-  const ParamEntry& whh = layout_.at(recurrentParamName("weight_hh", k, rev));
-  const ParamEntry& bih = layout_.at(recurrentParamName("bias_ih", k, rev));
-  const ParamEntry& bhh = layout_.at(recurrentParamName("bias_hh", k, rev));
-  float* p = params_.floats();
-  float* g = grads_.floats();
-  return LayerWeights{p + wih.offset, p + whh.offset, p + bih.offset, p + bhh.offset,
-                      g + wih.offset, g + whh.offset, g + bih.offset, g + bhh.offset};
-}
-
 Network::Shape Network::checkInput(const SequenceInput& in) const {
-  const bool symbols = spec_.vocabSize > 0;
+  const bool symbols = model_.vocabSize > 0;
   const std::string shape = shapeText(in.shape);
   const char* layoutName = in.batchFirst ? (symbols ? "[batch, time]" : "[batch, time, features]")
                                          : (symbols ? "[time, batch]" : "[time, batch, features]");
@@ -101,10 +106,11 @@ Network::Shape Network::checkInput(const SequenceInput& in) const {
   s.batchFirst = in.batchFirst;
   const long long T = in.batchFirst ? in.shape[1] : in.shape[0];
   const long long B = in.batchFirst ? in.shape[0] : in.shape[1];
-  const int H = spec_.hiddenSize, D = spec_.directions();
-  long long widest = std::max<long long>({(long long)gateCount(spec_.cell) * H, (long long)D * H,
-                                          (long long)spec_.layerInputSize(0), (long long)spec_.headSize});
-  if (T * B > INT_MAX / widest)
+  // Every GEMM dimension (rows = T*B, times the widest row) must fit the BLAS int interface.
+  long long widest = std::max<long long>(model_.inputSize, model_.vocabSize);
+  for (const ParamEntry& e : layout_.entries())
+    for (int d : e.shape) widest = std::max<long long>(widest, d);
+  if (T * B > INT_MAX / std::max<long long>(widest, 1) || T > INT_MAX || B > INT_MAX)
     fail(ErrorCode::Shape, "the batch is too large: time * batch = " + std::to_string(T * B));
   s.T = (int)T;
   s.B = (int)B;
@@ -113,32 +119,32 @@ Network::Shape Network::checkInput(const SequenceInput& in) const {
     checkSize("tokens", in.tokens.size(), N, shape);
     if (!in.x.empty()) fail(ErrorCode::Argument, "this network takes token ids (vocabSize is set), not dense x");
     for (std::size_t i = 0; i < N; ++i)
-      if (in.tokens[i] < 0 || in.tokens[i] >= spec_.vocabSize)
+      if (in.tokens[i] < 0 || in.tokens[i] >= model_.vocabSize)
         fail(ErrorCode::Value, "token " + std::to_string(in.tokens[i]) + " at index " + std::to_string(i) +
-                                   " is outside the vocabulary [0, " + std::to_string(spec_.vocabSize) + ")");
+                                   " is outside the vocabulary [0, " + std::to_string(model_.vocabSize) + ")");
   } else {
-    if (in.shape[2] != spec_.inputSize)
+    if (in.shape[2] != model_.inputSize)
       fail(ErrorCode::Shape, "input has " + std::to_string(in.shape[2]) + " features, the network expects " +
-                                 std::to_string(spec_.inputSize) + " (shape " + shape + ")");
+                                 std::to_string(model_.inputSize) + " (shape " + shape + ")");
     if (!in.tokens.empty()) fail(ErrorCode::Argument, "this network takes dense x (inputSize is set), not tokens");
-    checkSize("x", in.x.size(), N * spec_.inputSize, shape);
+    checkSize("x", in.x.size(), N * model_.inputSize, shape);
   }
   if (!in.lengths.empty()) {
     if (in.lengths.size() != (std::size_t)B)
-      fail(ErrorCode::Shape, "lengths has " + std::to_string(in.lengths.size()) + " entries, expected one per batch row (" +
-                                 std::to_string(B) + ")");
+      fail(ErrorCode::Shape, "lengths has " + std::to_string(in.lengths.size()) +
+                                 " entries, expected one per batch row (" + std::to_string(B) + ")");
     for (std::size_t b = 0; b < in.lengths.size(); ++b)
       if (in.lengths[b] < 1 || in.lengths[b] > T)
         fail(ErrorCode::Value, "lengths[" + std::to_string(b) + "] = " + std::to_string(in.lengths[b]) +
                                    " is outside [1, " + std::to_string(T) + "]");
   }
-  const std::size_t stateSize = (std::size_t)spec_.numLayers * D * B * H;
-  const std::string stateShape = "[" + std::to_string(spec_.numLayers * D) + ", " + std::to_string(B) + ", " +
-                                 std::to_string(H) + "]";
-  if (!in.h0.empty()) checkSize("h0", in.h0.size(), stateSize, stateShape);
+  if (!in.h0.empty()) {
+    if (hPerRow_ == 0) fail(ErrorCode::Argument, "h0 given, but the network has no recurrent layer");
+    checkSize("h0", in.h0.size(), hPerRow_ * B, "[layers * directions, batch, hidden] per recurrent stage");
+  }
   if (!in.c0.empty()) {
-    if (!hasCellState(spec_.cell)) fail(ErrorCode::Argument, "c0 is only for LSTM networks");
-    checkSize("c0", in.c0.size(), stateSize, stateShape);
+    if (cPerRow_ == 0) fail(ErrorCode::Argument, "c0 is only for LSTM networks");
+    checkSize("c0", in.c0.size(), cPerRow_ * B, "[layers * directions, batch, hidden] per LSTM stage");
   }
   return s;
 }
@@ -165,9 +171,10 @@ void Network::uploadSequence(int32_t* dst, const int32_t* src, const Shape& s) {
   be_.upload(dst, tm.data(), tm.size() * sizeof(int32_t));
 }
 
-std::vector<float> Network::downloadSequence(const float* src, const Shape& s, int F) {
-  std::vector<float> out((std::size_t)s.T * s.B * F);
-  if (!s.batchFirst) {
+std::vector<float> Network::downloadRows(const float* src, const Shape& s, int F, bool sequence) {
+  const std::size_t rows = sequence ? (std::size_t)s.T * s.B : (std::size_t)s.B;
+  std::vector<float> out(rows * F);
+  if (!sequence || !s.batchFirst) {
     be_.download(out.data(), src, out.size() * sizeof(float));
     return out;
   }
@@ -179,204 +186,238 @@ std::vector<float> Network::downloadSequence(const float* src, const Shape& s, i
   return out;
 }
 
-SequenceOutput Network::forward(const SequenceInput& in, bool train) {
+PassContext Network::context(const Shape& s, bool train) {
+  PassContext ctx;
+  ctx.be = &be_;
+  ctx.T = s.T;
+  ctx.B = s.B;
+  ctx.lengths = lastHadLengths_ ? lengths_.ints() : nullptr;
+  ctx.train = train;
+  ctx.params = params_.floats();
+  ctx.grads = grads_.floats();
+  ctx.rng = &rng_;
+  return ctx;
+}
+
+void Network::setStageStates(const float* h0, const float* c0, float* hn, float* cn, const float* dhn,
+                             const float* dcn, float* dh0, float* dc0, int B) {
+  std::size_t hOff = 0, cOff = 0;
+  for (const auto& stage : stages_) {
+    StateIo io;
+    const std::size_t n = (std::size_t)stage->statePerRow() * B;
+    if (n) {
+      io.h0 = h0 ? h0 + hOff : nullptr;
+      io.hn = hn ? hn + hOff : nullptr;
+      io.dhn = dhn ? dhn + hOff : nullptr;
+      io.dh0 = dh0 ? dh0 + hOff : nullptr;
+      if (stage->hasCellState()) {
+        io.c0 = c0 ? c0 + cOff : nullptr;
+        io.cn = cn ? cn + cOff : nullptr;
+        io.dcn = dcn ? dcn + cOff : nullptr;
+        io.dc0 = dc0 ? dc0 + cOff : nullptr;
+        cOff += n;
+      }
+      hOff += n;
+    }
+    stage->state = io;
+  }
+}
+
+SequenceOutput Network::forward(const SequenceInput& in, bool train, RecurrentState* state) {
   const Shape s = checkInput(in);
-  const int T = s.T, B = s.B, H = spec_.hiddenSize, D = spec_.directions(), L = spec_.numLayers;
-  const std::size_t N = (std::size_t)T * B, BH = (std::size_t)B * H, DH = (std::size_t)D * H;
+  const int T = s.T, B = s.B;
+  const std::size_t N = (std::size_t)T * B;
   haveTrainForward_ = false;
 
-  LayerInput first;
-  if (spec_.vocabSize > 0) {
+  Activations first;
+  first.rows = (int)N;
+  first.sequence = true;
+  if (model_.vocabSize > 0) {
     first.tokens = tokens_.reserveInts(N);
+    first.features = model_.vocabSize;
     uploadSequence(tokens_.ints(), in.tokens.data(), s);
   } else {
-    first.x = x_.reserveFloats(N * spec_.inputSize);
-    first.ldx = spec_.inputSize;
-    uploadSequence(x_.floats(), in.x.data(), s, spec_.inputSize);
+    first.data = x_.reserveFloats(N * model_.inputSize);
+    first.features = model_.inputSize;
+    uploadSequence(x_.floats(), in.x.data(), s, model_.inputSize);
   }
-  const int32_t* lengths = nullptr;
-  if (!in.lengths.empty()) {
-    lengths = lengths_.reserveInts(B);
-    be_.upload(lengths_.ints(), in.lengths.data(), B * sizeof(int32_t));
-  }
+  lastHadLengths_ = !in.lengths.empty();
+  if (lastHadLengths_) be_.upload(lengths_.reserveInts(B), in.lengths.data(), B * sizeof(int32_t));
+
+  const std::size_t hSize = hPerRow_ * B, cSize = cPerRow_ * B;
+  if (state && state->batch != 0 && state->batch != B)
+    fail(ErrorCode::Shape, "the kept state is for a batch of " + std::to_string(state->batch) + " rows, this input has " +
+                               std::to_string(B) + " (reset the state to change the batch size)");
   const float* h0 = nullptr;
   const float* c0 = nullptr;
   if (!in.h0.empty()) {
-    h0 = h0_.reserveFloats(in.h0.size());
-    be_.upload(h0_.floats(), in.h0.data(), in.h0.size() * sizeof(float));
+    h0 = h0_.reserveFloats(hSize);
+    be_.upload(h0_.floats(), in.h0.data(), hSize * sizeof(float));
+  } else if (state && state->batch == B) {
+    h0 = state->h.floats();
   }
   if (!in.c0.empty()) {
-    c0 = c0_.reserveFloats(in.c0.size());
-    be_.upload(c0_.floats(), in.c0.data(), in.c0.size() * sizeof(float));
+    c0 = c0_.reserveFloats(cSize);
+    be_.upload(c0_.floats(), in.c0.data(), cSize * sizeof(float));
+  } else if (state && state->batch == B && cSize) {
+    c0 = state->c.floats();
   }
-  const bool lstm = hasCellState(spec_.cell);
-  float* hn = hn_.reserveFloats((std::size_t)L * D * BH);
-  float* cn = lstm ? cn_.reserveFloats((std::size_t)L * D * BH) : nullptr;
+  float* hn = hSize ? hn_.reserveFloats(hSize) : nullptr;
+  float* cn = cSize ? cn_.reserveFloats(cSize) : nullptr;
+  setStageStates(h0, c0, hn, cn, nullptr, nullptr, nullptr, nullptr, B);
 
-  // Training keeps every layer's output (the next layer's input, needed again by backward); inference alternates
-  // between two buffers.
-  const std::size_t buffers = train ? (std::size_t)L : std::min<std::size_t>(2, L);
-  while (ys_.size() < buffers) ys_.emplace_back(&be_);
-  auto yBuffer = [&](int k) -> float* { return ys_[train ? k : k % 2].floats(); };
-  for (int k = 0; k < L; ++k) {
-    ys_[train ? k : k % 2].reserveFloats(N * DH);
-    LayerInput layerIn = first;
-    if (k > 0) layerIn = LayerInput{yBuffer(k - 1), (int)DH, nullptr};
-    for (int d = 0; d < D; ++d) {
-      const std::size_t slot = ((std::size_t)k * D + d) * BH;
-      layer(k, d).forward(weights(k, d), layerIn, T, B, lengths, h0 ? h0 + slot : nullptr, c0 ? c0 + slot : nullptr,
-                          yBuffer(k) + (std::size_t)d * H, (int)DH, hn + slot, cn ? cn + slot : nullptr, train);
-    }
+  const PassContext ctx = context(s, train);
+  Activations cur = first;
+  for (std::size_t i = 0; i < stages_.size(); ++i) {
+    stageInputs_[i] = cur;
+    cur = stages_[i]->forward(ctx, cur);
   }
-  const float* top = yBuffer(L - 1);
-  const float* output = top;
-  if (spec_.headSize > 0) {
-    const int V = spec_.headSize;
-    const ParamEntry& hw = layout_.at("head.weight");
-    const ParamEntry& hb = layout_.at("head.bias");
-    float* logits = output_.reserveFloats(N * V);
-    be_.broadcastRows(logits, (int)N, V, V, params_.floats() + hb.offset);
-    be_.gemm(false, true, (int)N, V, (int)DH, 1.f, top, (int)DH, params_.floats() + hw.offset, (int)DH, 1.f, logits,
-             V);
-    output = logits;
-  }
+  output_ = cur;
 
   SequenceOutput out;
-  const int F = spec_.outputSize();
-  out.output = downloadSequence(output, s, F);
-  out.shape = s.batchFirst ? std::vector<long long>{B, T, F} : std::vector<long long>{T, B, F};
-  out.hn.resize((std::size_t)L * D * BH);
-  be_.download(out.hn.data(), hn, out.hn.size() * sizeof(float));
-  if (lstm) {
-    out.cn.resize(out.hn.size());
-    be_.download(out.cn.data(), cn, out.cn.size() * sizeof(float));
+  out.output = downloadRows(cur.data, s, cur.features, cur.sequence);
+  if (cur.sequence)
+    out.shape = s.batchFirst ? std::vector<long long>{B, T, cur.features} : std::vector<long long>{T, B, cur.features};
+  else
+    out.shape = {B, cur.features};
+  out.hn.resize(hSize);
+  if (hSize) be_.download(out.hn.data(), hn, hSize * sizeof(float));
+  out.cn.resize(cSize);
+  if (cSize) be_.download(out.cn.data(), cn, cSize * sizeof(float));
+  if (state) {
+    if (hSize) be_.copy(state->h.reserveFloats(hSize), hn, hSize * sizeof(float));
+    if (cSize) be_.copy(state->c.reserveFloats(cSize), cn, cSize * sizeof(float));
+    state->batch = B;
   }
   if (train) {
     last_ = s;
     haveTrainForward_ = true;
-    lastHadLengths_ = lengths != nullptr;
   }
   return out;
 }
 
-void Network::backwardFrom(const float* dOutput, const float* dhn, const float* dcn, InputGradient* result) {
-  const int T = last_.T, B = last_.B, H = spec_.hiddenSize, D = spec_.directions(), L = spec_.numLayers;
-  const std::size_t N = (std::size_t)T * B, BH = (std::size_t)B * H, DH = (std::size_t)D * H;
-  const bool lstm = hasCellState(spec_.cell);
-  const int32_t* lengths = lastHadLengths_ ? lengths_.ints() : nullptr;
-  const float* top = ys_[L - 1].floats();
-
-  int cur = 0;
-  const float* dy = dOutput;
-  if (spec_.headSize > 0 && dOutput) {
-    const int V = spec_.headSize;
-    const ParamEntry& hw = layout_.at("head.weight");
-    const ParamEntry& hb = layout_.at("head.bias");
-    float* dTop = dys_[cur].reserveFloats(N * DH);
-    be_.gemm(false, false, (int)N, (int)DH, V, 1.f, dOutput, V, params_.floats() + hw.offset, (int)DH, 0.f, dTop,
-             (int)DH);
-    be_.gemm(true, false, V, (int)DH, (int)N, 1.f, dOutput, V, top, (int)DH, 1.f, grads_.floats() + hw.offset,
-             (int)DH);
-    be_.columnSumAdd(dOutput, (int)N, V, V, grads_.floats() + hb.offset);
-    dy = dTop;
+void Network::backwardFrom(std::size_t stageEnd, const float* dOutput, InputGradient* result) {
+  const int B = last_.B;
+  const std::size_t hSize = hPerRow_ * B, cSize = cPerRow_ * B;
+  const PassContext ctx = context(last_, true);
+  float* dh0 = hSize ? dh0_.reserveFloats(hSize) : nullptr;
+  float* dc0 = cSize ? dc0_.reserveFloats(cSize) : nullptr;
+  // dhn/dcn were placed in staging_ by backward(); the loss path has none.
+  for (auto& stage : stages_) {
+    stage->state.dh0 = nullptr;
+    stage->state.dc0 = nullptr;
   }
-  float* dh0 = dh0_.reserveFloats((std::size_t)L * D * BH);
-  float* dc0 = lstm ? dc0_.reserveFloats((std::size_t)L * D * BH) : nullptr;
-  const bool denseInput = spec_.vocabSize == 0;
-  for (int k = L - 1; k >= 0; --k) {
-    LayerInput layerIn;
-    float* dx = nullptr;
-    int ldx = 0;
-    if (k > 0) {
-      layerIn = LayerInput{ys_[k - 1].floats(), (int)DH, nullptr};
-      dx = dys_[cur ^ 1].reserveFloats(N * DH);
-      ldx = (int)DH;
-    } else if (denseInput) {
-      layerIn = LayerInput{x_.floats(), spec_.inputSize, nullptr};
-      dx = dx_.reserveFloats(N * spec_.inputSize);
-      ldx = spec_.inputSize;
-    } else {
-      layerIn = LayerInput{nullptr, 0, tokens_.ints()};
+  std::size_t hOff = 0, cOff = 0;
+  for (auto& stage : stages_) {
+    const std::size_t n = (std::size_t)stage->statePerRow() * B;
+    if (!n) continue;
+    stage->state.dh0 = dh0 + hOff;
+    hOff += n;
+    if (stage->hasCellState()) {
+      stage->state.dc0 = dc0 + cOff;
+      cOff += n;
     }
-    if (dx) be_.fill(dx, N * ldx, 0.f);
-    for (int d = 0; d < D; ++d) {
-      const std::size_t slot = ((std::size_t)k * D + d) * BH;
-      layer(k, d).backward(weights(k, d), layerIn, T, B, lengths, dy ? dy + (std::size_t)d * H : nullptr, (int)DH,
-                           dhn ? dhn + slot : nullptr, dcn ? dcn + slot : nullptr, dx, ldx, dh0 + slot,
-                           dc0 ? dc0 + slot : nullptr);
-    }
-    dy = dx;
-    cur ^= 1;
+    // A stage that the gradient never reaches still reports zero initial-state gradients.
+    be_.fill(stage->state.dh0, n, 0.f);
+    if (stage->hasCellState()) be_.fill(stage->state.dc0, n, 0.f);
+  }
+  const bool denseInput = model_.vocabSize == 0;
+  const float* d = dOutput;
+  const float* dx = nullptr;
+  for (std::size_t i = stageEnd; i-- > 0;) {
+    const bool needInputGrad = i > 0 || denseInput;
+    d = stages_[i]->backward(ctx, stageInputs_[i], d, needInputGrad);
+    if (i == 0) dx = d;
   }
   if (result) {
-    if (denseInput) result->dx = downloadSequence(dx_.floats(), last_, spec_.inputSize);
-    result->dh0.resize((std::size_t)L * D * BH);
-    be_.download(result->dh0.data(), dh0, result->dh0.size() * sizeof(float));
-    if (lstm) {
-      result->dc0.resize(result->dh0.size());
-      be_.download(result->dc0.data(), dc0, result->dc0.size() * sizeof(float));
-    }
+    if (denseInput && dx) result->dx = downloadRows(dx, last_, model_.inputSize, true);
+    result->dh0.resize(hSize);
+    if (hSize) be_.download(result->dh0.data(), dh0, hSize * sizeof(float));
+    result->dc0.resize(cSize);
+    if (cSize) be_.download(result->dc0.data(), dc0, cSize * sizeof(float));
   }
 }
 
 InputGradient Network::backward(const OutputGradient& grad) {
   if (!haveTrainForward_)
     fail(ErrorCode::State, "backward needs a training forward first (forward with train: true)");
-  const int T = last_.T, B = last_.B, F = spec_.outputSize();
-  const std::size_t N = (std::size_t)T * B;
-  const std::size_t stateSize = (std::size_t)spec_.numLayers * spec_.directions() * B * spec_.hiddenSize;
+  const int B = last_.B;
+  const std::size_t rows = output_.rows, F = output_.features;
+  const std::size_t hSize = hPerRow_ * B, cSize = cPerRow_ * B;
   const float* dOut = nullptr;
   if (!grad.dOutput.empty()) {
-    checkSize("dOutput", grad.dOutput.size(), N * F, "of the last output");
-    dOut = dOutput_.reserveFloats(N * F);
-    uploadSequence(dOutput_.floats(), grad.dOutput.data(), last_, F);
+    checkSize("dOutput", grad.dOutput.size(), rows * F, "of the last output");
+    dOut = dOutput_.reserveFloats(rows * F);
+    if (output_.sequence) uploadSequence(dOutput_.floats(), grad.dOutput.data(), last_, (int)F);
+    else be_.upload(dOutput_.floats(), grad.dOutput.data(), rows * F * sizeof(float));
+  } else {
+    // Without an output gradient the output still needs a zero gradient to start from.
+    dOut = dOutput_.reserveFloats(rows * F);
+    be_.fill(dOutput_.floats(), rows * F, 0.f);
   }
+  staging_.reserveFloats(hSize + cSize + 1);
   const float* dhn = nullptr;
   const float* dcn = nullptr;
   if (!grad.dhn.empty()) {
-    checkSize("dhn", grad.dhn.size(), stateSize, "of hn");
-    dhn = staging_.reserveFloats(stateSize * 2);
-    be_.upload(staging_.floats(), grad.dhn.data(), stateSize * sizeof(float));
+    checkSize("dhn", grad.dhn.size(), hSize, "of hn");
+    be_.upload(staging_.floats(), grad.dhn.data(), hSize * sizeof(float));
+    dhn = staging_.floats();
   }
   if (!grad.dcn.empty()) {
-    if (!hasCellState(spec_.cell)) fail(ErrorCode::Argument, "dcn is only for LSTM networks");
-    checkSize("dcn", grad.dcn.size(), stateSize, "of cn");
-    staging_.reserveFloats(stateSize * 2);
-    dhn = grad.dhn.empty() ? nullptr : staging_.floats();
-    dcn = staging_.floats() + stateSize;
-    be_.upload(staging_.floats() + stateSize, grad.dcn.data(), stateSize * sizeof(float));
+    if (!cSize) fail(ErrorCode::Argument, "dcn is only for LSTM networks");
+    checkSize("dcn", grad.dcn.size(), cSize, "of cn");
+    be_.upload(staging_.floats() + hSize, grad.dcn.data(), cSize * sizeof(float));
+    dcn = staging_.floats() + hSize;
   }
+  setStageStates(nullptr, nullptr, nullptr, nullptr, dhn, dcn, nullptr, nullptr, B);
   InputGradient out;
-  backwardFrom(dOut, dhn, dcn, &out);
+  backwardFrom(stages_.size(), dOut, &out);
   return out;
 }
 
 LossResult Network::lossBackward(const LossTarget& target) {
   if (!haveTrainForward_)
     fail(ErrorCode::State, "the loss needs a training forward first (forward with train: true)");
-  const int T = last_.T, B = last_.B, F = spec_.outputSize();
-  const std::size_t N = (std::size_t)T * B;
-  const float* output = spec_.headSize > 0 ? output_.floats() : ys_[spec_.numLayers - 1].floats();
-  float* dOut = dOutput_.reserveFloats(N * F);
+  const std::size_t rows = output_.rows;
+  const int F = output_.features;
+  const int B = last_.B;
+  setStageStates(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, B);
   LossResult result;
+  float* dOut = dOutput_.reserveFloats(rows * F);
   if (target.kind == LossKind::SoftmaxCrossEntropy) {
-    checkSize("targets", target.classes.size(), N, last_.batchFirst ? "[batch, time]" : "[time, batch]");
-    for (std::size_t i = 0; i < N; ++i)
+    checkSize("targets", target.classes.size(), rows,
+              output_.sequence ? (last_.batchFirst ? "[batch, time]" : "[time, batch]") : "[batch]");
+    for (std::size_t i = 0; i < rows; ++i)
       if (target.classes[i] >= F)
         fail(ErrorCode::Value, "target " + std::to_string(target.classes[i]) + " at index " + std::to_string(i) +
                                    " is not a class of the output (it has " + std::to_string(F) + ")");
-    int32_t* classes = targets_.reserveInts(N);
-    uploadSequence(classes, target.classes.data(), last_);
+    // Cross-entropy reads logits: the output of a linear last layer, or the pre-activation of a softmax one.
+    auto* dense = dynamic_cast<DenseStage*>(stages_.back().get());
+    const bool softmaxHead = dense && dense->activation() == Activation::Softmax;
+    if (dense && !softmaxHead && dense->activation() != Activation::Linear)
+      fail(ErrorCode::Argument, std::string("softmaxCrossEntropy needs logits, but the last layer applies ") +
+                                    activationName(dense->activation()) + "; end with a linear or softmax dense layer");
+    const float* logits = softmaxHead ? dense->logits() : output_.data;
+    int32_t* classes = targets_.reserveInts(rows);
+    if (output_.sequence) uploadSequence(classes, target.classes.data(), last_);
+    else be_.upload(classes, target.classes.data(), rows * sizeof(int32_t));
     int counted = 0;
-    double total = be_.softmaxCrossEntropy(output, (int)N, F, classes, dOut, &counted);
+    const double total = be_.softmaxCrossEntropy(logits, (int)rows, F, classes, dOut, &counted);
     result.loss = counted > 0 ? total / counted : 0.0;
+    if (softmaxHead) {
+      const std::size_t last = stages_.size() - 1;
+      const float* d = dense->backwardFromLogits(context(last_, true), stageInputs_[last], dOut, true);
+      backwardFrom(last, d, &result.grads);
+      return result;
+    }
   } else {
-    checkSize("target", target.values.size(), N * F, "of the output");
-    float* values = staging_.reserveFloats(N * F);
-    uploadSequence(values, target.values.data(), last_, F);
-    result.loss = be_.meanSquaredError(output, values, N * F, dOut);
+    checkSize("target", target.values.size(), rows * F, "of the output");
+    float* values = staging_.reserveFloats(rows * F);
+    if (output_.sequence) uploadSequence(values, target.values.data(), last_, F);
+    else be_.upload(values, target.values.data(), rows * F * sizeof(float));
+    result.loss = be_.meanSquaredError(output_.data, values, rows * F, dOut);
   }
-  backwardFrom(dOut, nullptr, nullptr, &result.grads);
+  backwardFrom(stages_.size(), dOut, &result.grads);
   return result;
 }
 
@@ -403,10 +444,11 @@ void Network::optimizerStep() {
   haveTrainForward_ = false;  // the kept activations belong to the old weights
 }
 
-TrainStepResult Network::trainStep(const SequenceInput& in, const LossTarget& target, double clipNorm) {
+TrainStepResult Network::trainStep(const SequenceInput& in, const LossTarget& target, double clipNorm,
+                                   bool carryState) {
   if (!optimizer_) fail(ErrorCode::State, "no optimizer is set: call setOptimizer first");
   zeroGrad();
-  forward(in, true);
+  forward(in, true, carryState ? &carry_ : nullptr);
   TrainStepResult r;
   r.loss = lossBackward(target).loss;
   r.gradNorm = clipNorm > 0 ? clipGradNorm(clipNorm) : gradNorm();

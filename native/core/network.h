@@ -11,13 +11,14 @@
 #include "device_buffer.h"
 #include "network_spec.h"
 #include "optimizer.h"
-#include "recurrent_layer.h"
+#include "model_spec.h"
+#include "stage.h"
 
 namespace rnnkit {
 
 // A sequence batch. The input is `x` (dense, shape [T, B, I] or, with batchFirst, [B, T, I]) or `tokens`
 // (shape [T, B] or [B, T]) as the network's spec says. Empty vectors mean absent: zero initial states, every row of
-// full length.
+// full length. h0 holds every recurrent stage's [L*D, B, H] state in turn; c0 likewise for the LSTM stages.
 struct SequenceInput {
   bool batchFirst = false;
   std::vector<long long> shape;
@@ -28,7 +29,8 @@ struct SequenceInput {
 };
 
 struct SequenceOutput {
-  std::vector<float> output;  // the head's logits, or the top layer's y: [T, B, F] or [B, T, F]
+  // The last stage's output: [T, B, F] or [B, T, F] for a sequence, [B, F] after a last-step-only stage.
+  std::vector<float> output;
   std::vector<long long> shape;
   std::vector<float> hn, cn;  // [L*D, B, H]; cn only for LSTM
 };
@@ -61,17 +63,37 @@ struct TrainStepResult {
   double gradNorm = 0;
 };
 
+// Recurrent state kept in backend memory between calls: a stream of single steps, or the carried state of
+// truncated backpropagation through time. Empty (batch 0) means zero.
+struct RecurrentState {
+  explicit RecurrentState(Backend* be) : h(be), c(be) {}
+  DeviceBuffer h, c;
+  int batch = 0;
+};
+
 class Network {
  public:
+  // A PyTorch-style stack with an optional head (parameters keep PyTorch's names).
   Network(Backend& backend, const NetworkSpec& spec);
+  // A pipeline of stages.
+  Network(Backend& backend, const ModelSpec& spec);
 
-  const NetworkSpec& spec() const { return spec_; }
+  const ModelSpec& modelSpec() const { return model_; }
+  // The PyTorch-style spec, when the network was made from one.
+  const NetworkSpec* networkSpec() const { return fromNetworkSpec_ ? &spec_ : nullptr; }
+  // Vocabulary of a token-input network (0 for dense input).
+  int vocabSize() const { return model_.vocabSize; }
+  // Floats of h (and c) state per batch row, over every recurrent stage.
+  std::size_t hiddenStatePerRow() const { return hPerRow_; }
+  std::size_t cellStatePerRow() const { return cPerRow_; }
   const ParamLayout& layout() const { return layout_; }
   Backend& backend() { return be_; }
   // Bytes of backend memory held (parameters, gradients, optimizer state, workspace).
   std::size_t memoryBytes() const;
 
-  SequenceOutput forward(const SequenceInput& in, bool train);
+  // With a state: the state is the initial state (unless in.h0 is given), and receives the final state.
+  SequenceOutput forward(const SequenceInput& in, bool train, RecurrentState* state = nullptr);
+  RecurrentState& carriedState() { return carry_; }
   // Backpropagate an upstream gradient through the last training forward; accumulates parameter gradients.
   InputGradient backward(const OutputGradient& grad);
   // Loss of the last training forward's output against the target, backpropagated (accumulating).
@@ -87,8 +109,13 @@ class Network {
   Optimizer* optimizer() { return optimizer_.get(); }
   void optimizerStep();
 
-  // zeroGrad, training forward, loss, backward, optional clipping (clipNorm > 0), optimizer step.
-  TrainStepResult trainStep(const SequenceInput& in, const LossTarget& target, double clipNorm);
+  // zeroGrad, training forward, loss, backward, optional clipping (clipNorm > 0), optimizer step. With
+  // carryState, the batch starts from the final state of the previous carried step (truncated BPTT).
+  TrainStepResult trainStep(const SequenceInput& in, const LossTarget& target, double clipNorm,
+                            bool carryState = false);
+  // Random state of the dropout masks (for checkpoints).
+  std::vector<uint32_t> randomState() const { return rng_.state(); }
+  void setRandomState(const std::vector<uint32_t>& s) { rng_.setState(s); }
 
   std::vector<float> getParam(const std::string& name) const;
   void setParam(const std::string& name, const float* data, std::size_t n);
@@ -101,31 +128,35 @@ class Network {
     int T = 0, B = 0;
     bool batchFirst = false;
   };
+  void build();
   Shape checkInput(const SequenceInput& in) const;
-  LayerWeights weights(int layer, int dir);
-  RecurrentLayer& layer(int k, int d) { return *layers_[(std::size_t)k * spec_.directions() + d]; }
-  // Time-major copy of a batch-first [B, T, F] host array (or a plain copy when time-major).
+  PassContext context(const Shape& s, bool train);
   void uploadSequence(float* dst, const float* src, const Shape& s, int features);
   void uploadSequence(int32_t* dst, const int32_t* src, const Shape& s);
-  std::vector<float> downloadSequence(const float* src, const Shape& s, int features);
-  void backwardFrom(const float* dOutput, const float* dhn, const float* dcn, InputGradient* out);
+  std::vector<float> downloadRows(const float* src, const Shape& s, int features, bool sequence);
+  void setStageStates(const float* h0, const float* c0, float* hn, float* cn, const float* dhn, const float* dcn,
+                      float* dh0, float* dc0, int B);
+  void backwardFrom(std::size_t stageEnd, const float* dOutput, InputGradient* out);
   void initParams();
 
   Backend& be_;
   NetworkSpec spec_;
+  bool fromNetworkSpec_ = false;
+  ModelSpec model_;
   ParamLayout layout_;
   DeviceBuffer params_, grads_;
-  std::vector<std::unique_ptr<RecurrentLayer>> layers_;
+  std::vector<std::unique_ptr<Stage>> stages_;
+  std::vector<Activations> stageInputs_;  // what each stage read in the last forward
+  Activations output_;
+  std::size_t hPerRow_ = 0, cPerRow_ = 0;
   std::unique_ptr<Optimizer> optimizer_;
+  Random rng_;
+  RecurrentState carry_;
 
-  // Inputs and activations of the last forward, in backend memory.
-  DeviceBuffer x_, tokens_, lengths_, h0_, c0_, hn_, cn_;
-  std::vector<DeviceBuffer> ys_;  // per layer [T*B, D*H] when training; two ping-pong buffers otherwise
-  DeviceBuffer output_, dOutput_, dys_[2], dx_, dh0_, dc0_, targets_, staging_;
+  DeviceBuffer x_, tokens_, lengths_, h0_, c0_, hn_, cn_, dOutput_, dh0_, dc0_, targets_, staging_;
   Shape last_;
   bool haveTrainForward_ = false;
   bool lastHadLengths_ = false;
-  bool lastHadH0_ = false;
 };
 
 }  // namespace rnnkit

@@ -34,24 +34,8 @@ std::string recurrentParamName(const char* kind, int layer, bool reverse) {
   return std::string(kind) + "_l" + std::to_string(layer) + (reverse ? "_reverse" : "");
 }
 
-ParamLayout::ParamLayout(const NetworkSpec& spec) {
-  const int G = gateCount(spec.cell), H = spec.hiddenSize;
-  for (int k = 0; k < spec.numLayers; ++k) {
-    for (int d = 0; d < spec.directions(); ++d) {
-      const bool rev = d == 1;
-      add(recurrentParamName("weight_ih", k, rev), {G * H, spec.layerInputSize(k)});
-      add(recurrentParamName("weight_hh", k, rev), {G * H, H});
-      add(recurrentParamName("bias_ih", k, rev), {G * H});
-      add(recurrentParamName("bias_hh", k, rev), {G * H});
-    }
-  }
-  if (spec.headSize > 0) {
-    add("head.weight", {spec.headSize, H * spec.directions()});
-    add("head.bias", {spec.headSize});
-  }
-}
-
-void ParamLayout::add(const std::string& name, std::vector<int> shape) {
+std::size_t ParamLayout::add(const std::string& name, std::vector<int> shape) {
+  if (find(name)) fail(ErrorCode::Argument, "two parameters are named '" + name + "'");
   ParamEntry e;
   e.name = name;
   e.size = 1;
@@ -61,6 +45,7 @@ void ParamLayout::add(const std::string& name, std::vector<int> shape) {
   // Keep every tensor 16-float aligned so that SIMD kernels can assume aligned rows of the flat buffer.
   total_ += (e.size + 15) / 16 * 16;
   entries_.push_back(std::move(e));
+  return entries_.back().offset;
 }
 
 const ParamEntry* ParamLayout::find(const std::string& name) const {

@@ -43,7 +43,8 @@ struct ParamEntry {
 // Offsets of every parameter in one flat vector (the same layout for parameters, gradients and optimizer state).
 class ParamLayout {
  public:
-  explicit ParamLayout(const NetworkSpec& spec);
+  // Adds a tensor at the end; returns its offset.
+  std::size_t add(const std::string& name, std::vector<int> shape);
   const std::vector<ParamEntry>& entries() const { return entries_; }
   std::size_t total() const { return total_; }
   // nullptr when there is no parameter of that name.
@@ -51,7 +52,6 @@ class ParamLayout {
   const ParamEntry& at(const std::string& name) const;
 
  private:
-  void add(const std::string& name, std::vector<int> shape);
   std::vector<ParamEntry> entries_;
   std::size_t total_ = 0;
 };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace rnnkit {
 
@@ -32,6 +33,12 @@ class Random {
   // Uniform in [0, 1) with 24 random bits.
   float uniform() { return (float)(next() >> 8) * (1.0f / 16777216.0f); }
   float uniform(float lo, float hi) { return lo + (hi - lo) * uniform(); }
+
+  std::vector<uint32_t> state() const { return {s_[0], s_[1], s_[2], s_[3]}; }
+  void setState(const std::vector<uint32_t>& s) {
+    if (s.size() != 4 || (s[0] | s[1] | s[2] | s[3]) == 0) return;
+    for (int i = 0; i < 4; ++i) s_[i] = s[i];
+  }
 
  private:
   uint32_t s_[4];

@@ -31,6 +31,14 @@ class CpuBackend final : public Backend {
   void scatterAddColumns(const float* dG, int n, int gates, int ldg, const int32_t* idx, float* dW,
                          int vocab) override;
 
+  void gatherRows(const float* W, int dim, const int32_t* idx, int n, float* out) override;
+  void scatterAddRows(const float* dOut, int n, int dim, const int32_t* idx, float* dW) override;
+  void copy2d(int rows, int cols, const float* src, int lds, float* dst, int ldd) override;
+  void add2d(int rows, int cols, float alpha, const float* src, int lds, float* dst, int ldd) override;
+  void multiply(float* x, const float* m, std::size_t n) override;
+  void activate(int activation, float* x, int rows, int cols) override;
+  void activationBackward(int activation, const float* y, const float* dy, float* dx, int rows, int cols) override;
+
   void cellForward(const CellForwardStep& step) override;
   void cellBackward(const CellBackwardStep& step) override;
   void gruResetGate(const CellForwardStep& step, float* rh) override;

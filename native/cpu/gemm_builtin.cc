@@ -52,6 +52,10 @@ using InterleaveFn = void (*)(const float* src, std::ptrdiff_t lds, int rows, in
 using DotFn = void (*)(int m, int n, int K, const float* a, std::ptrdiff_t lda, const float* b, std::ptrdiff_t ldb,
                        float* c, std::ptrdiff_t ldc, float alpha, float beta);
 
+// Like KernelFn, for exactly Arch::wideCols[h] columns.
+using WideFn = void (*)(int kc, const float* a, const float* b, std::ptrdiff_t bs, float* c, std::ptrdiff_t ldc,
+                        float alpha, float beta);
+
 void interleaveScalar(const float* src, std::ptrdiff_t lds, int rows, int kc, float* dst, int W) {
   for (int r = 0; r < rows; ++r) {
     const float* s = src + r * lds;
@@ -72,6 +76,9 @@ struct Arch {
   InterleaveFn interleave;
   // C = alpha * A * B^T + beta * C for a few rows of A (contiguous in k) against rows of B; null if unavailable.
   DotFn dot;
+  // Optional wide kernels for h <= 3 rows with B read in place: wide[h] computes wideCols[h] columns.
+  WideFn wide[4];
+  int wideCols[4];
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -361,19 +368,9 @@ __attribute__((target("avx512f"))) void kernelAvx512(int kc, const float* a, con
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
   }
-  // Thin panels do few FMAs per B row, too few for out-of-order execution to hide the latency of B rows read in
-  // place (a new page every row, which hardware prefetchers do not follow), so fetch rows well ahead.
-  constexpr int kPrefetchRows = 12;
-  const bool prefetchB = MR <= 3 && bs != kAvx512NR;
   int k = 0;
   if (kSets == 2) {
     for (; k + 1 < kc; k += 2) {
-      if (prefetchB) {
-        _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchRows * bs), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchRows * bs + 31), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(b + (kPrefetchRows + 1) * bs), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(b + (kPrefetchRows + 1) * bs + 31), _MM_HINT_T0);
-      }
 #pragma GCC unroll 2
       for (int s = 0; s < kSets; ++s) {
         const __m512 b0 = _mm512_loadu_ps(b + s * bs);
@@ -387,12 +384,10 @@ __attribute__((target("avx512f"))) void kernelAvx512(int kc, const float* a, con
     }
   }
   for (; k < kc; ++k) {
-    if (prefetchB) {
-      _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchRows * bs), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchRows * bs + 31), _MM_HINT_T0);
-    }
-    const __m512 b0 = _mm512_loadu_ps(b);
-    const __m512 b1 = _mm512_loadu_ps(b + 16);
+    __m512 b0 = _mm512_loadu_ps(b);
+    __m512 b1 = _mm512_loadu_ps(b + 16);
+    // Keep B in registers: otherwise GCC folds the load into every row's FMA, loading it MR times.
+    asm("" : "+v"(b0), "+v"(b1));
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i]);
@@ -427,13 +422,60 @@ __attribute__((target("avx512f"))) void kernelAvx512(int kc, const float* a, con
 }
 #endif
 
+// Wide kernel for 1-3 rows of op(A) with B read in place (no transpose): C[0..MI)[0..16V) in one pass.
+// A 32-column strip would touch just two cache lines per B row, and with a row stride of a multiple of 4 KiB
+// (N = 1024, 2048 here) every row lands in the same cache sets, so the thin kernel stalls on B. A wide strip reads
+// V contiguous lines per row and keeps 16-24 independent FMA chains busy.
+constexpr int kWideMaxRows = 3;
+
+template <int MI>
+constexpr int wideVectors() {
+  return MI == 1 ? 16 : MI == 2 ? 12 : 8;
+}
+
+template <int MI>
+__attribute__((target("avx512f"))) void wideAvx512(int kc, const float* a, const float* b, std::ptrdiff_t bs,
+                                                    float* c, std::ptrdiff_t ldc, float alpha, float beta) {
+  constexpr int V = wideVectors<MI>();
+  __m512 acc[MI][V];
+#pragma GCC unroll 16
+  for (int i = 0; i < MI; ++i)
+#pragma GCC unroll 16
+    for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_ps();
+  for (int k = 0; k < kc; ++k) {
+    __m512 ai[MI];
+#pragma GCC unroll 4
+    for (int i = 0; i < MI; ++i) ai[i] = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 16
+    for (int v = 0; v < V; ++v) {
+      const __m512 bv = _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 4
+      for (int i = 0; i < MI; ++i) acc[i][v] = _mm512_fmadd_ps(ai[i], bv, acc[i][v]);
+    }
+    a += MI;
+    b += bs;
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 4
+  for (int i = 0; i < MI; ++i) {
+    float* cr = c + i * ldc;
+#pragma GCC unroll 16
+    for (int v = 0; v < V; ++v) {
+      __m512 r = _mm512_mul_ps(acc[i][v], va);
+      if (beta != 0.f) r = _mm512_fmadd_ps(_mm512_loadu_ps(cr + 16 * v), vb, r);
+      _mm512_storeu_ps(cr + 16 * v, r);
+    }
+  }
+}
+
 template <int... Is, typename F>
 void fillTable(KernelFn* table, F make, std::integer_sequence<int, Is...>) {
   ((table[Is + 1] = make(std::integral_constant<int, Is + 1>{})), ...);
 }
 
 Arch makeGeneric() {
-  Arch a{"generic", kGenericMR, kGenericNR, 256, 128, 2048, {}, interleaveScalar, nullptr};
+  Arch a{"generic", kGenericMR, kGenericNR, 256, 128, 2048, {}, interleaveScalar, nullptr, {}, {}};
   fillTable(a.kernel, [](auto h) -> KernelFn { return &kernelGeneric<decltype(h)::value>; },
             std::make_integer_sequence<int, kGenericMR>{});
   return a;
@@ -441,7 +483,7 @@ Arch makeGeneric() {
 
 #if defined(__aarch64__)
 Arch makeNeon() {
-  Arch a{"neon", kNeonMR, kNeonNR, 256, 120, 2048, {}, interleaveScalar, nullptr};
+  Arch a{"neon", kNeonMR, kNeonNR, 256, 120, 2048, {}, interleaveScalar, nullptr, {}, {}};
   fillTable(a.kernel, [](auto h) -> KernelFn { return &kernelNeon<decltype(h)::value>; },
             std::make_integer_sequence<int, kNeonMR>{});
   return a;
@@ -450,16 +492,22 @@ Arch makeNeon() {
 
 #if defined(RNNKIT_X86)
 Arch makeAvx2() {
-  Arch a{"avx2", kAvx2MR, kAvx2NR, 256, 120, 2048, {}, interleaveAvx2, dotAvx2};
+  Arch a{"avx2", kAvx2MR, kAvx2NR, 256, 120, 2048, {}, interleaveAvx2, dotAvx2, {}, {}};
   fillTable(a.kernel, [](auto h) -> KernelFn { return &kernelAvx2<decltype(h)::value>; },
             std::make_integer_sequence<int, kAvx2MR>{});
   return a;
 }
 
 Arch makeAvx512() {
-  Arch a{"avx512", kAvx512MR, kAvx512NR, 256, 140, 2048, {}, interleaveAvx2, dotAvx2};
+  Arch a{"avx512", kAvx512MR, kAvx512NR, 256, 140, 2048, {}, interleaveAvx2, dotAvx2, {}, {}};
   fillTable(a.kernel, [](auto h) -> KernelFn { return &kernelAvx512<decltype(h)::value>; },
             std::make_integer_sequence<int, kAvx512MR>{});
+  a.wide[1] = &wideAvx512<1>;
+  a.wide[2] = &wideAvx512<2>;
+  a.wide[3] = &wideAvx512<3>;
+  a.wideCols[1] = 16 * wideVectors<1>();
+  a.wideCols[2] = 16 * wideVectors<2>();
+  a.wideCols[3] = 16 * wideVectors<3>();
   return a;
 }
 #endif
@@ -493,46 +541,57 @@ const Arch& arch() {
 // ---------------------------------------------------------------------------------------------------------------
 // Packing.
 
-// op(A) rows [i0, i0+mc) x k [k0, k0+kc) into panels of `mr` rows (the last one shorter), panel-major.
+// op(A) rows [i0, i0+mc) x k [k0, k0+kc) into panels of `mr` rows (the last one shorter), panel-major: panel p
+// starts at dst + p * mr * kc.
 void packA(bool transA, const float* A, std::ptrdiff_t lda, int i0, int mc, int k0, int kc, int mr, float* dst) {
+  if (transA) {
+    // op(A)[i][k] = A[k][i]. Walk k in the outer loop so each row of A is read once as one contiguous run; going
+    // panel by panel would revisit the same rows, which (with a row stride of a multiple of 4 KiB) have already
+    // been evicted from their shared cache sets.
+    const float* src = A + static_cast<std::ptrdiff_t>(k0) * lda + i0;
+    for (int k = 0; k < kc; ++k) {
+      const float* s = src + k * lda;
+      for (int ip = 0; ip < mc; ip += mr) {
+        const int h = std::min(mr, mc - ip);
+        float* d = dst + static_cast<std::ptrdiff_t>(ip) * kc + k * h;
+        for (int i = 0; i < h; ++i) d[i] = s[ip + i];
+      }
+    }
+    return;
+  }
   for (int ip = 0; ip < mc; ip += mr) {
     const int h = std::min(mr, mc - ip);
-    if (transA) {
-      // op(A)[i][k] = A[k][i]: each k row of the panel is a contiguous run of A.
-      const float* src = A + static_cast<std::ptrdiff_t>(k0) * lda + i0 + ip;
-      for (int k = 0; k < kc; ++k) {
-        const float* s = src + k * lda;
-        float* d = dst + k * h;
-        for (int i = 0; i < h; ++i) d[i] = s[i];
-      }
-    } else {
-      arch().interleave(A + static_cast<std::ptrdiff_t>(i0 + ip) * lda + k0, lda, h, kc, dst, h);
-    }
-    dst += static_cast<std::ptrdiff_t>(h) * kc;
+    arch().interleave(A + static_cast<std::ptrdiff_t>(i0 + ip) * lda + k0, lda, h, kc,
+                      dst + static_cast<std::ptrdiff_t>(ip) * kc, h);
   }
 }
 
-// op(B) k [k0, k0+kc) x columns [j0, j0+nc) into panels of `nr` columns, zero padded, panel-major.
+// op(B) k [k0, k0+kc) x columns [j0, j0+nc) into panels of `nr` columns, zero padded, panel-major: panel p starts
+// at dst + p * nr * kc.
 void packB(bool transB, const float* B, std::ptrdiff_t ldb, int k0, int kc, int j0, int nc, int nr, float* dst) {
-  for (int jp = 0; jp < nc; jp += nr) {
-    const int w = std::min(nr, nc - jp);
-    if (transB) {
-      // op(B)[k][j] = B[j][k]: read B rows contiguously, scatter into the panel with stride nr.
-      arch().interleave(B + static_cast<std::ptrdiff_t>(j0 + jp) * ldb + k0, ldb, w, kc, dst, nr);
+  if (transB) {
+    for (int jp = 0; jp < nc; jp += nr) {
+      const int w = std::min(nr, nc - jp);
+      float* d = dst + static_cast<std::ptrdiff_t>(jp) * kc;
+      // op(B)[k][j] = B[j][k]: read B rows contiguously, transpose into the panel.
+      arch().interleave(B + static_cast<std::ptrdiff_t>(j0 + jp) * ldb + k0, ldb, w, kc, d, nr);
       if (w < nr) {
         for (int k = 0; k < kc; ++k)
-          for (int j = w; j < nr; ++j) dst[k * nr + j] = 0.f;
-      }
-    } else {
-      const float* src = B + static_cast<std::ptrdiff_t>(k0) * ldb + j0 + jp;
-      for (int k = 0; k < kc; ++k) {
-        const float* s = src + k * ldb;
-        float* d = dst + k * nr;
-        std::memcpy(d, s, sizeof(float) * w);
-        for (int j = w; j < nr; ++j) d[j] = 0.f;
+          for (int j = w; j < nr; ++j) d[k * nr + j] = 0.f;
       }
     }
-    dst += static_cast<std::ptrdiff_t>(nr) * kc;
+    return;
+  }
+  // k outer, for the same reason as in packA.
+  const float* src = B + static_cast<std::ptrdiff_t>(k0) * ldb + j0;
+  for (int k = 0; k < kc; ++k) {
+    const float* s = src + k * ldb;
+    for (int jp = 0; jp < nc; jp += nr) {
+      const int w = std::min(nr, nc - jp);
+      float* d = dst + static_cast<std::ptrdiff_t>(jp) * kc + k * nr;
+      std::memcpy(d, s + jp, sizeof(float) * static_cast<std::size_t>(w));
+      for (int j = w; j < nr; ++j) d[j] = 0.f;
+    }
   }
 }
 
@@ -689,7 +748,14 @@ void gemmBlock(const Problem& p, int m0, int m1, int n0, int n1) {
           const float* ap = bufA + static_cast<std::ptrdiff_t>(ir) * kc;
           float* crow = p.C + static_cast<std::ptrdiff_t>(ic + ir) * p.ldc + jc;
           const KernelFn kern = ar.kernel[h];
-          for (int jr = 0; jr < nc; jr += nr) {
+          int jr = 0;
+          if (direct && h < 4 && ar.wide[h]) {
+            const int wc = ar.wideCols[h];
+            for (; jr + wc <= nc; jr += wc)
+              ar.wide[h](kc, ap, p.B + static_cast<std::ptrdiff_t>(pc) * p.ldb + jc + jr, p.ldb, crow + jr, p.ldc,
+                         p.alpha, beta);
+          }
+          for (; jr < nc; jr += nr) {
             const int w = std::min(nr, nc - jr);
             const float* bp;
             std::ptrdiff_t bs;
