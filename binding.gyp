@@ -26,7 +26,8 @@
         "native/addon/js_errors.cc",
         "native/addon/module.cc",
         "native/addon/network_handle.cc",
-        "native/addon/network_jobs.cc"
+        "native/addon/network_jobs.cc",
+        "native/addon/stream_handle.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

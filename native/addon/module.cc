@@ -10,6 +10,7 @@
 #include "addon_data.h"
 #include "js_errors.h"
 #include "network_handle.h"
+#include "stream_handle.h"
 
 namespace rnnkit::addon {
 
@@ -58,6 +59,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->networkConstructor = Napi::Persistent(network);
   env.SetInstanceData<AddonData>(data);  // deleted by N-API when this environment is torn down
   exports.Set("Network", network);
+  exports.Set("Stream", StreamHandle::define(env));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("errorCodes", ErrorCodes(env));

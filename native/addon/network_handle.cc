@@ -77,6 +77,7 @@ Napi::Function NetworkHandle::define(Napi::Env env) {
       {"lossSync", dispatch<&NetworkHandle::LossSync>},
       {"trainStep", dispatchPromise<&NetworkHandle::TrainStep>},
       {"trainStepSync", dispatch<&NetworkHandle::TrainStepSync>},
+      {"resetState", dispatch<&NetworkHandle::ResetState>},
   };
   for (const Entry& m : methods) proto.Set(m.name, Napi::Function::New(env, m.fn, m.name));
   return ctor;
@@ -98,10 +99,13 @@ NetworkHandle::NetworkHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
 NetworkHandle::~NetworkHandle() { releaseNative(); }
 
 NetworkHandle* NetworkHandle::fromThis(const Napi::CallbackInfo& info) {
-  Napi::Value self = info.This();
-  if (!self.IsObject() || !self.As<Napi::Object>().CheckTypeTag(&kNetworkTag))
-    fail(ErrorCode::Type, "this method must be called on a Network");
-  return Unwrap(self.As<Napi::Object>());
+  return fromObject(info.This(), "the receiver of this method");
+}
+
+NetworkHandle* NetworkHandle::fromObject(const Napi::Value& value, const char* what) {
+  if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kNetworkTag))
+    fail(ErrorCode::Type, std::string(what) + " must be a Network");
+  return Unwrap(value.As<Napi::Object>());
 }
 
 void NetworkHandle::checkUsable() const {
@@ -133,32 +137,6 @@ void NetworkHandle::reportMemory() {
   if (bytes != reportedBytes_) {
     Napi::MemoryManagement::AdjustExternalMemory(Env(), bytes - reportedBytes_);
     reportedBytes_ = bytes;
-  }
-}
-
-template <typename Job>
-Napi::Value NetworkHandle::runSync(const Napi::CallbackInfo& info) {
-  checkUsable();
-  Job job(info, *network_);
-  job.run(*network_);
-  reportMemory();
-  return job.toJs(info.Env());
-}
-
-template <typename Job>
-Napi::Value NetworkHandle::runAsync(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  try {
-    checkUsable();
-    auto* worker = new NetworkWorker<Job>(env, this, info.This().As<Napi::Object>(), Job(info, *network_));
-    Napi::Promise promise = worker->promise();
-    worker->Queue();  // the worker deletes itself once settled
-    return promise;
-  } catch (const Error& e) {
-    // Argument errors of a Promise-returning method are reported through the Promise.
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-    d.Reject(makeError(env, e.code(), e.what()).Value());
-    return d.Promise();
   }
 }
 
@@ -333,18 +311,29 @@ Napi::Value NetworkHandle::SetOptimizerState(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value NetworkHandle::ResetState(const Napi::CallbackInfo& info) {
+  checkUsable();
+  network_->carriedState().batch = 0;
+  return info.Env().Undefined();
+}
+
 Napi::Value NetworkHandle::MemoryBytes(const Napi::CallbackInfo& info) {
   checkUsable();
   return Napi::Number::New(info.Env(), (double)network_->memoryBytes());
 }
 
-Napi::Value NetworkHandle::Forward(const Napi::CallbackInfo& info) { return runAsync<ForwardJob>(info); }
-Napi::Value NetworkHandle::ForwardSync(const Napi::CallbackInfo& info) { return runSync<ForwardJob>(info); }
-Napi::Value NetworkHandle::Backward(const Napi::CallbackInfo& info) { return runAsync<BackwardJob>(info); }
-Napi::Value NetworkHandle::BackwardSync(const Napi::CallbackInfo& info) { return runSync<BackwardJob>(info); }
-Napi::Value NetworkHandle::Loss(const Napi::CallbackInfo& info) { return runAsync<LossJob>(info); }
-Napi::Value NetworkHandle::LossSync(const Napi::CallbackInfo& info) { return runSync<LossJob>(info); }
-Napi::Value NetworkHandle::TrainStep(const Napi::CallbackInfo& info) { return runAsync<TrainStepJob>(info); }
-Napi::Value NetworkHandle::TrainStepSync(const Napi::CallbackInfo& info) { return runSync<TrainStepJob>(info); }
+template <typename Job>
+Napi::Value NetworkHandle::runJob(const Napi::CallbackInfo& info, bool async) {
+  return run<Job>(info.Env(), async, info.This().As<Napi::Object>(), [&] { return Job(info, *network_); });
+}
+
+Napi::Value NetworkHandle::Forward(const Napi::CallbackInfo& info) { return runJob<ForwardJob>(info, true); }
+Napi::Value NetworkHandle::ForwardSync(const Napi::CallbackInfo& info) { return runJob<ForwardJob>(info, false); }
+Napi::Value NetworkHandle::Backward(const Napi::CallbackInfo& info) { return runJob<BackwardJob>(info, true); }
+Napi::Value NetworkHandle::BackwardSync(const Napi::CallbackInfo& info) { return runJob<BackwardJob>(info, false); }
+Napi::Value NetworkHandle::Loss(const Napi::CallbackInfo& info) { return runJob<LossJob>(info, true); }
+Napi::Value NetworkHandle::LossSync(const Napi::CallbackInfo& info) { return runJob<LossJob>(info, false); }
+Napi::Value NetworkHandle::TrainStep(const Napi::CallbackInfo& info) { return runJob<TrainStepJob>(info, true); }
+Napi::Value NetworkHandle::TrainStepSync(const Napi::CallbackInfo& info) { return runJob<TrainStepJob>(info, false); }
 
 }  // namespace rnnkit::addon

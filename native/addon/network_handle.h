@@ -20,14 +20,22 @@ class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
 
   // The handle behind `info.This()`, after checking its type tag; throws ERR_RNNKIT_TYPE for anything else.
   static NetworkHandle* fromThis(const Napi::CallbackInfo& info);
+  // The handle behind any value, after checking its type tag.
+  static NetworkHandle* fromObject(const Napi::Value& value, const char* what);
+  bool busy() const { return busy_; }
 
   // For the async workers: the network, and the busy flag they hold for the duration of a call.
   Network& network() { return *network_; }
   void beginCall();
   void endCall();
+  void checkUsable() const;  // throws ERR_RNNKIT_DISPOSED / ERR_RNNKIT_BUSY
+
+  // Run a job now, or on the thread pool behind a Promise (keepAlive stays referenced until it settles).
+  // makeJob parses the arguments; its errors are thrown (sync) or reject the Promise (async).
+  template <typename Job, typename MakeJob>
+  Napi::Value run(Napi::Env env, bool async, Napi::Object keepAlive, MakeJob makeJob);
 
  private:
-  void checkUsable() const;  // throws ERR_RNNKIT_DISPOSED / ERR_RNNKIT_BUSY
   void releaseNative();
   void reportMemory();
 
@@ -56,11 +64,11 @@ class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
   Napi::Value LossSync(const Napi::CallbackInfo& info);
   Napi::Value TrainStep(const Napi::CallbackInfo& info);
   Napi::Value TrainStepSync(const Napi::CallbackInfo& info);
+  Napi::Value ResetState(const Napi::CallbackInfo& info);
 
   template <typename Job>
-  Napi::Value runSync(const Napi::CallbackInfo& info);
-  template <typename Job>
-  Napi::Value runAsync(const Napi::CallbackInfo& info);
+  Napi::Value runJob(const Napi::CallbackInfo& info, bool async);
+
 
   std::unique_ptr<Network> network_;
   bool busy_ = false;
@@ -69,3 +77,5 @@ class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
 };
 
 }  // namespace rnnkit::addon
+
+#include "network_handle_run.h"

@@ -9,11 +9,25 @@ namespace rnnkit::addon {
 
 namespace {
 
+// The number of values a shape holds, for messages (a product past 2^53 cannot be a real array's length).
+std::string countText(long double count) {
+  return count <= 9007199254740991.0L ? std::to_string((long long)count) : std::string("more than 2^53");
+}
+
+// An optional array that is given must not be empty: the core reads an empty one as "not given".
+template <typename T>
+std::vector<T> nonEmpty(std::vector<T> data, const std::string& what) {
+  if (data.empty()) fail(ErrorCode::Shape, what + " is empty: give all of its values, or leave it out");
+  return data;
+}
+
 // A tensor argument: { data: Float32Array, shape: number[] }, or a bare Float32Array where the shape is implied.
 std::vector<float> readFloatTensorData(const Napi::Value& value, const std::string& what,
                                        std::vector<long long>* shape = nullptr) {
   if (value.IsTypedArray()) return readFloat32(value, what);
-  Napi::Object obj = requireObject(value, what);
+  if (!value.IsObject() || value.IsArray())
+    fail(ErrorCode::Type, what + " must be a Float32Array or { data: Float32Array, shape }, got " + typeName(value));
+  Napi::Object obj = value.As<Napi::Object>();
   if (!has(obj, "data")) fail(ErrorCode::Type, what + " must be a Float32Array or { data: Float32Array, shape }");
   std::vector<float> data = readFloat32(obj.Get("data"), what + ".data");
   if (has(obj, "shape")) {
@@ -21,7 +35,7 @@ std::vector<float> readFloatTensorData(const Napi::Value& value, const std::stri
     long double count = 1;
     for (long long d : s) count *= (long double)d;
     if (count != (long double)data.size())
-      fail(ErrorCode::Shape, what + ".shape holds " + std::to_string((long long)count) + " values but " + what +
+      fail(ErrorCode::Shape, what + ".shape holds " + countText(count) + " values but " + what +
                                  ".data has " + std::to_string(data.size()));
     if (shape) *shape = std::move(s);
   } else if (shape) {
@@ -44,7 +58,7 @@ std::vector<int32_t> readIntTensorData(const Napi::Value& value, const std::stri
     long double count = 1;
     for (long long d : s) count *= (long double)d;
     if (count != (long double)data.size())
-      fail(ErrorCode::Shape, what + ".shape holds " + std::to_string((long long)count) + " values but " + what +
+      fail(ErrorCode::Shape, what + ".shape holds " + countText(count) + " values but " + what +
                                  ".data has " + std::to_string(data.size()));
     if (shape) *shape = std::move(s);
   } else if (shape) {
@@ -182,9 +196,9 @@ SequenceInput parseSequenceInput(const Napi::Value& value, int vocabSize) {
     if (!has(o, "x")) fail(ErrorCode::Argument, "input.x is required: { data: Float32Array, shape }");
     in.x = readFloatTensorData(o.Get("x"), "input.x", &in.shape);
   }
-  if (has(o, "lengths")) in.lengths = readInt32(o.Get("lengths"), "input.lengths");
-  if (has(o, "h0")) in.h0 = readFloatTensorData(o.Get("h0"), "input.h0");
-  if (has(o, "c0")) in.c0 = readFloatTensorData(o.Get("c0"), "input.c0");
+  if (has(o, "lengths")) in.lengths = nonEmpty(readInt32(o.Get("lengths"), "input.lengths"), "input.lengths");
+  if (has(o, "h0")) in.h0 = nonEmpty(readFloatTensorData(o.Get("h0"), "input.h0"), "input.h0");
+  if (has(o, "c0")) in.c0 = nonEmpty(readFloatTensorData(o.Get("c0"), "input.c0"), "input.c0");
   return in;
 }
 
@@ -222,9 +236,10 @@ Napi::Value ForwardJob::toJs(Napi::Env env) const {
 
 BackwardJob::BackwardJob(const Napi::CallbackInfo& info, const Network&) {
   Napi::Object o = requireObject(argOrUndefined(info, 0), "gradient");
-  if (has(o, "dOutput")) grad.dOutput = readFloatTensorData(o.Get("dOutput"), "gradient.dOutput");
-  if (has(o, "dhn")) grad.dhn = readFloatTensorData(o.Get("dhn"), "gradient.dhn");
-  if (has(o, "dcn")) grad.dcn = readFloatTensorData(o.Get("dcn"), "gradient.dcn");
+  if (has(o, "dOutput"))
+    grad.dOutput = nonEmpty(readFloatTensorData(o.Get("dOutput"), "gradient.dOutput"), "gradient.dOutput");
+  if (has(o, "dhn")) grad.dhn = nonEmpty(readFloatTensorData(o.Get("dhn"), "gradient.dhn"), "gradient.dhn");
+  if (has(o, "dcn")) grad.dcn = nonEmpty(readFloatTensorData(o.Get("dcn"), "gradient.dcn"), "gradient.dcn");
 }
 
 namespace {
