@@ -15,6 +15,7 @@
         "native/core/recurrent_stage.cc",
         "native/core/dense_stage.cc",
         "native/core/dropout_stage.cc",
+        "native/core/sampling.cc",
         "native/cpu/cell_kernels.cc",
         "native/cpu/cpu_backend.cc",
         "native/cpu/gemm_builtin.cc",

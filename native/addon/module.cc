@@ -4,6 +4,8 @@
 #include <thread>
 
 #include "../core/error.h"
+#include "../core/sampling.h"
+#include "js_convert.h"
 #include "../cpu/cpu_backend.h"
 #include "../cpu/gemm.h"
 #include "../cpu/thread_pool.h"
@@ -41,6 +43,22 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value SampleIndex(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] {
+    std::vector<float> scores = readFloat32(info.Length() > 0 ? info[0] : info.Env().Undefined(), "scores");
+    SamplingOptions o;
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      Napi::Object opts = requireObject(info[1], "options");
+      o.temperature = optionalNumber(opts, "temperature", 1.0);
+      o.topK = optionalInt(opts, "topK", 0);
+      o.topP = optionalNumber(opts, "topP", 1.0);
+      o.probabilities = optionalBool(opts, "probabilities", false);
+    }
+    if (info.Length() < 3 || !info[2].IsNumber()) fail(ErrorCode::Type, "the uniform draw u must be a number");
+    return Napi::Number::New(info.Env(), sampleIndex(scores.data(), scores.size(), o, info[2].As<Napi::Number>().DoubleValue()));
+  });
+}
+
 Napi::Value ErrorCodes(Napi::Env env) {
   const ErrorCode codes[] = {ErrorCode::Argument, ErrorCode::Type,     ErrorCode::Shape,     ErrorCode::Value,
                              ErrorCode::UnknownParam, ErrorCode::State, ErrorCode::Disposed, ErrorCode::Busy,
@@ -63,6 +81,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("errorCodes", ErrorCodes(env));
+  exports.Set("sampleIndex", Napi::Function::New(env, SampleIndex, "sampleIndex"));
   return exports;
 }
 
