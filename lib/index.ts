@@ -27,3 +27,14 @@ export function backendInfo(): BackendInfo {
 export function setThreads(n: number): void {
   native.setThreads(n);
 }
+
+export { Sequential, ModelStream, sequential, load } from './model';
+export type {
+  ModelOptions, CompileOptions, ModelInput, ModelTarget, StepLogs, EpochLogs, Callbacks, History, FitOptions,
+  FitDatasetOptions, BatchSource, CheckpointOptions, GenerateOptions, LossName,
+} from './model';
+export { layers } from './layers';
+export type { LayerConfig, Activation, RecurrentOptions, SimpleRnnOptions, GruOptions, DenseOptions, DropoutOptions, EmbeddingOptions } from './layers';
+export { optimizers } from './optimizers';
+export type { OptimizerConfig } from './optimizers';
+export { SeededRandom } from './random';

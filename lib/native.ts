@@ -16,6 +16,24 @@ export interface NativeNetworkSpec {
   seed?: number;
 }
 
+export type NativeLayerSpec =
+  | { type: 'embedding'; outputDim: number; name?: string }
+  | {
+      type: 'recurrent'; cell: CellType; hiddenSize: number; numLayers?: number; bidirectional?: boolean;
+      resetAfter?: boolean; merge?: 'concat' | 'sum'; returnSequences?: boolean; goBackwards?: boolean;
+      dropout?: number; name?: string;
+    }
+  | { type: 'dense'; units: number; activation?: 'linear' | 'softmax' | 'sigmoid' | 'tanh' | 'relu'; name?: string }
+  | { type: 'dropout'; rate: number; name?: string };
+
+/** A pipeline of layers over dense features or token ids. */
+export interface NativeModelSpec {
+  inputSize?: number;
+  vocabSize?: number;
+  layers: NativeLayerSpec[];
+  seed?: number;
+}
+
 export interface NativeSequenceInput {
   x?: Tensor;
   tokens?: IntTensor;
@@ -86,8 +104,21 @@ export interface NativeNetwork {
   backwardSync(grad: NativeOutputGradient): NativeInputGradient;
   loss(target: NativeLossTarget): Promise<NativeInputGradient & { loss: number }>;
   lossSync(target: NativeLossTarget): NativeInputGradient & { loss: number };
-  trainStep(input: NativeSequenceInput, target: NativeLossTarget, options?: { clipNorm?: number }): Promise<{ loss: number; gradNorm: number }>;
-  trainStepSync(input: NativeSequenceInput, target: NativeLossTarget, options?: { clipNorm?: number }): { loss: number; gradNorm: number };
+  trainStep(input: NativeSequenceInput, target: NativeLossTarget, options?: { clipNorm?: number; carryState?: boolean }): Promise<{ loss: number; gradNorm: number }>;
+  trainStepSync(input: NativeSequenceInput, target: NativeLossTarget, options?: { clipNorm?: number; carryState?: boolean }): { loss: number; gradNorm: number };
+  evaluate(input: NativeSequenceInput, target: NativeLossTarget): Promise<number>;
+  evaluateSync(input: NativeSequenceInput, target: NativeLossTarget): number;
+  /** Forget the state carried between `trainStep(..., { carryState: true })` calls. */
+  resetState(): void;
+  getRandomState(): number[];
+  setRandomState(state: Int32Array): void;
+}
+
+export interface NativeStream {
+  step(input: NativeSequenceInput): Promise<{ output: Tensor }>;
+  stepSync(input: NativeSequenceInput): { output: Tensor };
+  reset(): void;
+  dispose(): void;
 }
 
 export interface BackendInfo {
@@ -102,7 +133,9 @@ export interface BackendInfo {
 }
 
 interface NativeModule {
-  Network: new (spec: NativeNetworkSpec) => NativeNetwork;
+  Network: new (spec: NativeNetworkSpec | NativeModelSpec) => NativeNetwork;
+  Stream: new (network: NativeNetwork) => NativeStream;
+  sampleIndex(scores: Float32Array, options: { temperature?: number; topK?: number; topP?: number; probabilities?: boolean }, u: number): number;
   backendInfo(): BackendInfo;
   setThreads(n: number): void;
   errorCodes: string[];

@@ -72,6 +72,36 @@ export interface TrainStepResult {
   gradNorm: number;
 }
 
+function invoke<A extends readonly unknown[], T>(call: (...args: A) => Promise<T>, args: A): Promise<T> {
+  try {
+    return call(...args);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+const typedArraySlice = Object.getPrototypeOf(Int8Array.prototype).slice as (this: ArrayBufferView) => ArrayBufferView;
+
+// The typed arrays and Arrays in a call's arguments, copied (a view copies only its own elements); anything else is
+// kept as it is, so that the native checks still report what was passed.
+function copyArrays(value: unknown, depth = 0): unknown {
+  if (ArrayBuffer.isView(value)) {
+    if (value instanceof DataView) return value;
+    try {
+      return typedArraySlice.call(value);
+    } catch {
+      return value; // a detached buffer: the native side reports it
+    }
+  }
+  if (depth >= 4 || typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map((v) => copyArrays(v, depth + 1));
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) out[key] = copyArrays((value as Record<string, unknown>)[key], depth + 1);
+  return out;
+}
+
 /**
  * A stack of recurrent layers (optionally with a dense head) backed by native memory. Call `dispose()` when done,
  * or let the garbage collector free it. Promise-returning calls on one network run one after another.
@@ -79,6 +109,7 @@ export interface TrainStepResult {
 export class RecurrentNetwork {
   readonly #native: NativeNetwork;
   #queue: Promise<unknown> = Promise.resolve();
+  #pending = 0;
 
   constructor(spec: RecurrentSpec) {
     this.#native = new native.Network(spec);
@@ -112,7 +143,10 @@ export class RecurrentNetwork {
   }
 
   setParam(name: string, value: Float32Array | Tensor): void {
-    this.#native.setParam(name, value instanceof Float32Array ? value : value?.data);
+    // A Tensor gives its data; anything else (a Float64Array, an Array, null) goes to the native check as it is, so
+    // that the error names what was passed instead of "got undefined".
+    const isTensor = typeof value === 'object' && value !== null && !ArrayBuffer.isView(value) && !Array.isArray(value);
+    this.#native.setParam(name, isTensor ? (value as Tensor).data : (value as Float32Array));
   }
 
   getParams(): Record<string, Tensor> {
@@ -165,7 +199,7 @@ export class RecurrentNetwork {
 
   /** Run the network over a batch. With `train: true`, keeps what backward needs. */
   forward(input: SequenceBatch, options?: { train?: boolean }): Promise<ForwardResult> {
-    return this.#enqueue(() => this.#native.forward(input, options));
+    return this.#enqueue((i, o) => this.#native.forward(i, o), [input, options] as const);
   }
 
   forwardSync(input: SequenceBatch, options?: { train?: boolean }): ForwardResult {
@@ -174,7 +208,7 @@ export class RecurrentNetwork {
 
   /** Backpropagate upstream gradients through the last training forward; parameter gradients accumulate. */
   backward(grad: OutputGradient): Promise<InputGradient> {
-    return this.#enqueue(() => this.#native.backward(grad));
+    return this.#enqueue((g) => this.#native.backward(g), [grad] as const);
   }
 
   backwardSync(grad: OutputGradient): InputGradient {
@@ -183,7 +217,7 @@ export class RecurrentNetwork {
 
   /** The loss of the last training forward's output, backpropagated (gradients accumulate). */
   loss(target: LossTarget): Promise<InputGradient & { loss: number }> {
-    return this.#enqueue(() => this.#native.loss(target));
+    return this.#enqueue((g) => this.#native.loss(g), [target] as const);
   }
 
   lossSync(target: LossTarget): InputGradient & { loss: number } {
@@ -192,7 +226,7 @@ export class RecurrentNetwork {
 
   /** zeroGrad, forward, loss, backward, clip (when clipNorm > 0) and optimizer step, as one native call. */
   trainStep(input: SequenceBatch, target: LossTarget, options?: { clipNorm?: number }): Promise<TrainStepResult> {
-    return this.#enqueue(() => this.#native.trainStep(input, target, options));
+    return this.#enqueue((i, g, o) => this.#native.trainStep(i, g, o), [input, target, options] as const);
   }
 
   trainStepSync(input: SequenceBatch, target: LossTarget, options?: { clipNorm?: number }): TrainStepResult {
@@ -204,10 +238,25 @@ export class RecurrentNetwork {
     return this.#native.memoryBytes();
   }
 
-  // Promise calls wait for the previous one: the native handle runs one call at a time.
-  #enqueue<T>(call: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(call, call);
-    this.#queue = run.catch(() => undefined);
+  // Promise calls wait for the previous one: the native handle runs one call at a time. The native side copies a
+  // call's arrays when the call starts, so a call that has to wait works on a copy of them taken now: the caller may
+  // reuse its buffers as soon as the method returns, as with an idle network (where the call starts at once).
+  #enqueue<A extends readonly unknown[], T>(call: (...args: A) => Promise<T>, args: A): Promise<T> {
+    let run: Promise<T>;
+    if (this.#pending === 0) {
+      run = invoke(call, args);
+    } else {
+      const copied = args.map((a) => copyArrays(a)) as unknown as A;
+      run = this.#queue.then(
+        () => invoke(call, copied),
+        () => invoke(call, copied),
+      );
+    }
+    this.#pending++;
+    const done = () => {
+      this.#pending--;
+    };
+    this.#queue = run.then(done, done);
     return run;
   }
 }

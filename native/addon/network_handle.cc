@@ -78,6 +78,10 @@ Napi::Function NetworkHandle::define(Napi::Env env) {
       {"trainStep", dispatchPromise<&NetworkHandle::TrainStep>},
       {"trainStepSync", dispatch<&NetworkHandle::TrainStepSync>},
       {"resetState", dispatch<&NetworkHandle::ResetState>},
+      {"evaluate", dispatch<&NetworkHandle::Evaluate>},
+      {"evaluateSync", dispatch<&NetworkHandle::EvaluateSync>},
+      {"getRandomState", dispatch<&NetworkHandle::GetRandomState>},
+      {"setRandomState", dispatch<&NetworkHandle::SetRandomState>},
   };
   for (const Entry& m : methods) proto.Set(m.name, Napi::Function::New(env, m.fn, m.name));
   return ctor;
@@ -314,6 +318,26 @@ Napi::Value NetworkHandle::SetOptimizerState(const Napi::CallbackInfo& info) {
 Napi::Value NetworkHandle::ResetState(const Napi::CallbackInfo& info) {
   checkUsable();
   network_->carriedState().batch = 0;
+  return info.Env().Undefined();
+}
+
+Napi::Value NetworkHandle::Evaluate(const Napi::CallbackInfo& info) { return runJob<EvaluateJob>(info, true); }
+Napi::Value NetworkHandle::EvaluateSync(const Napi::CallbackInfo& info) { return runJob<EvaluateJob>(info, false); }
+
+Napi::Value NetworkHandle::GetRandomState(const Napi::CallbackInfo& info) {
+  checkUsable();
+  std::vector<uint32_t> s = network_->randomState();
+  Napi::Array arr = Napi::Array::New(info.Env(), s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) arr.Set((uint32_t)i, Napi::Number::New(info.Env(), s[i]));
+  return arr;
+}
+
+Napi::Value NetworkHandle::SetRandomState(const Napi::CallbackInfo& info) {
+  checkUsable();
+  std::vector<int32_t> v = readInt32(info.Length() > 0 ? info[0] : info.Env().Undefined(), "random state");
+  if (v.size() != 4) fail(ErrorCode::Value, "a random state has 4 integers");
+  std::vector<uint32_t> s(v.begin(), v.end());
+  network_->setRandomState(s);
   return info.Env().Undefined();
 }
 

@@ -65,6 +65,10 @@ class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
   Napi::Value TrainStep(const Napi::CallbackInfo& info);
   Napi::Value TrainStepSync(const Napi::CallbackInfo& info);
   Napi::Value ResetState(const Napi::CallbackInfo& info);
+  Napi::Value Evaluate(const Napi::CallbackInfo& info);
+  Napi::Value EvaluateSync(const Napi::CallbackInfo& info);
+  Napi::Value GetRandomState(const Napi::CallbackInfo& info);
+  Napi::Value SetRandomState(const Napi::CallbackInfo& info);
 
   template <typename Job>
   Napi::Value runJob(const Napi::CallbackInfo& info, bool async);

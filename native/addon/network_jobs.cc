@@ -262,6 +262,11 @@ Napi::Value LossJob::toJs(Napi::Env env) const {
   return out;
 }
 
+EvaluateJob::EvaluateJob(const Napi::CallbackInfo& info, const Network& net) {
+  input = parseSequenceInput(argOrUndefined(info, 0), net.vocabSize());
+  target = parseLossTarget(argOrUndefined(info, 1));
+}
+
 TrainStepJob::TrainStepJob(const Napi::CallbackInfo& info, const Network& net) {
   input = parseSequenceInput(argOrUndefined(info, 0), net.vocabSize());
   target = parseLossTarget(argOrUndefined(info, 1));

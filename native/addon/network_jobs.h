@@ -37,6 +37,16 @@ struct LossJob {
   LossResult result;
 };
 
+struct EvaluateJob {
+  EvaluateJob(const Napi::CallbackInfo& info, const Network& net);
+  void run(Network& net) { loss = net.evaluate(input, target); }
+  Napi::Value toJs(Napi::Env env) const { return Napi::Number::New(env, loss); }
+
+  SequenceInput input;
+  LossTarget target;
+  double loss = 0;
+};
+
 struct TrainStepJob {
   TrainStepJob(const Napi::CallbackInfo& info, const Network& net);
   void run(Network& net) { result = net.trainStep(input, target, clipNorm, carryState); }

@@ -375,15 +375,11 @@ InputGradient Network::backward(const OutputGradient& grad) {
   return out;
 }
 
-LossResult Network::lossBackward(const LossTarget& target) {
-  if (!haveTrainForward_)
-    fail(ErrorCode::State, "the loss needs a training forward first (forward with train: true)");
+double Network::computeLoss(const LossTarget& target, bool* fromLogits) {
   const std::size_t rows = output_.rows;
   const int F = output_.features;
-  const int B = last_.B;
-  setStageStates(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, B);
-  LossResult result;
   float* dOut = dOutput_.reserveFloats(rows * F);
+  *fromLogits = false;
   if (target.kind == LossKind::SoftmaxCrossEntropy) {
     checkSize("targets", target.classes.size(), rows,
               output_.sequence ? (last_.batchFirst ? "[batch, time]" : "[time, batch]") : "[batch]");
@@ -403,22 +399,41 @@ LossResult Network::lossBackward(const LossTarget& target) {
     else be_.upload(classes, target.classes.data(), rows * sizeof(int32_t));
     int counted = 0;
     const double total = be_.softmaxCrossEntropy(logits, (int)rows, F, classes, dOut, &counted);
-    result.loss = counted > 0 ? total / counted : 0.0;
-    if (softmaxHead) {
-      const std::size_t last = stages_.size() - 1;
-      const float* d = dense->backwardFromLogits(context(last_, true), stageInputs_[last], dOut, true);
-      backwardFrom(last, d, &result.grads);
-      return result;
-    }
-  } else {
-    checkSize("target", target.values.size(), rows * F, "of the output");
-    float* values = staging_.reserveFloats(rows * F);
-    if (output_.sequence) uploadSequence(values, target.values.data(), last_, F);
-    else be_.upload(values, target.values.data(), rows * F * sizeof(float));
-    result.loss = be_.meanSquaredError(output_.data, values, rows * F, dOut);
+    *fromLogits = softmaxHead;
+    return counted > 0 ? total / counted : 0.0;
   }
-  backwardFrom(stages_.size(), dOut, &result.grads);
+  checkSize("target", target.values.size(), rows * F, "of the output");
+  float* values = staging_.reserveFloats(rows * F);
+  if (output_.sequence) uploadSequence(values, target.values.data(), last_, F);
+  else be_.upload(values, target.values.data(), rows * F * sizeof(float));
+  return be_.meanSquaredError(output_.data, values, rows * F, dOut);
+}
+
+LossResult Network::lossBackward(const LossTarget& target) {
+  if (!haveTrainForward_)
+    fail(ErrorCode::State, "the loss needs a training forward first (forward with train: true)");
+  setStageStates(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, last_.B);
+  LossResult result;
+  bool fromLogits = false;
+  result.loss = computeLoss(target, &fromLogits);
+  if (fromLogits) {
+    const std::size_t lastStage = stages_.size() - 1;
+    auto* dense = static_cast<DenseStage*>(stages_.back().get());
+    const float* d = dense->backwardFromLogits(context(last_, true), stageInputs_[lastStage], dOutput_.floats(), true);
+    backwardFrom(lastStage, d, &result.grads);
+  } else {
+    backwardFrom(stages_.size(), dOutput_.floats(), &result.grads);
+  }
   return result;
+}
+
+double Network::evaluate(const SequenceInput& in, const LossTarget& target) {
+  forward(in, false);
+  // An inference forward keeps the shape of its batch in last_ only when training; the loss needs it here too.
+  last_ = Shape{in.batchFirst ? (int)in.shape[1] : (int)in.shape[0], in.batchFirst ? (int)in.shape[0] : (int)in.shape[1],
+                in.batchFirst};
+  bool fromLogits = false;
+  return computeLoss(target, &fromLogits);
 }
 
 void Network::zeroGrad() { be_.fill(grads_.floats(), layout_.total(), 0.f); }

@@ -98,6 +98,8 @@ class Network {
   InputGradient backward(const OutputGradient& grad);
   // Loss of the last training forward's output against the target, backpropagated (accumulating).
   LossResult lossBackward(const LossTarget& target);
+  // Inference forward and the loss of its output; no gradients, no dropout.
+  double evaluate(const SequenceInput& in, const LossTarget& target);
 
   void zeroGrad();
   // Scale the gradients so that their global L2 norm is at most maxNorm (PyTorch's clip_grad_norm_);
@@ -137,6 +139,9 @@ class Network {
   void setStageStates(const float* h0, const float* c0, float* hn, float* cn, const float* dhn, const float* dcn,
                       float* dh0, float* dc0, int B);
   void backwardFrom(std::size_t stageEnd, const float* dOutput, InputGradient* out);
+  // The loss of output_ against target; writes d(loss)/d(logits or output) to dOutput_. Sets *fromLogits when
+  // the gradient is for the pre-activation of a softmax last layer.
+  double computeLoss(const LossTarget& target, bool* fromLogits);
   void initParams();
 
   Backend& be_;

@@ -212,6 +212,48 @@ __attribute__((target("avx2,fma"))) void kernelAvx2(int kc, const float* a, cons
   }
 }
 
+// Wide kernel for 1-3 rows of op(A) with B read in place; see wideAvx512 for why thin panels need it.
+template <int MI>
+constexpr int wideVectorsAvx2() {
+  return MI == 1 ? 12 : MI == 2 ? 6 : 4;
+}
+
+template <int MI>
+__attribute__((target("avx2,fma"))) void wideAvx2(int kc, const float* a, const float* b, std::ptrdiff_t bs,
+                                                   float* c, std::ptrdiff_t ldc, float alpha, float beta) {
+  constexpr int V = wideVectorsAvx2<MI>();
+  __m256 acc[MI][V];
+#pragma GCC unroll 16
+  for (int i = 0; i < MI; ++i)
+#pragma GCC unroll 16
+    for (int v = 0; v < V; ++v) acc[i][v] = _mm256_setzero_ps();
+  for (int k = 0; k < kc; ++k) {
+    __m256 ai[MI];
+#pragma GCC unroll 4
+    for (int i = 0; i < MI; ++i) ai[i] = _mm256_broadcast_ss(a + i);
+#pragma GCC unroll 16
+    for (int v = 0; v < V; ++v) {
+      const __m256 bv = _mm256_loadu_ps(b + 8 * v);
+#pragma GCC unroll 4
+      for (int i = 0; i < MI; ++i) acc[i][v] = _mm256_fmadd_ps(ai[i], bv, acc[i][v]);
+    }
+    a += MI;
+    b += bs;
+  }
+  const __m256 va = _mm256_set1_ps(alpha);
+  const __m256 vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 4
+  for (int i = 0; i < MI; ++i) {
+    float* cr = c + i * ldc;
+#pragma GCC unroll 16
+    for (int v = 0; v < V; ++v) {
+      __m256 r = _mm256_mul_ps(acc[i][v], va);
+      if (beta != 0.f) r = _mm256_fmadd_ps(_mm256_loadu_ps(cr + 8 * v), vb, r);
+      _mm256_storeu_ps(cr + 8 * v, r);
+    }
+  }
+}
+
 // 8 x 8 in-register transposes; rows past `rows` re-read the last valid row (never out of bounds) and are
 // dropped by a masked store.
 __attribute__((target("avx2,fma"))) void interleaveAvx2(const float* src, std::ptrdiff_t lds, int rows, int kc,
@@ -426,8 +468,6 @@ __attribute__((target("avx512f"))) void kernelAvx512(int kc, const float* a, con
 // A 32-column strip would touch just two cache lines per B row, and with a row stride of a multiple of 4 KiB
 // (N = 1024, 2048 here) every row lands in the same cache sets, so the thin kernel stalls on B. A wide strip reads
 // V contiguous lines per row and keeps 16-24 independent FMA chains busy.
-constexpr int kWideMaxRows = 3;
-
 template <int MI>
 constexpr int wideVectors() {
   return MI == 1 ? 16 : MI == 2 ? 12 : 8;
@@ -495,6 +535,12 @@ Arch makeAvx2() {
   Arch a{"avx2", kAvx2MR, kAvx2NR, 256, 120, 2048, {}, interleaveAvx2, dotAvx2, {}, {}};
   fillTable(a.kernel, [](auto h) -> KernelFn { return &kernelAvx2<decltype(h)::value>; },
             std::make_integer_sequence<int, kAvx2MR>{});
+  a.wide[1] = &wideAvx2<1>;
+  a.wide[2] = &wideAvx2<2>;
+  a.wide[3] = &wideAvx2<3>;
+  a.wideCols[1] = 8 * wideVectorsAvx2<1>();
+  a.wideCols[2] = 8 * wideVectorsAvx2<2>();
+  a.wideCols[3] = 8 * wideVectorsAvx2<3>();
   return a;
 }
 

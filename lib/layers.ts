@@ -1,0 +1,87 @@
+// Layer constructors of the model builder, with the names and options Keras and TF.js users know. Each returns a
+// plain description; the model turns the list into one native pipeline.
+import { rnnkitError } from './errors';
+
+export type Activation = 'linear' | 'softmax' | 'sigmoid' | 'tanh' | 'relu';
+
+export interface EmbeddingOptions {
+  /** Symbols in the vocabulary (defaults to the model's vocabSize). */
+  inputDim?: number;
+  /** Size of each vector. */
+  outputDim: number;
+  name?: string;
+}
+
+export interface RecurrentOptions {
+  units: number;
+  /** Output every step (`[batch, time, units]`, default) or only the last one (`[batch, units]`). */
+  returnSequences?: boolean;
+  /** Expose this layer's final state through `model.predictWithState` (default false). */
+  returnState?: boolean;
+  /** Read the sequence both ways; `true` or the merge of the two outputs. */
+  bidirectional?: boolean | { mergeMode: 'concat' | 'sum' };
+  /** Read the sequence from its end (outputs stay aligned with their input steps). */
+  goBackwards?: boolean;
+  /** Dropout on this layer's inputs while training. */
+  dropout?: number;
+  /** Layers stacked inside this one, PyTorch-style (default 1), with `stackDropout` between them. */
+  numLayers?: number;
+  stackDropout?: number;
+  name?: string;
+}
+
+export interface SimpleRnnOptions extends RecurrentOptions {
+  activation?: 'tanh' | 'relu';
+}
+
+export interface GruOptions extends RecurrentOptions {
+  /** true (default): PyTorch/cuDNN's reset-after GRU; false: the reset-before GRU of Keras's reset_after=False. */
+  resetAfter?: boolean;
+}
+
+export interface DenseOptions {
+  units: number;
+  activation?: Activation;
+  name?: string;
+}
+
+export interface DropoutOptions {
+  rate: number;
+  name?: string;
+}
+
+export type LayerConfig =
+  | ({ kind: 'embedding' } & EmbeddingOptions)
+  | ({ kind: 'recurrent'; cell: 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru'; resetAfter?: boolean } & RecurrentOptions)
+  | ({ kind: 'dense' } & DenseOptions)
+  | ({ kind: 'dropout' } & DropoutOptions);
+
+function options<T extends object>(what: string, value: T | undefined): T {
+  if (typeof value !== 'object' || value === null)
+    throw rnnkitError('ERR_RNNKIT_TYPE', `layers.${what}() takes an options object`);
+  return value;
+}
+
+export const layers = {
+  embedding(o: EmbeddingOptions): LayerConfig {
+    return { kind: 'embedding', ...options('embedding', o) };
+  },
+  simpleRNN(o: SimpleRnnOptions): LayerConfig {
+    const { activation = 'tanh', ...rest } = options('simpleRNN', o);
+    if (activation !== 'tanh' && activation !== 'relu')
+      throw rnnkitError('ERR_RNNKIT_ARGUMENT', `simpleRNN activation must be 'tanh' or 'relu', got '${String(activation)}'`);
+    return { kind: 'recurrent', cell: activation === 'relu' ? 'rnn_relu' : 'rnn_tanh', ...rest };
+  },
+  lstm(o: RecurrentOptions): LayerConfig {
+    return { kind: 'recurrent', cell: 'lstm', ...options('lstm', o) };
+  },
+  gru(o: GruOptions): LayerConfig {
+    return { kind: 'recurrent', cell: 'gru', ...options('gru', o) };
+  },
+  dense(o: DenseOptions): LayerConfig {
+    return { kind: 'dense', ...options('dense', o) };
+  },
+  dropout(o: DropoutOptions): LayerConfig {
+    return { kind: 'dropout', ...options('dropout', o) };
+  },
+};

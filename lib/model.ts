@@ -1,0 +1,717 @@
+// The sequential model builder: Keras/TF.js-style layers compiled into one native pipeline, trained off the main
+// thread, saved as safetensors with the architecture in the header.
+import * as fs from 'node:fs';
+import { native, type NativeNetwork, type NativeLayerSpec, type NativeModelSpec, type NativeSequenceInput,
+  type NativeLossTarget, type NativeStream } from './native';
+import { rnnkitError } from './errors';
+import type { LayerConfig, Activation } from './layers';
+import { layers as layerFactory } from './layers';
+import type { OptimizerConfig } from './optimizers';
+import { SeededRandom } from './random';
+import { parseSafetensors, serializeSafetensors, writeFileAtomic, type NamedTensor } from './safetensors';
+import type { Tensor, IntTensor } from './tensor';
+
+export type LossName = 'softmaxCrossEntropy' | 'mse';
+
+export interface ModelOptions {
+  /** Token-id input over this many symbols (an embedding or a recurrent layer reads them one-hot). */
+  vocabSize?: number;
+  /** Dense input with this many features per step. */
+  inputSize?: number;
+  layers?: LayerConfig[];
+  /** Seed of the initial weights and of dropout. */
+  seed?: number;
+}
+
+export interface CompileOptions {
+  loss: LossName;
+  optimizer: OptimizerConfig;
+  /** Clip the global gradient norm to this value at every step (0 or absent: no clipping). */
+  clipNorm?: number;
+}
+
+/** Model input: token ids `[batch, time]` or features `[batch, time, features]`, batch-first. */
+export type ModelInput = IntTensor | Tensor;
+/** Targets: class ids (`[batch, time]` or `[batch]`) or values shaped like the output. */
+export type ModelTarget = IntTensor | Tensor;
+
+export interface StepLogs {
+  step: number;
+  epoch: number;
+  loss: number;
+  gradNorm: number;
+  /** Input steps (tokens) per second over this step. */
+  tokensPerSecond: number;
+  elapsedSeconds: number;
+}
+
+export interface EpochLogs {
+  epoch: number;
+  step: number;
+  loss: number;
+  valLoss?: number;
+  elapsedSeconds: number;
+}
+
+export interface Callbacks {
+  onTrainBegin?: () => void | Promise<void>;
+  onStepEnd?: (logs: StepLogs) => void | Promise<void>;
+  onEpochEnd?: (logs: EpochLogs) => void | Promise<void>;
+  onTrainEnd?: (history: History) => void | Promise<void>;
+}
+
+export interface History {
+  /** Mean training loss per epoch (or per evaluation interval for fitDataset). */
+  loss: number[];
+  valLoss: number[];
+  steps: { step: number; loss: number }[];
+}
+
+export interface FitOptions {
+  epochs?: number;
+  /** Stop after this many steps in total (this call), whatever the epochs. */
+  steps?: number;
+  batchSize?: number;
+  shuffle?: boolean;
+  validationData?: { x: ModelInput; y: ModelTarget };
+  callbacks?: Callbacks;
+  signal?: AbortSignal;
+  seed?: number;
+  /**
+   * Truncated backpropagation through time: x holds long sequences, cut into chunks of `chunkLength` steps whose
+   * final state seeds the next chunk; the state resets at each epoch. The batch is all rows of x.
+   */
+  stateful?: boolean;
+  chunkLength?: number;
+  checkpoint?: CheckpointOptions;
+}
+
+export interface CheckpointOptions {
+  /** File written (atomically) every `every` steps, optimizer state included. */
+  path: string;
+  every: number;
+  /** Extra metadata to store (for example a data source's state); called at each checkpoint. */
+  extra?: () => Record<string, unknown>;
+}
+
+/** A source of training batches for fitDataset: random windows, a streaming reader, ... */
+export interface BatchSource {
+  nextBatch(): { x: ModelInput; y: ModelTarget; first?: boolean };
+}
+
+export interface FitDatasetOptions {
+  steps: number;
+  callbacks?: Callbacks;
+  signal?: AbortSignal;
+  /** Evaluate every `every` steps on `batches` batches from `source` (and at the end). */
+  validation?: { source: BatchSource; batches: number; every: number };
+  /** Carry the recurrent state between batches (reset where a batch says `first`). */
+  stateful?: boolean;
+  checkpoint?: CheckpointOptions;
+}
+
+export interface GenerateOptions {
+  /** Token ids to start from (at least one). */
+  prompt: ArrayLike<number>;
+  /** Number of tokens to generate. */
+  length: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  /** Seed of the sampling draws: the same seed and model give the same sample. */
+  seed?: number;
+}
+
+interface LayerSummary {
+  name: string;
+  type: string;
+  outputShape: (number | null)[];
+  params: number;
+}
+
+function isIntInput(x: ModelInput): x is IntTensor {
+  return !(x.data instanceof Float32Array);
+}
+
+function checkTensor(t: unknown, what: string): asserts t is { data: ArrayLike<number>; shape: number[] } {
+  if (typeof t !== 'object' || t === null || !('data' in t) || !('shape' in t) || !Array.isArray((t as Tensor).shape))
+    throw rnnkitError('ERR_RNNKIT_TYPE', `${what} must be a tensor { data, shape }`);
+}
+
+/** Copy the rows `rows` of a batch-first tensor (rows along its first dimension). */
+function takeRows<T extends { data: ArrayLike<number>; shape: number[] }>(t: T, rows: ArrayLike<number>): T {
+  const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
+  const Ctor = t.data instanceof Float32Array ? Float32Array : Int32Array;
+  const out = new Ctor(rows.length * per);
+  const src = t.data;
+  for (let i = 0; i < rows.length; i++) {
+    const start = rows[i] * per;
+    if (src instanceof Float32Array || src instanceof Int32Array) out.set(src.subarray(start, start + per), i * per);
+    else for (let j = 0; j < per; j++) out[i * per + j] = src[start + j];
+  }
+  return { data: out, shape: [rows.length, ...t.shape.slice(1)] } as unknown as T;
+}
+
+/** Copy time steps [t0, t1) of a batch-first sequence tensor. */
+function takeSteps<T extends { data: ArrayLike<number>; shape: number[] }>(t: T, t0: number, t1: number): T {
+  const [B, T] = t.shape;
+  const per = t.shape.slice(2).reduce((a, b) => a * b, 1);
+  const Ctor = t.data instanceof Float32Array ? Float32Array : Int32Array;
+  const out = new Ctor(B * (t1 - t0) * per);
+  for (let b = 0; b < B; b++)
+    for (let s = t0; s < t1; s++)
+      for (let j = 0; j < per; j++) out[(b * (t1 - t0) + (s - t0)) * per + j] = t.data[(b * T + s) * per + j];
+  return { data: out, shape: [B, t1 - t0, ...t.shape.slice(2)] } as unknown as T;
+}
+
+/**
+ * A stack of layers run as one native pipeline. Build it with `sequential({ vocabSize | inputSize, layers })`,
+ * `compile`, then `fit` / `predict`. Tensors are batch-first.
+ */
+export class Sequential {
+  readonly #layers: LayerConfig[] = [];
+  readonly #vocabSize: number;
+  readonly #inputSize: number;
+  readonly #seed: number | undefined;
+  #net: NativeNetwork | undefined;
+  #compiled: CompileOptions | undefined;
+  #names: string[] = [];
+  #step = 0;
+  #queue: Promise<unknown> = Promise.resolve();
+  /** Free-form metadata saved with the model (for example a vocabulary). */
+  metadata: Record<string, unknown> = {};
+
+  constructor(options: ModelOptions) {
+    if (typeof options !== 'object' || options === null)
+      throw rnnkitError('ERR_RNNKIT_TYPE', 'sequential() takes an options object { vocabSize | inputSize, layers }');
+    this.#vocabSize = options.vocabSize ?? 0;
+    this.#inputSize = options.inputSize ?? 0;
+    this.#seed = options.seed;
+    for (const l of options.layers ?? []) this.add(l);
+  }
+
+  /** Append a layer (before the model is first used). */
+  add(layer: LayerConfig): this {
+    if (this.#net) throw rnnkitError('ERR_RNNKIT_STATE', 'layers can only be added before the model is built');
+    if (typeof layer !== 'object' || layer === null || !('kind' in layer))
+      throw rnnkitError('ERR_RNNKIT_TYPE', 'add() takes a layer from rnnkit.layers');
+    this.#layers.push(layer);
+    return this;
+  }
+
+  /** Training steps taken so far (kept in checkpoints). */
+  get step(): number {
+    return this.#step;
+  }
+
+  get vocabSize(): number {
+    return this.#vocabSize;
+  }
+
+  get layers(): readonly LayerConfig[] {
+    return this.#layers;
+  }
+
+  /** The native pipeline spec (built lazily). */
+  #spec(): NativeModelSpec {
+    const counts: Record<string, number> = {};
+    const taken = new Set<string>();
+    const uniqueName = (base: string, given?: string): string => {
+      if (given !== undefined) {
+        if (!/^[A-Za-z0-9_-]+$/.test(given))
+          throw rnnkitError('ERR_RNNKIT_ARGUMENT', `layer name '${given}' may only use letters, digits, '_' and '-'`);
+        if (taken.has(given)) throw rnnkitError('ERR_RNNKIT_ARGUMENT', `two layers are named '${given}'`);
+        taken.add(given);
+        return given;
+      }
+      let name: string;
+      do name = `${base}_${(counts[base] = (counts[base] ?? 0) + 1)}`; while (taken.has(name));
+      taken.add(name);
+      return name;
+    };
+    const out: NativeLayerSpec[] = [];
+    this.#names = [];
+    for (const l of this.#layers) {
+      switch (l.kind) {
+        case 'embedding':
+          if (l.inputDim !== undefined && l.inputDim !== this.#vocabSize)
+            throw rnnkitError('ERR_RNNKIT_ARGUMENT', `embedding inputDim ${l.inputDim} differs from the model's vocabSize ${this.#vocabSize}`);
+          out.push({ type: 'embedding', outputDim: l.outputDim, name: uniqueName('embedding', l.name) });
+          break;
+        case 'recurrent': {
+          const base = l.cell === 'lstm' ? 'lstm' : l.cell === 'gru' ? 'gru' : 'simple_rnn';
+          const name = uniqueName(base, l.name);
+          if (l.dropout) out.push({ type: 'dropout', rate: l.dropout, name: `${name}_input_dropout` });
+          const bi = l.bidirectional;
+          out.push({
+            type: 'recurrent', cell: l.cell, hiddenSize: l.units, numLayers: l.numLayers ?? 1,
+            bidirectional: !!bi, merge: typeof bi === 'object' && bi ? bi.mergeMode : 'concat',
+            resetAfter: l.resetAfter ?? true, returnSequences: l.returnSequences ?? false,
+            goBackwards: l.goBackwards ?? false, dropout: l.stackDropout ?? 0, name,
+          });
+          break;
+        }
+        case 'dense':
+          out.push({ type: 'dense', units: l.units, activation: l.activation ?? 'linear', name: uniqueName('dense', l.name) });
+          break;
+        case 'dropout':
+          out.push({ type: 'dropout', rate: l.rate, name: uniqueName('dropout', l.name) });
+          break;
+        default:
+          throw rnnkitError('ERR_RNNKIT_TYPE', 'unknown layer; use rnnkit.layers');
+      }
+      this.#names.push(out[out.length - 1].name as string);
+    }
+    const spec: NativeModelSpec = { layers: out };
+    if (this.#vocabSize) spec.vocabSize = this.#vocabSize;
+    if (this.#inputSize) spec.inputSize = this.#inputSize;
+    if (this.#seed !== undefined) spec.seed = this.#seed;
+    return spec;
+  }
+
+  /** Create the native model now (it is otherwise built on first use). */
+  build(): this {
+    if (!this.#net) this.#net = new native.Network(this.#spec());
+    return this;
+  }
+
+  get #n(): NativeNetwork {
+    return this.build().#net as NativeNetwork;
+  }
+
+  /** Layer table: names, output shapes (null = any batch or time) and parameter counts. */
+  summary(): string {
+    const rows = this.layerSummaries();
+    const total = rows.reduce((a, r) => a + r.params, 0);
+    const lines = [
+      'Layer (type)                      Output shape          Params',
+      '─'.repeat(64),
+      ...rows.map((r) => `${`${r.name} (${r.type})`.padEnd(34)}${JSON.stringify(r.outputShape).replace(/null/g, 'null').padEnd(22)}${String(r.params).padStart(8)}`),
+      '─'.repeat(64),
+      `Total params: ${total}`,
+    ];
+    return lines.join('\n');
+  }
+
+  layerSummaries(): LayerSummary[] {
+    const net = this.#n;
+    const params = net.paramNames();
+    const count = (prefix: string): number =>
+      params.filter((p) => p.startsWith(`${prefix}.`)).reduce((a, p) => a + net.paramShape(p).reduce((x, y) => x * y, 1), 0);
+    const spec = net.spec() as unknown as NativeModelSpec & { layers: (NativeLayerSpec & { name: string })[] };
+    let shape: (number | null)[] = this.#vocabSize ? [null, null] : [null, null, this.#inputSize];
+    return spec.layers.map((l): LayerSummary => {
+      switch (l.type) {
+        case 'embedding': shape = [null, null, l.outputDim]; break;
+        case 'recurrent': {
+          const f = l.merge === 'sum' || !l.bidirectional ? l.hiddenSize : 2 * l.hiddenSize;
+          shape = l.returnSequences ? [null, null, f] : [null, f];
+          break;
+        }
+        case 'dense': shape = [...shape.slice(0, -1), l.units]; break;
+        case 'dropout': break;
+      }
+      const type = l.type === 'recurrent' ? `${l.bidirectional ? 'bidirectional ' : ''}${l.cell}` : l.type;
+      const name = l.name ?? '';
+      return { name, type, outputShape: [...shape], params: count(name) };
+    });
+  }
+
+  compile(options: CompileOptions): this {
+    if (typeof options !== 'object' || options === null) throw rnnkitError('ERR_RNNKIT_TYPE', 'compile() takes { loss, optimizer, clipNorm? }');
+    if (options.loss !== 'softmaxCrossEntropy' && options.loss !== 'mse')
+      throw rnnkitError('ERR_RNNKIT_ARGUMENT', `loss must be 'softmaxCrossEntropy' or 'mse', got '${String(options.loss)}'`);
+    if (options.clipNorm !== undefined && !(options.clipNorm >= 0))
+      throw rnnkitError('ERR_RNNKIT_VALUE', 'clipNorm must be a number >= 0');
+    this.#n.setOptimizer(options.optimizer);
+    this.#compiled = { ...options };
+    return this;
+  }
+
+  #requireCompiled(): CompileOptions {
+    if (!this.#compiled) throw rnnkitError('ERR_RNNKIT_STATE', 'compile the model before training or evaluating it');
+    return this.#compiled;
+  }
+
+  #input(x: ModelInput): NativeSequenceInput {
+    checkTensor(x, 'x');
+    return isIntInput(x) ? { tokens: x, batchFirst: true } : { x: x as Tensor, batchFirst: true };
+  }
+
+  #target(y: ModelTarget): NativeLossTarget {
+    checkTensor(y, 'y');
+    const loss = this.#requireCompiled().loss;
+    if (loss === 'mse') {
+      if (!(y.data instanceof Float32Array)) throw rnnkitError('ERR_RNNKIT_TYPE', 'mse targets must be a Float32Array tensor');
+      return { kind: 'mse', values: y.data };
+    }
+    return { classes: y.data as Int32Array | number[] };
+  }
+
+  #enqueue<T>(call: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(call, call);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** One optimizer step on a batch (runs on the thread pool). */
+  trainOnBatch(x: ModelInput, y: ModelTarget, options: { carryState?: boolean } = {}): Promise<{ loss: number; gradNorm: number }> {
+    const { clipNorm = 0 } = this.#requireCompiled();
+    const input = this.#input(x);
+    const target = this.#target(y);
+    return this.#enqueue(async () => {
+      const r = await this.#n.trainStep(input, target, { clipNorm, carryState: options.carryState ?? false });
+      this.#step++;
+      return r;
+    });
+  }
+
+  /** Mean loss over the data (no gradients, no dropout). */
+  async evaluate(x: ModelInput, y: ModelTarget, options: { batchSize?: number } = {}): Promise<number> {
+    checkTensor(x, 'x');
+    checkTensor(y, 'y');
+    const n = x.shape[0];
+    const batch = options.batchSize ?? n;
+    let total = 0;
+    for (let i = 0; i < n; i += batch) {
+      const rows = Array.from({ length: Math.min(batch, n - i) }, (_, k) => i + k);
+      const xs = rows.length === n ? x : takeRows(x, rows);
+      const ys = rows.length === n ? y : takeRows(y, rows);
+      const loss = await this.#enqueue(() => this.#n.evaluate(this.#input(xs), this.#target(ys)));
+      total += loss * rows.length;
+    }
+    return total / n;
+  }
+
+  /** Outputs for a batch (after the last layer's activation), without blocking the event loop. */
+  predict(x: ModelInput): Promise<Tensor> {
+    const input = this.#input(x);
+    return this.#enqueue(async () => (await this.#n.forward(input)).output);
+  }
+
+  predictSync(x: ModelInput): Tensor {
+    return this.#n.forwardSync(this.#input(x)).output;
+  }
+
+  /** Outputs and final recurrent states (each recurrent layer's [layers * directions, batch, units], concatenated). */
+  async predictWithState(x: ModelInput, initialState?: { h?: Float32Array; c?: Float32Array }): Promise<{ output: Tensor; h: Float32Array; c?: Float32Array }> {
+    const input = { ...this.#input(x), h0: initialState?.h, c0: initialState?.c };
+    const r = await this.#enqueue(() => this.#n.forward(input));
+    return { output: r.output, h: r.hn, c: r.cn };
+  }
+
+  /** Train over (x, y) for some epochs; runs every step on the thread pool. */
+  async fit(x: ModelInput, y: ModelTarget, options: FitOptions = {}): Promise<History> {
+    this.#requireCompiled();
+    checkTensor(x, 'x');
+    checkTensor(y, 'y');
+    const n = x.shape[0];
+    if (y.shape[0] !== n) throw rnnkitError('ERR_RNNKIT_SHAPE', `x has ${n} rows but y has ${y.shape[0]}`);
+    const epochs = options.epochs ?? 1;
+    const batchSize = options.stateful ? n : Math.min(options.batchSize ?? 32, n);
+    const rng = new SeededRandom(options.seed ?? 0x5eed);
+    const history: History = { loss: [], valLoss: [], steps: [] };
+    const cb = options.callbacks ?? {};
+    const started = performance.now();
+    let taken = 0;
+    await cb.onTrainBegin?.();
+    outer: for (let epoch = 0; epoch < epochs; epoch++) {
+      const batches: { x: ModelInput; y: ModelTarget; carry: boolean; tokens: number }[] = [];
+      if (options.stateful) {
+        const T = x.shape[1];
+        const chunk = options.chunkLength ?? T;
+        this.#n.resetState();
+        for (let t0 = 0; t0 < T; t0 += chunk) {
+          const t1 = Math.min(T, t0 + chunk);
+          batches.push({ x: takeSteps(x, t0, t1), y: y.shape.length >= 2 ? takeSteps(y, t0, t1) : y, carry: true, tokens: n * (t1 - t0) });
+        }
+      } else {
+        const order = Array.from({ length: n }, (_, i) => i);
+        if (options.shuffle ?? true)
+          for (let i = n - 1; i > 0; i--) {
+            const j = rng.int(i + 1);
+            [order[i], order[j]] = [order[j], order[i]];
+          }
+        for (let i = 0; i < n; i += batchSize) {
+          const rows = order.slice(i, i + batchSize);
+          batches.push({ x: takeRows(x, rows), y: takeRows(y, rows), carry: false, tokens: rows.length * (x.shape[1] ?? 1) });
+        }
+      }
+      let sum = 0;
+      let count = 0;
+      for (const b of batches) {
+        if (options.signal?.aborted) break outer;
+        if (options.steps !== undefined && taken >= options.steps) break outer;
+        const t0 = performance.now();
+        const r = await this.trainOnBatch(b.x, b.y, { carryState: b.carry });
+        taken++;
+        sum += r.loss;
+        count++;
+        history.steps.push({ step: this.#step, loss: r.loss });
+        const seconds = (performance.now() - t0) / 1000;
+        await cb.onStepEnd?.({ step: this.#step, epoch, loss: r.loss, gradNorm: r.gradNorm, tokensPerSecond: b.tokens / seconds, elapsedSeconds: (performance.now() - started) / 1000 });
+        await this.#maybeCheckpoint(options.checkpoint);
+      }
+      const logs: EpochLogs = { epoch, step: this.#step, loss: count ? sum / count : NaN, elapsedSeconds: (performance.now() - started) / 1000 };
+      history.loss.push(logs.loss);
+      if (options.validationData) {
+        logs.valLoss = await this.evaluate(options.validationData.x, options.validationData.y, { batchSize });
+        history.valLoss.push(logs.valLoss);
+      }
+      await cb.onEpochEnd?.(logs);
+    }
+    await cb.onTrainEnd?.(history);
+    return history;
+  }
+
+  /** Train for a number of steps on batches drawn from a source (random windows of a corpus, a stream, ...). */
+  async fitDataset(source: BatchSource, options: FitDatasetOptions): Promise<History> {
+    this.#requireCompiled();
+    if (!source || typeof source.nextBatch !== 'function') throw rnnkitError('ERR_RNNKIT_TYPE', 'fitDataset needs a source with nextBatch()');
+    if (!Number.isInteger(options?.steps) || options.steps < 0) throw rnnkitError('ERR_RNNKIT_VALUE', 'steps must be an integer >= 0');
+    const cb = options.callbacks ?? {};
+    const history: History = { loss: [], valLoss: [], steps: [] };
+    const started = performance.now();
+    let sum = 0;
+    let count = 0;
+    await cb.onTrainBegin?.();
+    const validate = async (): Promise<void> => {
+      const v = options.validation;
+      const logs: EpochLogs = { epoch: history.loss.length, step: this.#step, loss: count ? sum / count : NaN, elapsedSeconds: (performance.now() - started) / 1000 };
+      if (v) {
+        let total = 0;
+        for (let i = 0; i < v.batches; i++) {
+          const b = v.source.nextBatch();
+          total += await this.evaluate(b.x, b.y);
+        }
+        logs.valLoss = total / v.batches;
+        history.valLoss.push(logs.valLoss);
+      }
+      history.loss.push(logs.loss);
+      sum = 0;
+      count = 0;
+      await cb.onEpochEnd?.(logs);
+    };
+    for (let i = 0; i < options.steps; i++) {
+      if (options.signal?.aborted) break;
+      const b = source.nextBatch();
+      if (options.stateful && b.first) this.#n.resetState();
+      const t0 = performance.now();
+      const r = await this.trainOnBatch(b.x, b.y, { carryState: options.stateful ?? false });
+      sum += r.loss;
+      count++;
+      history.steps.push({ step: this.#step, loss: r.loss });
+      const tokens = b.x.shape[0] * (b.x.shape[1] ?? 1);
+      const seconds = (performance.now() - t0) / 1000;
+      await cb.onStepEnd?.({ step: this.#step, epoch: history.loss.length, loss: r.loss, gradNorm: r.gradNorm, tokensPerSecond: tokens / seconds, elapsedSeconds: (performance.now() - started) / 1000 });
+      await this.#maybeCheckpoint(options.checkpoint);
+      if (options.validation && this.#step % options.validation.every === 0) await validate();
+    }
+    if (count > 0) await validate();
+    await cb.onTrainEnd?.(history);
+    return history;
+  }
+
+  async #maybeCheckpoint(c: CheckpointOptions | undefined): Promise<void> {
+    if (!c) return;
+    if (!(c.every > 0)) throw rnnkitError('ERR_RNNKIT_VALUE', 'checkpoint.every must be > 0');
+    if (this.#step % c.every === 0) await this.save(c.path, { includeOptimizer: true, extra: c.extra?.() });
+  }
+
+  /** A stateful stream for step-at-a-time inference (state kept natively between calls). */
+  stream(): ModelStream {
+    return new ModelStream(new native.Stream(this.#n), this.#vocabSize > 0);
+  }
+
+  /** The last layer's activation (generation samples from probabilities after a softmax, from logits otherwise). */
+  get outputActivation(): Activation {
+    const last = this.#layers[this.#layers.length - 1];
+    return last?.kind === 'dense' ? last.activation ?? 'linear' : 'linear';
+  }
+
+  /** Generate token ids after a prompt, one step at a time; a seed reproduces the sample. */
+  async generate(options: GenerateOptions): Promise<Int32Array> {
+    if (!this.#vocabSize) throw rnnkitError('ERR_RNNKIT_STATE', 'generate() needs a model over token ids (vocabSize)');
+    const prompt = Array.from(options.prompt ?? []);
+    if (prompt.length === 0) throw rnnkitError('ERR_RNNKIT_VALUE', 'generate() needs a prompt of at least one token');
+    if (!Number.isInteger(options.length) || options.length < 0) throw rnnkitError('ERR_RNNKIT_VALUE', 'length must be an integer >= 0');
+    const rng = new SeededRandom(options.seed ?? Date.now());
+    const sampling = { temperature: options.temperature ?? 1, topK: options.topK ?? 0, topP: options.topP ?? 1, probabilities: this.outputActivation === 'softmax' };
+    const stream = this.stream();
+    const out = new Int32Array(options.length);
+    try {
+      let scores = await stream.step(prompt);
+      for (let i = 0; i < options.length; i++) {
+        const V = scores.shape[scores.shape.length - 1];
+        const last = scores.data.subarray(scores.data.length - V);
+        const next = native.sampleIndex(last, sampling, rng.next());
+        out[i] = next;
+        if (i + 1 < options.length) scores = await stream.step([next]);
+      }
+    } finally {
+      stream.dispose();
+    }
+    return out;
+  }
+
+  getWeights(): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    for (const name of this.#n.paramNames()) out[name] = { data: this.#n.getParam(name), shape: this.#n.paramShape(name) };
+    return out;
+  }
+
+  setWeights(weights: Record<string, Float32Array | Tensor>): void {
+    for (const [name, w] of Object.entries(weights)) this.#n.setParam(name, w instanceof Float32Array ? w : w.data);
+  }
+
+  /** The builder description (layers and input), as saved in model files. */
+  toJSON(): { vocabSize?: number; inputSize?: number; seed?: number; layers: LayerConfig[] } {
+    return {
+      ...(this.#vocabSize ? { vocabSize: this.#vocabSize } : { inputSize: this.#inputSize }),
+      ...(this.#seed !== undefined ? { seed: this.#seed } : {}),
+      layers: this.#layers.map((l) => ({ ...l })),
+    };
+  }
+
+  /** Save weights (PyTorch-style names), architecture and, optionally, the optimizer state, atomically. */
+  async save(file: string, options: { includeOptimizer?: boolean; extra?: Record<string, unknown> } = {}): Promise<void> {
+    const net = this.#n;
+    const tensors: NamedTensor[] = net.paramNames().map((name) => ({ name, shape: net.paramShape(name), data: net.getParam(name) }));
+    const metadata: Record<string, string> = {
+      format: 'rnnkit',
+      formatVersion: '1',
+      model: JSON.stringify(this.toJSON()),
+      user: JSON.stringify(this.metadata),
+    };
+    if (options.includeOptimizer && this.#compiled) {
+      const info = net.optimizerInfo();
+      if (info) {
+        for (const slot of info.stateSlots) {
+          const data = net.getOptimizerState(slot);
+          tensors.push({ name: `__optimizer__.${slot}`, shape: [data.length], data });
+        }
+        metadata.training = JSON.stringify({
+          compile: this.#compiled,
+          optimizerSteps: info.steps,
+          step: this.#step,
+          random: net.getRandomState(),
+          extra: options.extra ?? {},
+        });
+      }
+    }
+    await writeFileAtomic(file, serializeSafetensors(tensors, metadata));
+  }
+
+  /** Free the native memory now. */
+  dispose(): void {
+    this.#net?.dispose();
+  }
+
+  /** Restore from a parsed model file (see `load`). */
+  static fromFile(buf: Uint8Array): Sequential {
+    const file = parseSafetensors(buf);
+    if (file.metadata.format !== 'rnnkit' || typeof file.metadata.model !== 'string')
+      throw rnnkitError('ERR_RNNKIT_FORMAT', 'not an rnnkit model file (no model description in __metadata__)');
+    let desc: ReturnType<Sequential['toJSON']>;
+    try {
+      desc = JSON.parse(file.metadata.model);
+    } catch {
+      throw rnnkitError('ERR_RNNKIT_FORMAT', 'the model description in __metadata__ is not valid JSON');
+    }
+    if (typeof desc !== 'object' || desc === null || !Array.isArray(desc.layers))
+      throw rnnkitError('ERR_RNNKIT_FORMAT', 'the model description has no layer list');
+    const known = new Set(['embedding', 'recurrent', 'dense', 'dropout']);
+    for (const l of desc.layers)
+      if (typeof l !== 'object' || l === null || !known.has((l as { kind: string }).kind))
+        throw rnnkitError('ERR_RNNKIT_FORMAT', 'the model description has an unknown layer');
+    let model: Sequential;
+    try {
+      model = new Sequential({ vocabSize: desc.vocabSize, inputSize: desc.inputSize, seed: desc.seed, layers: desc.layers });
+      model.build();
+    } catch (e) {
+      throw rnnkitError('ERR_RNNKIT_FORMAT', `the model description is invalid: ${(e as Error).message}`);
+    }
+    const net = model.#n;
+    for (const name of net.paramNames()) {
+      const t = file.tensors.get(name);
+      if (!t) throw rnnkitError('ERR_RNNKIT_FORMAT', `the file has no tensor '${name}'`);
+      const want = net.paramShape(name);
+      if (t.shape.join(',') !== want.join(','))
+        throw rnnkitError('ERR_RNNKIT_FORMAT', `tensor '${name}' has shape [${t.shape}], the model needs [${want}]`);
+      net.setParam(name, t.data);
+    }
+    try {
+      model.metadata = file.metadata.user ? JSON.parse(file.metadata.user) : {};
+    } catch {
+      throw rnnkitError('ERR_RNNKIT_FORMAT', 'the user metadata is not valid JSON');
+    }
+    if (file.metadata.training) {
+      let t: { compile: CompileOptions; optimizerSteps: number; step: number; random: number[]; extra: Record<string, unknown> };
+      try {
+        t = JSON.parse(file.metadata.training);
+      } catch {
+        throw rnnkitError('ERR_RNNKIT_FORMAT', 'the training state is not valid JSON');
+      }
+      model.compile(t.compile);
+      const info = net.optimizerInfo();
+      for (const slot of info?.stateSlots ?? []) {
+        const s = file.tensors.get(`__optimizer__.${slot}`);
+        if (!s) throw rnnkitError('ERR_RNNKIT_FORMAT', `the optimizer state '${slot}' is missing`);
+        net.setOptimizerState(slot, s.data);
+      }
+      net.setOptimizerState('steps', t.optimizerSteps);
+      if (Array.isArray(t.random)) net.setRandomState(Int32Array.from(t.random));
+      model.#step = t.step ?? 0;
+      model.trainingExtra = t.extra ?? {};
+    }
+    return model;
+  }
+
+  /** What a checkpoint stored through `checkpoint.extra` (empty for other files). */
+  trainingExtra: Record<string, unknown> = {};
+}
+
+/** Step-at-a-time inference with the recurrent state kept natively. */
+export class ModelStream {
+  readonly #stream: NativeStream;
+  readonly #tokens: boolean;
+  constructor(stream: NativeStream, tokens: boolean) {
+    this.#stream = stream;
+    this.#tokens = tokens;
+  }
+  #input(x: ArrayLike<number> | Tensor): NativeSequenceInput {
+    if (this.#tokens) {
+      const ids = Int32Array.from(x as ArrayLike<number>);
+      // One row, any number of steps: [1, T].
+      return { tokens: { data: ids, shape: [1, ids.length] }, batchFirst: true };
+    }
+    const t = x as Tensor;
+    checkTensor(t, 'x');
+    return { x: t.shape.length === 2 ? { data: t.data, shape: [t.shape[0], 1, t.shape[1]] } : t, batchFirst: true };
+  }
+  /** Feed token ids (one row) or features `[batch, features]` / `[batch, time, features]`; resolves to the outputs. */
+  async step(x: ArrayLike<number> | Tensor): Promise<Tensor> {
+    return (await this.#stream.step(this.#input(x))).output;
+  }
+  stepSync(x: ArrayLike<number> | Tensor): Tensor {
+    return this.#stream.stepSync(this.#input(x)).output;
+  }
+  reset(): void {
+    this.#stream.reset();
+  }
+  dispose(): void {
+    this.#stream.dispose();
+  }
+}
+
+export function sequential(options: ModelOptions): Sequential {
+  return new Sequential(options);
+}
+
+/** Load a model saved by `model.save` (weights, architecture, and the optimizer state of a checkpoint). */
+export async function load(file: string | Uint8Array): Promise<Sequential> {
+  const buf = typeof file === 'string' ? await fs.promises.readFile(file) : file;
+  return Sequential.fromFile(buf);
+}
+
+export { layerFactory as layers };
