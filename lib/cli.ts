@@ -144,7 +144,7 @@ async function train(argv: string[]): Promise<number> {
   const steps = int(values.steps, 'steps', 600, 0);
   const lr = num(values.lr, 'lr', 2e-3);
   const clip = num(values.clip, 'clip', 5);
-  const seed = int(values.seed, 'seed', 1, 0);
+  const seed = int(values.seed, 'seed', 1, 0) >>> 0;
   const evalEvery = int(values['eval-every'], 'eval-every', 100);
   const valBatches = int(values['val-batches'], 'val-batches', 20);
   const valFraction = num(values['val-fraction'], 'val-fraction', 0.1);
@@ -165,7 +165,7 @@ async function train(argv: string[]): Promise<number> {
   const valIds = vocab.encode(split.validation);
   if (valIds.length < seqLength + 1) throw new UsageError(`the validation part of the text is too short for --seq ${seqLength}`);
   const trainData = new SequenceDataset(trainIds, { seqLength, batchSize, seed });
-  const valData = new SequenceDataset(valIds, { seqLength, batchSize, seed: seed + 1 });
+  const valData = new SequenceDataset(valIds, { seqLength, batchSize, seed: (seed + 1) >>> 0 });
   const asBatch = (d: SequenceDataset) => ({
     nextBatch: () => {
       const b = d.randomBatch();

@@ -365,7 +365,7 @@ export class SequenceDataset {
   randomBatch(): TextBatch {
     const T = this.seqLength;
     const B = this.batchSize;
-    const starts = this.#ids.length - T - 1; // the number of possible windows
+    const starts = this.#ids.length - T; // the number of possible windows
     const inputs = new Int32Array(B * T);
     const targets = new Int32Array(B * T);
     for (let b = 0; b < B; b++) {
