@@ -4,12 +4,15 @@
 #include <cstring>
 
 #include "cpu_backend.h"
+#include "fast_math.h"
+#include "simd_dispatch.h"
 
 namespace rnnkit::cpu {
 
 namespace {
 
-inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
+RNNKIT_INLINE float sigmoid(float x) { return fastSigmoid(x); }
+RNNKIT_INLINE float tanhf(float x) { return fastTanh(x); }
 
 inline bool rowActive(const int32_t* lengths, int b, int t) { return lengths == nullptr || t < lengths[b]; }
 
@@ -23,16 +26,60 @@ void holdRow(const CellForwardStep& s, int b) {
   if (s.saved && width) std::memset(s.saved + (std::size_t)b * width * H, 0, sizeof(float) * width * H);
 }
 
-void forwardRow(const CellForwardStep& s, int b) {
+// One row of the LSTM update; Save keeps i, f, g, o for backward. A template rather than a run-time test so that
+// the loop has no branch and vectorizes.
+template <bool Save>
+__attribute__((always_inline)) inline void lstmRow(int H, const float* __restrict gi, const float* __restrict gh,
+                                                   const float* __restrict cp, float* __restrict cn,
+                                                   float* __restrict hn, float* __restrict sv) {
+  for (int j = 0; j < H; ++j) {
+    float i = sigmoid(gi[j] + gh[j]);
+    float f = sigmoid(gi[H + j] + gh[H + j]);
+    float g = tanhf(gi[2 * H + j] + gh[2 * H + j]);
+    float o = sigmoid(gi[3 * H + j] + gh[3 * H + j]);
+    float c = f * cp[j] + i * g;
+    cn[j] = c;
+    hn[j] = o * tanhf(c);
+    if (Save) {
+      sv[j] = i;
+      sv[H + j] = f;
+      sv[2 * H + j] = g;
+      sv[3 * H + j] = o;
+    }
+  }
+}
+
+// One row of the GRU update. Reset-after: r scales the recurrent projection of n; reset-before: gh's n column
+// already holds W_hn(r*h) + b_hn.
+template <bool Save, bool ResetAfter>
+__attribute__((always_inline)) inline void gruRow(int H, const float* __restrict gi, const float* __restrict gh,
+                                                  const float* __restrict hp, float* __restrict hn,
+                                                  float* __restrict sv) {
+  for (int j = 0; j < H; ++j) {
+    float r = sigmoid(gi[j] + gh[j]);
+    float z = sigmoid(gi[H + j] + gh[H + j]);
+    float ghn = gh[2 * H + j];
+    float n = tanhf(gi[2 * H + j] + (ResetAfter ? r * ghn : ghn));
+    hn[j] = (1.f - z) * n + z * hp[j];
+    if (Save) {
+      sv[j] = r;
+      sv[H + j] = z;
+      sv[2 * H + j] = n;
+      sv[3 * H + j] = ResetAfter ? ghn : r * hp[j];
+    }
+  }
+}
+
+RNNKIT_SIMD_CLONES void forwardRow(const CellForwardStep& s, int b) {
   const int H = s.hidden;
-  const float* gi = s.gi + (std::size_t)b * s.ldgi;
-  const float* gh = s.gh + (std::size_t)b * s.ldgh;
-  const float* hp = s.hPrev + (std::size_t)b * H;
-  float* hn = s.hNext + (std::size_t)b * H;
+  const float* __restrict gi = s.gi + (std::size_t)b * s.ldgi;
+  const float* __restrict gh = s.gh + (std::size_t)b * s.ldgh;
+  const float* __restrict hp = s.hPrev + (std::size_t)b * H;
+  float* __restrict hn = s.hNext + (std::size_t)b * H;
   float* y = s.y ? s.y + (std::size_t)b * s.ldy : nullptr;
   switch (s.cell) {
     case CellKind::RnnTanh:
-      for (int j = 0; j < H; ++j) hn[j] = std::tanh(gi[j] + gh[j]);
+      for (int j = 0; j < H; ++j) hn[j] = tanhf(gi[j] + gh[j]);
       break;
     case CellKind::RnnRelu:
       for (int j = 0; j < H; ++j) {
@@ -43,39 +90,18 @@ void forwardRow(const CellForwardStep& s, int b) {
     case CellKind::Lstm: {
       const float* cp = s.cPrev + (std::size_t)b * H;
       float* cn = s.cNext + (std::size_t)b * H;
-      float* sv = s.saved ? s.saved + (std::size_t)b * 4 * H : nullptr;
-      for (int j = 0; j < H; ++j) {
-        float i = sigmoid(gi[j] + gh[j]);
-        float f = sigmoid(gi[H + j] + gh[H + j]);
-        float g = std::tanh(gi[2 * H + j] + gh[2 * H + j]);
-        float o = sigmoid(gi[3 * H + j] + gh[3 * H + j]);
-        float c = f * cp[j] + i * g;
-        cn[j] = c;
-        hn[j] = o * std::tanh(c);
-        if (sv) {
-          sv[j] = i;
-          sv[H + j] = f;
-          sv[2 * H + j] = g;
-          sv[3 * H + j] = o;
-        }
-      }
+      if (s.saved) lstmRow<true>(H, gi, gh, cp, cn, hn, s.saved + (std::size_t)b * 4 * H);
+      else lstmRow<false>(H, gi, gh, cp, cn, hn, nullptr);
       break;
     }
     case CellKind::Gru: {
       float* sv = s.saved ? s.saved + (std::size_t)b * 4 * H : nullptr;
-      for (int j = 0; j < H; ++j) {
-        float r = sigmoid(gi[j] + gh[j]);
-        float z = sigmoid(gi[H + j] + gh[H + j]);
-        float ghn = gh[2 * H + j];
-        // reset-after: r scales the recurrent projection; reset-before: gh's n column already holds W_hn(r*h)+b_hn.
-        float n = std::tanh(gi[2 * H + j] + (s.resetAfter ? r * ghn : ghn));
-        hn[j] = (1.f - z) * n + z * hp[j];
-        if (sv) {
-          sv[j] = r;
-          sv[H + j] = z;
-          sv[2 * H + j] = n;
-          sv[3 * H + j] = s.resetAfter ? ghn : r * hp[j];
-        }
+      if (s.resetAfter) {
+        if (sv) gruRow<true, true>(H, gi, gh, hp, hn, sv);
+        else gruRow<false, true>(H, gi, gh, hp, hn, nullptr);
+      } else {
+        if (sv) gruRow<true, false>(H, gi, gh, hp, hn, sv);
+        else gruRow<false, false>(H, gi, gh, hp, hn, nullptr);
       }
       break;
     }
@@ -92,75 +118,104 @@ void holdRowBackward(const CellBackwardStep& s, int b) {
   if (s.dGh != s.dGi) std::memset(s.dGh + (std::size_t)b * s.ldgh, 0, sizeof(float) * G * H);
 }
 
-void backwardRow(const CellBackwardStep& s, int b) {
+// Backward of one row. HasDy: an output gradient arrives at this step; the templates keep every loop branch-free.
+template <bool HasDy>
+RNNKIT_INLINE float totalDh(const float* __restrict dhIn, const float* __restrict dy, int j) {
+  return HasDy ? dhIn[j] + dy[j] : dhIn[j];
+}
+
+template <bool HasDy>
+RNNKIT_INLINE void rnnBackwardRow(bool relu, int H, const float* __restrict dhIn, const float* __restrict dy,
+                                  const float* __restrict hn, float* __restrict dG, float* __restrict dhp) {
+  if (relu) {
+    for (int j = 0; j < H; ++j) {
+      dG[j] = hn[j] > 0.f ? totalDh<HasDy>(dhIn, dy, j) : 0.f;
+      dhp[j] = 0.f;
+    }
+  } else {
+    for (int j = 0; j < H; ++j) {
+      dG[j] = totalDh<HasDy>(dhIn, dy, j) * (1.f - hn[j] * hn[j]);
+      dhp[j] = 0.f;
+    }
+  }
+}
+
+template <bool HasDy>
+RNNKIT_INLINE void lstmBackwardRow(int H, const float* __restrict dhIn, const float* __restrict dy,
+                                   const float* __restrict sv, const float* __restrict cp,
+                                   const float* __restrict cn, const float* __restrict dcIn, float* __restrict dG,
+                                   float* __restrict dcp, float* __restrict dhp) {
+  for (int j = 0; j < H; ++j) {
+    const float i = sv[j], f = sv[H + j], g = sv[2 * H + j], o = sv[3 * H + j];
+    const float dh = totalDh<HasDy>(dhIn, dy, j);
+    const float tc = tanhf(cn[j]);
+    const float dc = dcIn[j] + dh * o * (1.f - tc * tc);
+    dG[j] = dc * g * i * (1.f - i);
+    dG[H + j] = dc * cp[j] * f * (1.f - f);
+    dG[2 * H + j] = dc * i * (1.f - g * g);
+    dG[3 * H + j] = dh * tc * o * (1.f - o);
+    dcp[j] = dc * f;
+    dhp[j] = 0.f;
+  }
+}
+
+// GRU: h' = (1-z)*n + z*h. Reset-after: n = tanh(gi_n + r*ghn), so r's gradient goes through ghn (kept in the saved
+// activations) and the recurrent side of n is scaled by r. Reset-before: r's gradient needs dn_pre x W_hn first, so
+// gruResetGateBackward fills it in later (dGh aliases dGi there).
+template <bool HasDy, bool ResetAfter>
+RNNKIT_INLINE void gruBackwardRow(int H, const float* __restrict dhIn, const float* __restrict dy,
+                                  const float* __restrict sv, const float* __restrict hp, float* __restrict dGi,
+                                  float* __restrict dGh, float* __restrict dhp) {
+  for (int j = 0; j < H; ++j) {
+    const float r = sv[j], z = sv[H + j], n = sv[2 * H + j], extra = sv[3 * H + j];
+    const float dh = totalDh<HasDy>(dhIn, dy, j);
+    const float dnPre = dh * (1.f - z) * (1.f - n * n);
+    const float dzPre = dh * (hp[j] - n) * z * (1.f - z);
+    dhp[j] = dh * z;
+    dGi[H + j] = dzPre;
+    dGi[2 * H + j] = dnPre;
+    if (ResetAfter) {
+      const float drPre = dnPre * extra * r * (1.f - r);
+      dGi[j] = drPre;
+      dGh[j] = drPre;
+      dGh[H + j] = dzPre;
+      dGh[2 * H + j] = dnPre * r;
+    } else {
+      dGi[j] = 0.f;
+    }
+  }
+}
+
+template <bool HasDy>
+RNNKIT_INLINE void backwardRowWith(const CellBackwardStep& s, int b) {
   const int H = s.hidden;
   const float* dhIn = s.dh + (std::size_t)b * H;
-  const float* dy = s.dy ? s.dy + (std::size_t)b * s.ldy : nullptr;
+  const float* dy = HasDy ? s.dy + (std::size_t)b * s.ldy : nullptr;
   const float* hp = s.hPrev + (std::size_t)b * H;
   const float* hn = s.hNext + (std::size_t)b * H;
   float* dGi = s.dGi + (std::size_t)b * s.ldgi;
   float* dGh = s.dGh + (std::size_t)b * s.ldgh;
   float* dhp = s.dhPrev + (std::size_t)b * H;
+  const float* sv = s.saved ? s.saved + (std::size_t)b * 4 * H : nullptr;
   switch (s.cell) {
     case CellKind::RnnTanh:
-      for (int j = 0; j < H; ++j) {
-        float dh = dhIn[j] + (dy ? dy[j] : 0.f);
-        dGi[j] = dh * (1.f - hn[j] * hn[j]);
-        dhp[j] = 0.f;
-      }
-      break;
     case CellKind::RnnRelu:
-      for (int j = 0; j < H; ++j) {
-        float dh = dhIn[j] + (dy ? dy[j] : 0.f);
-        dGi[j] = hn[j] > 0.f ? dh : 0.f;
-        dhp[j] = 0.f;
-      }
+      rnnBackwardRow<HasDy>(s.cell == CellKind::RnnRelu, H, dhIn, dy, hn, dGi, dhp);
       break;
-    case CellKind::Lstm: {
-      const float* sv = s.saved + (std::size_t)b * 4 * H;
-      const float* cp = s.cPrev + (std::size_t)b * H;
-      const float* cn = s.cNext + (std::size_t)b * H;
-      const float* dcIn = s.dc + (std::size_t)b * H;
-      float* dcp = s.dcPrev + (std::size_t)b * H;
-      for (int j = 0; j < H; ++j) {
-        float i = sv[j], f = sv[H + j], g = sv[2 * H + j], o = sv[3 * H + j];
-        float dh = dhIn[j] + (dy ? dy[j] : 0.f);
-        float tc = std::tanh(cn[j]);
-        float dc = dcIn[j] + dh * o * (1.f - tc * tc);
-        dGi[j] = dc * g * i * (1.f - i);
-        dGi[H + j] = dc * cp[j] * f * (1.f - f);
-        dGi[2 * H + j] = dc * i * (1.f - g * g);
-        dGi[3 * H + j] = dh * tc * o * (1.f - o);
-        dcp[j] = dc * f;
-        dhp[j] = 0.f;
-      }
+    case CellKind::Lstm:
+      lstmBackwardRow<HasDy>(H, dhIn, dy, sv, s.cPrev + (std::size_t)b * H, s.cNext + (std::size_t)b * H,
+                             s.dc + (std::size_t)b * H, dGi, s.dcPrev + (std::size_t)b * H, dhp);
       break;
-    }
-    case CellKind::Gru: {
-      const float* sv = s.saved + (std::size_t)b * 4 * H;
-      for (int j = 0; j < H; ++j) {
-        float r = sv[j], z = sv[H + j], n = sv[2 * H + j], extra = sv[3 * H + j];
-        float dh = dhIn[j] + (dy ? dy[j] : 0.f);
-        float dnPre = dh * (1.f - z) * (1.f - n * n);
-        float dzPre = dh * (hp[j] - n) * z * (1.f - z);
-        dhp[j] = dh * z;
-        dGi[H + j] = dzPre;
-        dGi[2 * H + j] = dnPre;
-        if (s.resetAfter) {
-          // n = tanh(gi_n + r * ghn): r's gradient goes through ghn, and the recurrent side of n is scaled by r.
-          float drPre = dnPre * extra * r * (1.f - r);
-          dGi[j] = drPre;
-          dGh[j] = drPre;
-          dGh[H + j] = dzPre;
-          dGh[2 * H + j] = dnPre * r;
-        } else {
-          // r's gradient needs dn_pre x W_hn first: gruResetGateBackward fills dGi[r] (dGh aliases dGi here).
-          dGi[j] = 0.f;
-        }
-      }
+    case CellKind::Gru:
+      if (s.resetAfter) gruBackwardRow<HasDy, true>(H, dhIn, dy, sv, hp, dGi, dGh, dhp);
+      else gruBackwardRow<HasDy, false>(H, dhIn, dy, sv, hp, dGi, dGh, dhp);
       break;
-    }
   }
+}
+
+RNNKIT_SIMD_CLONES void backwardRow(const CellBackwardStep& s, int b) {
+  if (s.dy) backwardRowWith<true>(s, b);
+  else backwardRowWith<false>(s, b);
 }
 
 }  // namespace
