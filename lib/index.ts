@@ -38,3 +38,5 @@ export type { LayerConfig, Activation, RecurrentOptions, SimpleRnnOptions, GruOp
 export { optimizers } from './optimizers';
 export type { OptimizerConfig } from './optimizers';
 export { SeededRandom } from './random';
+export { CharVocabulary, SequenceDataset, splitText } from './text';
+export type { UnknownPolicy, CharVocabularyOptions, CharVocabularyJSON, SequenceDatasetOptions, TextBatch, SequentialTextBatch } from './text';
