@@ -7,6 +7,7 @@
 
 #include "../core/error.h"
 #include "gemm.h"
+#include "small_gemm.h"
 #include "thread_pool.h"
 
 namespace rnnkit::cpu {
@@ -69,6 +70,7 @@ void CpuBackend::axpy(std::size_t n, float alpha, const float* x, float* y) {
 void CpuBackend::gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
                       const float* B, int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
+  if (smallRowsGemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
   const SystemBlas& blas = SystemBlas::instance();
   if (blas.available()) {
     if (K <= 0) {
