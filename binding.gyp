@@ -1,4 +1,12 @@
 {
+  "variables": {
+    # Baseline instruction set for distributed binaries, e.g. x86-64-v2 (.ci/prebuild-linux.sh sets it through
+    # npm_config_rnnkit_march); empty for a build from source, which keeps the compiler's default.
+    "rnnkit_march%": "",
+    # 1 for a prebuilt Linux binary meant for other machines: libstdc++ linked in statically (and kept private), and
+    # recent glibc symbols bound to their old versions (native/compat/glibc_compat.c). Set by .ci/prebuild-linux.sh.
+    "rnnkit_portable%": 0
+  },
   "targets": [
     {
       "target_name": "rnnkit",
@@ -20,6 +28,7 @@
         "native/cpu/cpu_backend.cc",
         "native/cpu/gemm_builtin.cc",
         "native/cpu/layer_kernels.cc",
+        "native/cpu/small_gemm.cc",
         "native/cpu/optimizer_kernels.cc",
         "native/cpu/system_blas.cc",
         "native/cpu/thread_pool.cc",
@@ -36,6 +45,13 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-O2"],
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-ldl", "-pthread"],
+      "conditions": [
+        ["rnnkit_march!=''", { "cflags": ["-march=<(rnnkit_march)"] }],
+        ["rnnkit_portable==1 and OS=='linux'", {
+          "sources": ["native/compat/glibc_compat.c"],
+          "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL", "-Wl,--no-as-needed", "-l:libdl.so.2", "-Wl,--as-needed"]
+        }]
+      ],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
