@@ -21,6 +21,21 @@ std::vector<T> nonEmpty(std::vector<T> data, const std::string& what) {
   return data;
 }
 
+// The optional `shape` of a tensor object: it must hold exactly `size` values; required when `shape` is wanted.
+void readShapeOf(const Napi::Object& obj, const std::string& what, std::size_t size, std::vector<long long>* shape) {
+  if (!has(obj, "shape")) {
+    if (shape) fail(ErrorCode::Shape, what + " needs a shape");
+    return;
+  }
+  std::vector<long long> s = readShape(obj.Get("shape"), what + ".shape");
+  long double count = 1;
+  for (long long d : s) count *= (long double)d;
+  if (count != (long double)size)
+    fail(ErrorCode::Shape, what + ".shape holds " + countText(count) + " values but " + what + ".data has " +
+                               std::to_string(size));
+  if (shape) *shape = std::move(s);
+}
+
 // A tensor argument: { data: Float32Array, shape: number[] }, or a bare Float32Array where the shape is implied.
 std::vector<float> readFloatTensorData(const Napi::Value& value, const std::string& what,
                                        std::vector<long long>* shape = nullptr) {
@@ -30,17 +45,7 @@ std::vector<float> readFloatTensorData(const Napi::Value& value, const std::stri
   Napi::Object obj = value.As<Napi::Object>();
   if (!has(obj, "data")) fail(ErrorCode::Type, what + " must be a Float32Array or { data: Float32Array, shape }");
   std::vector<float> data = readFloat32(obj.Get("data"), what + ".data");
-  if (has(obj, "shape")) {
-    std::vector<long long> s = readShape(obj.Get("shape"), what + ".shape");
-    long double count = 1;
-    for (long long d : s) count *= (long double)d;
-    if (count != (long double)data.size())
-      fail(ErrorCode::Shape, what + ".shape holds " + countText(count) + " values but " + what +
-                                 ".data has " + std::to_string(data.size()));
-    if (shape) *shape = std::move(s);
-  } else if (shape) {
-    fail(ErrorCode::Shape, what + " needs a shape");
-  }
+  readShapeOf(obj, what, data.size(), shape);
   return data;
 }
 
@@ -53,17 +58,7 @@ std::vector<int32_t> readIntTensorData(const Napi::Value& value, const std::stri
   Napi::Object obj = requireObject(value, what);
   if (!has(obj, "data")) fail(ErrorCode::Type, what + " must be { data: Int32Array, shape }");
   std::vector<int32_t> data = readInt32(obj.Get("data"), what + ".data");
-  if (has(obj, "shape")) {
-    std::vector<long long> s = readShape(obj.Get("shape"), what + ".shape");
-    long double count = 1;
-    for (long long d : s) count *= (long double)d;
-    if (count != (long double)data.size())
-      fail(ErrorCode::Shape, what + ".shape holds " + countText(count) + " values but " + what +
-                                 ".data has " + std::to_string(data.size()));
-    if (shape) *shape = std::move(s);
-  } else if (shape) {
-    fail(ErrorCode::Shape, what + " needs a shape");
-  }
+  readShapeOf(obj, what, data.size(), shape);
   return data;
 }
 
