@@ -12,7 +12,6 @@
 // SIMD code is compiled with per-function target attributes so the file builds without -march flags.
 
 #include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -20,6 +19,10 @@
 #include <functional>
 #include <type_traits>
 #include <utility>
+
+#if defined(_MSC_VER)
+#include <malloc.h>
+#endif
 
 #include "gemm.h"
 #include "thread_pool.h"
@@ -68,7 +71,9 @@ struct Arch {
   const char* name;
   int mr;
   int nr;
-  // Cache blocking: KC rows of k per packed block, MC rows of op(A), NC columns of op(B).
+  // Cache blocking: KC rows of k per packed block, MC rows of op(A), NC columns of op(B). With KC = 256 one A
+  // micro-panel (MR x KC, 14 KiB for AVX-512) stays in L1 while the B micro-panels stream past it from a KC x NC
+  // block sized to about one L2 (1 MiB at NC = 1024); NC also bounds how often A gets re-packed (N / NC times).
   int kc;
   int mc;
   int nc;
@@ -113,8 +118,8 @@ void kernelGeneric(int kc, const float* a, const float* b, std::ptrdiff_t bs, fl
 
 #if defined(__aarch64__)
 // ---------------------------------------------------------------------------------------------------------------
-// NEON micro-kernel: MR x 16 (4 q-registers per row); 8 rows use 32 accumulators... too many, so MR = 6 leaves
-// room for the B row and the A values (6*4 + 4 + 2 = 30 of 32 registers).
+// NEON micro-kernel: MR x 16 (four q registers per row). MR = 6 gives 24 accumulators, leaving room for the
+// four B vectors of a k step within the 32 vector registers.
 
 constexpr int kNeonMR = 6;
 constexpr int kNeonNR = 16;
@@ -184,25 +189,23 @@ __attribute__((target("avx2,fma"))) void kernelAvx2(int kc, const float* a, cons
   }
   const __m256 va = _mm256_set1_ps(alpha);
   const __m256 vb = _mm256_set1_ps(beta);
-  if (n == kAvx2NR) {
+  // Fully unrolled, like every loop over the accumulators: an indexed access would force them onto the stack.
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      float* cr = c + i * ldc;
-      __m256 r0 = _mm256_mul_ps(acc0[i], va);
-      __m256 r1 = _mm256_mul_ps(acc1[i], va);
+  for (int i = 0; i < MR; ++i) {
+    float* cr = c + i * ldc;
+    __m256 r0 = _mm256_mul_ps(acc0[i], va);
+    __m256 r1 = _mm256_mul_ps(acc1[i], va);
+    if (n == kAvx2NR) {
       if (beta != 0.f) {
         r0 = _mm256_fmadd_ps(_mm256_loadu_ps(cr), vb, r0);
         r1 = _mm256_fmadd_ps(_mm256_loadu_ps(cr + 8), vb, r1);
       }
       _mm256_storeu_ps(cr, r0);
       _mm256_storeu_ps(cr + 8, r1);
-    }
-  } else {
-    alignas(32) float tmp[kAvx2NR];
-    for (int i = 0; i < MR; ++i) {
-      float* cr = c + i * ldc;
-      _mm256_store_ps(tmp, _mm256_mul_ps(acc0[i], va));
-      _mm256_store_ps(tmp + 8, _mm256_mul_ps(acc1[i], va));
+    } else {
+      alignas(32) float tmp[kAvx2NR];
+      _mm256_store_ps(tmp, r0);
+      _mm256_store_ps(tmp + 8, r1);
       if (beta == 0.f) {
         for (int j = 0; j < n; ++j) cr[j] = tmp[j];
       } else {
@@ -348,8 +351,9 @@ __attribute__((target("avx2,fma"))) void dotBlockAvx2(int K, const float* a, std
   }
 }
 
+// 4 rows of A x 3 rows of B: 12 accumulators + 3 B vectors + 1 A vector fill the 16 ymm registers exactly.
 constexpr int kDotMaxM = 4;
-constexpr int kDotJB = 4;
+constexpr int kDotJB = 3;
 
 template <int MI>
 void dotRowsAvx2(int n, int K, const float* a, std::ptrdiff_t lda, const float* b, std::ptrdiff_t ldb, float* c,
@@ -357,7 +361,6 @@ void dotRowsAvx2(int n, int K, const float* a, std::ptrdiff_t lda, const float* 
   int j = 0;
   for (; j + kDotJB <= n; j += kDotJB) dotBlockAvx2<MI, kDotJB>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta);
   switch (n - j) {
-    case 3: dotBlockAvx2<MI, 3>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta); break;
     case 2: dotBlockAvx2<MI, 2>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta); break;
     case 1: dotBlockAvx2<MI, 1>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta); break;
     default: break;
@@ -367,7 +370,7 @@ void dotRowsAvx2(int n, int K, const float* a, std::ptrdiff_t lda, const float* 
 void dotAvx2(int m, int n, int K, const float* a, std::ptrdiff_t lda, const float* b, std::ptrdiff_t ldb, float* c,
              std::ptrdiff_t ldc, float alpha, float beta) {
   // Walk B in column strips that stay in L1 while every row group of A passes over them.
-  constexpr int kStrip = 16;
+  constexpr int kStrip = 15;
   for (int j0 = 0; j0 < n; j0 += kStrip) {
     const int nj = std::min(kStrip, n - j0);
     const float* bs = b + j0 * ldb;
@@ -515,7 +518,7 @@ void fillTable(KernelFn* table, F make, std::integer_sequence<int, Is...>) {
 }
 
 Arch makeGeneric() {
-  Arch a{"generic", kGenericMR, kGenericNR, 256, 128, 2048, {}, interleaveScalar, nullptr, {}, {}};
+  Arch a{"generic", kGenericMR, kGenericNR, 256, 128, 1024, {}, interleaveScalar, nullptr, {}, {}};
   fillTable(a.kernel, [](auto h) -> KernelFn { return &kernelGeneric<decltype(h)::value>; },
             std::make_integer_sequence<int, kGenericMR>{});
   return a;
@@ -523,7 +526,7 @@ Arch makeGeneric() {
 
 #if defined(__aarch64__)
 Arch makeNeon() {
-  Arch a{"neon", kNeonMR, kNeonNR, 256, 120, 2048, {}, interleaveScalar, nullptr, {}, {}};
+  Arch a{"neon", kNeonMR, kNeonNR, 256, 120, 1024, {}, interleaveScalar, nullptr, {}, {}};
   fillTable(a.kernel, [](auto h) -> KernelFn { return &kernelNeon<decltype(h)::value>; },
             std::make_integer_sequence<int, kNeonMR>{});
   return a;
@@ -532,7 +535,7 @@ Arch makeNeon() {
 
 #if defined(RNNKIT_X86)
 Arch makeAvx2() {
-  Arch a{"avx2", kAvx2MR, kAvx2NR, 256, 120, 2048, {}, interleaveAvx2, dotAvx2, {}, {}};
+  Arch a{"avx2", kAvx2MR, kAvx2NR, 256, 120, 1024, {}, interleaveAvx2, dotAvx2, {}, {}};
   fillTable(a.kernel, [](auto h) -> KernelFn { return &kernelAvx2<decltype(h)::value>; },
             std::make_integer_sequence<int, kAvx2MR>{});
   a.wide[1] = &wideAvx2<1>;
@@ -545,7 +548,7 @@ Arch makeAvx2() {
 }
 
 Arch makeAvx512() {
-  Arch a{"avx512", kAvx512MR, kAvx512NR, 256, 140, 2048, {}, interleaveAvx2, dotAvx2, {}, {}};
+  Arch a{"avx512", kAvx512MR, kAvx512NR, 256, 140, 1024, {}, interleaveAvx2, dotAvx2, {}, {}};
   fillTable(a.kernel, [](auto h) -> KernelFn { return &kernelAvx512<decltype(h)::value>; },
             std::make_integer_sequence<int, kAvx512MR>{});
   a.wide[1] = &wideAvx512<1>;
@@ -600,7 +603,11 @@ void packA(bool transA, const float* A, std::ptrdiff_t lda, int i0, int mc, int 
       for (int ip = 0; ip < mc; ip += mr) {
         const int h = std::min(mr, mc - ip);
         float* d = dst + static_cast<std::ptrdiff_t>(ip) * kc + k * h;
-        for (int i = 0; i < h; ++i) d[i] = s[ip + i];
+        const float* r = s + ip;
+        int i = 0;
+        // Fixed-size memcpy compiles to one unaligned vector move; a plain loop stays scalar at -O2.
+        for (; i + 4 <= h; i += 4) std::memcpy(d + i, r + i, 4 * sizeof(float));
+        for (; i < h; ++i) d[i] = r[i];
       }
     }
     return;
@@ -645,20 +652,36 @@ void packB(bool transB, const float* B, std::ptrdiff_t ldb, int k0, int kc, int 
 // Per-thread packing buffers. Pool workers live as long as the pool, so after the first few calls every GEMM
 // reuses these and allocates nothing.
 
+void* alignedAlloc(std::size_t bytes) {
+#if defined(_MSC_VER)
+  return _aligned_malloc(bytes, 64);
+#else
+  return std::aligned_alloc(64, bytes);
+#endif
+}
+
+void alignedFree(void* p) {
+#if defined(_MSC_VER)
+  _aligned_free(p);
+#else
+  std::free(p);
+#endif
+}
+
 class PackBuffer {
  public:
   PackBuffer() = default;
   PackBuffer(const PackBuffer&) = delete;
   PackBuffer& operator=(const PackBuffer&) = delete;
-  ~PackBuffer() { std::free(p_); }
+  ~PackBuffer() { alignedFree(p_); }
   // Returns nullptr when the allocation fails (callers then fall back to the unblocked path).
   float* get(std::size_t floats) {
     if (floats > cap_) {
       std::size_t want = std::max(floats, cap_ * 2);
       std::size_t bytes = (want * sizeof(float) + 63) / 64 * 64;
-      void* np = std::aligned_alloc(64, bytes);
+      void* np = alignedAlloc(bytes);
       if (!np) return nullptr;
-      std::free(p_);
+      alignedFree(p_);
       p_ = static_cast<float*>(np);
       cap_ = bytes / sizeof(float);
     }

@@ -40,11 +40,13 @@ run() {
   fi
 }
 
+# Forced kernels skip the system BLAS (checked once below); a bogus RNNKIT_BLAS must be reported, not crash.
 for kernel in generic avx2; do
   for threads in 1 2; do
-    run RNNKIT_GEMM_KERNEL="$kernel" RNNKIT_THREADS="$threads" "$out" --no-bench
+    run RNNKIT_GEMM_KERNEL="$kernel" RNNKIT_THREADS="$threads" RNNKIT_BLAS=none "$out" --no-bench
   done
 done
+run RNNKIT_THREADS=3 RNNKIT_BLAS=/nonexistent/libnoblas.so "$out" --no-bench
 run RNNKIT_THREADS=1 "$out" --no-bench
 if [ "$bench" = 1 ]; then
   run RNNKIT_THREADS=2 "$out"
