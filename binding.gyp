@@ -28,7 +28,6 @@
         "native/cpu/cpu_backend.cc",
         "native/cpu/gemm_builtin.cc",
         "native/cpu/layer_kernels.cc",
-        "native/cpu/small_gemm.cc",
         "native/cpu/optimizer_kernels.cc",
         "native/cpu/system_blas.cc",
         "native/cpu/thread_pool.cc",
@@ -49,7 +48,8 @@
         ["rnnkit_march!=''", { "cflags": ["-march=<(rnnkit_march)"] }],
         ["rnnkit_portable==1 and OS=='linux'", {
           "sources": ["native/compat/glibc_compat.c"],
-          "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL", "-Wl,--no-as-needed", "-l:libdl.so.2", "-Wl,--as-needed"]
+          "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL", "-Wl,--version-script=<(module_root_dir)/native/compat/exports.map",
+                      "-Wl,--no-as-needed", "-l:libdl.so.2", "-Wl,--as-needed"]
         }]
       ],
       "xcode_settings": {

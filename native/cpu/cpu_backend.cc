@@ -7,7 +7,6 @@
 
 #include "../core/error.h"
 #include "gemm.h"
-#include "small_gemm.h"
 #include "thread_pool.h"
 
 namespace rnnkit::cpu {
@@ -70,9 +69,11 @@ void CpuBackend::axpy(std::size_t n, float alpha, const float* x, float* y) {
 void CpuBackend::gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
                       const float* B, int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
-  if (smallRowsGemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
   const SystemBlas& blas = SystemBlas::instance();
-  if (blas.available()) {
+  // A product with a few rows of A against weights (a batch-1 stream step) is bound by reading the weights once:
+  // the built-in few-row kernels read them in place, where a BLAS packs them first (and OpenBLAS uses one thread).
+  const bool fewRows = M <= 4 && !transA;
+  if (blas.available() && !fewRows) {
     if (K <= 0) {
       // Some BLAS builds reject K == 0; the meaning is C = beta * C.
       for (int i = 0; i < M; ++i)
