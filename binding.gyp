@@ -28,6 +28,7 @@
         "native/cpu/cpu_backend.cc",
         "native/cpu/gemm_builtin.cc",
         "native/cpu/layer_kernels.cc",
+        "native/cpu/simd_dispatch.cc",
         "native/cpu/optimizer_kernels.cc",
         "native/cpu/system_blas.cc",
         "native/cpu/thread_pool.cc",

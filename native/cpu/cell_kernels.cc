@@ -70,7 +70,7 @@ __attribute__((always_inline)) inline void gruRow(int H, const float* __restrict
   }
 }
 
-RNNKIT_SIMD_CLONES void forwardRow(const CellForwardStep& s, int b) {
+RNNKIT_INLINE void forwardRowImpl(const CellForwardStep& s, int b) {
   const int H = s.hidden;
   const float* __restrict gi = s.gi + (std::size_t)b * s.ldgi;
   const float* __restrict gh = s.gh + (std::size_t)b * s.ldgh;
@@ -213,10 +213,13 @@ RNNKIT_INLINE void backwardRowWith(const CellBackwardStep& s, int b) {
   }
 }
 
-RNNKIT_SIMD_CLONES void backwardRow(const CellBackwardStep& s, int b) {
+RNNKIT_INLINE void backwardRowImpl(const CellBackwardStep& s, int b) {
   if (s.dy) backwardRowWith<true>(s, b);
   else backwardRowWith<false>(s, b);
 }
+
+RNNKIT_SIMD_VARIANTS(void, forwardRow, forwardRowImpl, (const CellForwardStep& s, int b), (s, b))
+RNNKIT_SIMD_VARIANTS(void, backwardRow, backwardRowImpl, (const CellBackwardStep& s, int b), (s, b))
 
 }  // namespace
 

@@ -6,9 +6,10 @@
 #include <cstdint>
 #include <cstring>
 
+#include "simd_dispatch.h"
+
 namespace rnnkit::cpu {
 
-#define RNNKIT_INLINE __attribute__((always_inline)) inline
 
 RNNKIT_INLINE float bitsToFloat(int32_t i) {
   float f;
