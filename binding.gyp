@@ -32,6 +32,7 @@
         "native/cpu/optimizer_kernels.cc",
         "native/cpu/system_blas.cc",
         "native/cpu/thread_pool.cc",
+        "native/cpu/thread_priority.cc",
         "native/addon/js_convert.cc",
         "native/addon/js_errors.cc",
         "native/addon/module.cc",

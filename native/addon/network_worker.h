@@ -4,6 +4,7 @@
 
 #include <napi.h>
 
+#include "../cpu/thread_priority.h"
 #include "js_errors.h"
 #include "network_handle.h"
 
@@ -24,6 +25,7 @@ class NetworkWorker final : public Napi::AsyncWorker {
   Napi::Promise promise() const { return deferred_.Promise(); }
 
   void Execute() override {
+    cpu::LowerThreadPriority background;  // the event loop's thread comes first on a busy machine
     error_.capture([&] { job_.run(handle_->network()); });
     if (error_.set) SetError(error_.message);
   }

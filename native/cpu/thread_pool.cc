@@ -1,5 +1,7 @@
 #include "thread_pool.h"
 
+#include "thread_priority.h"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -113,6 +115,7 @@ void ThreadPool::Impl::runChunks(std::uint32_t gen) {
 
 void ThreadPool::Impl::workerLoop() {
   tlInsideParallel = true;
+  lowerThisThreadPriority();
   std::uint32_t seen = genOf(claim.load(std::memory_order_acquire));
   for (;;) {
     // Spin on the claim word for ~50us: a job issued right after the previous one (the common case inside a
