@@ -1,7 +1,7 @@
 // The typed functional API over a native recurrent network: parameters by PyTorch name, forward, backward, loss,
 // optimizer. Arithmetic happens natively; this class validates nothing that the core does not already check, and
 // only adds what JavaScript callers need: Promise serialization and readable types.
-import { native, type NativeNetwork, type NativeOptimizerConfig, type CellType } from './native';
+import { native, type NativeNetwork, type NativeOptimizerConfig, type CellType, type DeviceName } from './native';
 import type { Tensor, IntTensor } from './tensor';
 
 export type { CellType };
@@ -24,6 +24,8 @@ export interface RecurrentSpec {
   headSize?: number;
   /** Seed of the initial weights (PyTorch's default initialisation). */
   seed?: number;
+  /** 'cpu' (default) or 'cuda' / 'cuda:N' (see devices()). */
+  device?: DeviceName;
 }
 
 export interface SequenceBatch {

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RecurrentNetwork, type RecurrentSpec, type CellType, type OptimizerOptions } from '../recurrent';
+import type { DeviceName } from '../native';
 
 interface CaseTensor {
   shape: number[];
@@ -110,7 +111,17 @@ function cellOf(c: CaseFile): CellType {
   return cell as CellType;
 }
 
+/**
+ * The device the cases run on: RNNKIT_CONFORMANCE_DEVICE ('cpu', 'cuda' or 'cuda:N'), else the CPU. Read at each
+ * case, so a test may set it around a run.
+ */
+export function conformanceDevice(): DeviceName | undefined {
+  const device = process.env.RNNKIT_CONFORMANCE_DEVICE;
+  return device ? (device as DeviceName) : undefined;
+}
+
 function commonSpec(c: CaseFile): RecurrentSpec {
+  const device = conformanceDevice();
   const spec: RecurrentSpec = {
     cell: cellOf(c),
     hiddenSize: field<number>(c, 'hidden_size', isInt, 'an integer'),
@@ -118,6 +129,7 @@ function commonSpec(c: CaseFile): RecurrentSpec {
     bidirectional: c.bidirectional === undefined ? false : field<boolean>(c, 'bidirectional', isBool, 'a boolean'),
     seed: 0,
   };
+  if (device) spec.device = device;
   if (c.reset_after !== undefined) spec.resetAfter = field<boolean>(c, 'reset_after', isBool, 'a boolean');
   return spec;
 }

@@ -1,7 +1,10 @@
 // The module's entry point: the Network class and the process-level queries.
 #include <napi.h>
 
+#include <algorithm>
+#include <chrono>
 #include <thread>
+#include <vector>
 
 #include "../core/error.h"
 #include "../core/sampling.h"
@@ -10,6 +13,7 @@
 #include "../cpu/gemm.h"
 #include "../cpu/thread_pool.h"
 #include "addon_data.h"
+#include "device.h"
 #include "js_errors.h"
 #include "network_handle.h"
 #include "stream_handle.h"
@@ -59,6 +63,65 @@ Napi::Value SampleIndex(const Napi::CallbackInfo& info) {
   });
 }
 
+// benchGemm(M, N, K, repetitions, options?) -> { bestSeconds, medianSeconds, gflops, gemm, threads }: times
+// C[M,N] = A[M,K] x op(B) through the CPU backend's GEMM (the one the networks use: system BLAS or built-in), or the
+// built-in kernel with options.builtin. One untimed warm-up call; gflops = 2*M*N*K / bestSeconds. For the
+// benchmark harness (the machine's SGEMM roofline); synchronous, so it blocks the event loop while it runs.
+Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] {
+    auto intArg = [&](size_t i, const char* name, double lo, double hi) {
+      double v = info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : -1;
+      if (!(v >= lo && v <= hi) || (double)(long long)v != v)
+        fail(ErrorCode::Value, std::string("benchGemm: ") + name + " must be an integer in [" + std::to_string((long long)lo) +
+                                   ", " + std::to_string((long long)hi) + "]");
+      return (int)v;
+    };
+    const int M = intArg(0, "M", 1, 65536), N = intArg(1, "N", 1, 65536), K = intArg(2, "K", 1, 65536);
+    const int reps = intArg(3, "repetitions", 1, 100000);
+    bool transB = false, useBuiltin = false;
+    if (info.Length() > 4 && !info[4].IsUndefined()) {
+      Napi::Object opts = requireObject(info[4], "options");
+      transB = optionalBool(opts, "transB", false);
+      useBuiltin = optionalBool(opts, "builtin", false);
+    }
+    if ((double)M * K + (double)K * N + (double)M * N > 512.0 * 1024 * 1024)
+      fail(ErrorCode::Value, "benchGemm: the matrices would exceed 2 GiB");
+    std::vector<float> A((size_t)M * K), B((size_t)K * N), C((size_t)M * N, 0.f);
+    uint32_t s = 12345;
+    auto fill = [&](std::vector<float>& v) {
+      for (float& x : v) { s = s * 1664525u + 1013904223u; x = (float)(s >> 8) / 16777216.f - 0.5f; }
+    };
+    fill(A);
+    fill(B);
+    const int ldb = transB ? K : N;  // op(B) = B^T when transB: B stored as [N,K]
+    auto run = [&] {
+      if (useBuiltin)
+        cpu::builtinSgemm(false, transB, M, N, K, 1.f, A.data(), K, B.data(), ldb, 0.f, C.data(), N,
+                          cpu::ThreadPool::instance());
+      else
+        cpuBackend().gemm(false, transB, M, N, K, 1.f, A.data(), K, B.data(), ldb, 0.f, C.data(), N);
+    };
+    run();
+    std::vector<double> times;
+    times.reserve(reps);
+    for (int r = 0; r < reps; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      run();
+      times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(times.begin(), times.end());
+    const double median = reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("bestSeconds", times.front());
+    o.Set("medianSeconds", median);
+    o.Set("gflops", 2.0 * M * N * K / std::max(times.front(), 1e-12) / 1e9);
+    o.Set("gemm", useBuiltin ? std::string("builtin-") + cpu::builtinKernelName() : cpuBackend().gemmName());
+    o.Set("threads", cpu::ThreadPool::instance().size());
+    return o;
+  });
+}
+
 Napi::Value ErrorCodes(Napi::Env env) {
   const ErrorCode codes[] = {ErrorCode::Argument, ErrorCode::Type,     ErrorCode::Shape,     ErrorCode::Value,
                              ErrorCode::UnknownParam, ErrorCode::State, ErrorCode::Disposed, ErrorCode::Busy,
@@ -79,9 +142,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Network", network);
   exports.Set("Stream", StreamHandle::define(env));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
+  exports.Set("devices", Napi::Function::New(env, Devices, "devices"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("errorCodes", ErrorCodes(env));
   exports.Set("sampleIndex", Napi::Function::New(env, SampleIndex, "sampleIndex"));
+  exports.Set("benchGemm", Napi::Function::New(env, BenchGemm, "benchGemm"));
   return exports;
 }
 

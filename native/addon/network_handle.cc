@@ -2,6 +2,7 @@
 
 #include "../core/error.h"
 #include "addon_data.h"
+#include "device.h"
 #include "js_convert.h"
 #include "js_errors.h"
 #include "network_jobs.h"
@@ -90,10 +91,16 @@ Napi::Function NetworkHandle::define(Napi::Env env) {
 NetworkHandle::NetworkHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetworkHandle>(info) {
   guard(info.Env(), [&] {
     Napi::Value arg = info.Length() > 0 ? info[0] : info.Env().Undefined();
-    if (arg.IsObject() && has(arg.As<Napi::Object>(), "layers"))
-      network_ = std::make_unique<Network>(cpuBackend(), parseModelSpec(arg));
-    else
-      network_ = std::make_unique<Network>(cpuBackend(), parseNetworkSpec(arg));
+    // The spec is checked before the device is opened: a bad spec reports the same error on every device.
+    if (arg.IsObject() && has(arg.As<Napi::Object>(), "layers")) {
+      ModelSpec spec = parseModelSpec(arg);
+      backend_ = backendForSpec(arg);
+      network_ = std::make_unique<Network>(*backend_, spec);
+    } else {
+      NetworkSpec spec = parseNetworkSpec(arg);
+      backend_ = backendForSpec(arg);
+      network_ = std::make_unique<Network>(*backend_, spec);
+    }
     info.This().As<Napi::Object>().TypeTag(&kNetworkTag);
     reportMemory();
     return info.Env().Undefined();
@@ -129,6 +136,7 @@ void NetworkHandle::endCall() {
 void NetworkHandle::releaseNative() {
   if (!network_) return;
   network_.reset();
+  backend_.reset();  // after the network, whose buffers it frees (a Stream may keep it a little longer)
   if (reportedBytes_) {
     Napi::MemoryManagement::AdjustExternalMemory(Env(), -reportedBytes_);
     reportedBytes_ = 0;

@@ -26,6 +26,8 @@ class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
 
   // For the async workers: the network, and the busy flag they hold for the duration of a call.
   Network& network() { return *network_; }
+  // The backend the network runs on, for objects that keep backend memory of their own (a Stream's state).
+  const std::shared_ptr<Backend>& backend() const { return backend_; }
   void beginCall();
   void endCall();
   void checkUsable() const;  // throws ERR_RNNKIT_DISPOSED / ERR_RNNKIT_BUSY
@@ -74,6 +76,7 @@ class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
   Napi::Value runJob(const Napi::CallbackInfo& info, bool async);
 
 
+  std::shared_ptr<Backend> backend_;  // declared before network_: destroyed after it
   std::unique_ptr<Network> network_;
   bool busy_ = false;
   bool disposed_ = false;

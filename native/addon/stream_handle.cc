@@ -51,7 +51,8 @@ StreamHandle::StreamHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<St
     network_ = NetworkHandle::fromObject(net, "the argument of new Stream()");
     network_->checkUsable();
     networkRef_ = Napi::Persistent(net);
-    state_ = std::make_unique<RecurrentState>(&network_->network().backend());
+    backend_ = network_->backend();
+    state_ = std::make_unique<RecurrentState>(backend_.get());
     info.This().As<Napi::Object>().TypeTag(&kStreamTag);
     return info.Env().Undefined();
   });
@@ -87,6 +88,7 @@ Napi::Value StreamHandle::Dispose(const Napi::CallbackInfo& info) {
     if (network_->busy())
       fail(ErrorCode::Busy, "the network is running a call that may use this stream; await it before disposing");
     state_.reset();
+    backend_.reset();
     networkRef_.Reset();
   }
   return info.Env().Undefined();

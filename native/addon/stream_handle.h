@@ -27,6 +27,7 @@ class StreamHandle : public Napi::ObjectWrap<StreamHandle> {
 
   Napi::ObjectReference networkRef_;
   NetworkHandle* network_ = nullptr;
+  std::shared_ptr<Backend> backend_;  // keeps the backend of state_'s memory alive, even past network.dispose()
   std::unique_ptr<RecurrentState> state_;
 };
 
