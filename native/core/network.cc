@@ -150,14 +150,17 @@ Network::Shape Network::checkInput(const SequenceInput& in) const {
 }
 
 void Network::uploadSequence(float* dst, const float* src, const Shape& s, int F) {
-  const std::size_t row = (std::size_t)F * sizeof(float);
+  const std::size_t n = (std::size_t)s.T * s.B * F;
   if (!s.batchFirst) {
-    be_.upload(dst, src, (std::size_t)s.T * s.B * row);
+    be_.upload(dst, src, n * sizeof(float));
     return;
   }
+  // Transpose on the host, then one upload: a device backend pays per transfer, not per byte.
+  hostStaging_.resize(n);
   for (int t = 0; t < s.T; ++t)
     for (int b = 0; b < s.B; ++b)
-      be_.upload(dst + ((std::size_t)t * s.B + b) * F, src + ((std::size_t)b * s.T + t) * F, row);
+      std::copy_n(src + ((std::size_t)b * s.T + t) * F, F, hostStaging_.data() + ((std::size_t)t * s.B + b) * F);
+  be_.upload(dst, hostStaging_.data(), n * sizeof(float));
 }
 
 void Network::uploadSequence(int32_t* dst, const int32_t* src, const Shape& s) {

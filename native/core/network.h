@@ -159,6 +159,7 @@ class Network {
   RecurrentState carry_;
 
   DeviceBuffer x_, tokens_, lengths_, h0_, c0_, hn_, cn_, dOutput_, dh0_, dc0_, targets_, staging_;
+  std::vector<float> hostStaging_;  // batch-first data transposed on the host before an upload
   Shape last_;
   bool haveTrainForward_ = false;
   bool lastHadLengths_ = false;
