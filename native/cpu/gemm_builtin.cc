@@ -465,7 +465,6 @@ __attribute__((target("avx512f"))) void kernelAvx512(int kc, const float* a, con
     _mm512_mask_storeu_ps(cr + 16, m1, r1);
   }
 }
-#endif
 
 // Wide kernel for 1-3 rows of op(A) with B read in place (no transpose): C[0..MI)[0..16V) in one pass.
 // A 32-column strip would touch just two cache lines per B row, and with a row stride of a multiple of 4 KiB
@@ -511,6 +510,7 @@ __attribute__((target("avx512f"))) void wideAvx512(int kc, const float* a, const
     }
   }
 }
+#endif  // RNNKIT_X86
 
 template <int... Is, typename F>
 void fillTable(KernelFn* table, F make, std::integer_sequence<int, Is...>) {

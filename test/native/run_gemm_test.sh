@@ -14,7 +14,7 @@ CXX="${CXX:-g++}"
   "$here/gemm_test.cc" \
   "$root/native/cpu/gemm_builtin.cc" \
   "$root/native/cpu/system_blas.cc" \
-  "$root/native/cpu/thread_pool.cc" \
+  "$root/native/cpu/thread_pool.cc" "$root/native/cpu/thread_priority.cc" \
   -o "$out" -ldl
 
 bench=1
