@@ -1,15 +1,21 @@
-// The benchmark workloads (bench/workloads.json) measured for rnnkit on this machine: `rnnkit bench` and
-// `npm run bench`. Timing happens here, never in tests.
+// The benchmark harness: the workloads of bench/workloads.json measured for rnnkit and, in the same run, for the peer
+// libraries that are installed (PyTorch CPU through python3, TF.js with its wasm and cpu backends, brain.js), plus
+// this machine's SGEMM roofline. `rnnkit bench` and `npm run bench`. Timing happens here, never in tests.
+//
+// Every measurement runs in its own child process, one at a time: each rnnkit workload (so that a peak RSS is that
+// workload's own and nothing else's heap lingers), the same workloads again with RNNKIT_BLAS=none when a system BLAS
+// is in use (the built-in GEMM's share of it), and each peer library on each workload (bench/peers/*).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
 import { native } from './native';
 import { SeededRandom } from './random';
 import { layers } from './layers';
 import { sequential, type Sequential } from './model';
 import { optimizers } from './optimizers';
 
-interface Workload {
+export interface Workload {
   kind: 'train' | 'infer' | 'step';
   cell: 'lstm' | 'gru' | 'rnn_tanh';
   input?: 'one-hot';
@@ -21,19 +27,30 @@ interface Workload {
   seq?: number;
   head?: number;
   report: string[];
+  note?: string;
 }
 
 export interface BenchOptions {
   json: boolean;
-  /** Scale every time/batch dimension down (a smoke run for CI). */
+  /** Scale every dimension down (a smoke run for CI): no minimum time, peers skipped unless asked for. */
   tiny: boolean;
   only?: string;
   minSeconds: number;
   repetitions: number;
 }
 
+type Figures = Record<string, number>;
+
+const ROOT = path.join(__dirname, '..');
+const PEER_NAMES = ['pytorch', 'tfjs_wasm', 'tfjs_cpu', 'brain'] as const;
+type PeerName = (typeof PEER_NAMES)[number];
+const PEER_LABELS: Record<string, string> = {
+  rnnkit: 'rnnkit', rnnkit_builtin: 'rnnkit (built-in GEMM)', pytorch: 'PyTorch CPU', tfjs_wasm: 'TF.js wasm',
+  tfjs_cpu: 'TF.js cpu', brain: 'brain.js',
+};
+
 function workloadsFile(): string {
-  const candidates = [path.join(__dirname, '..', 'bench', 'workloads.json')];
+  const candidates = [path.join(ROOT, 'bench', 'workloads.json')];
   const found = candidates.find((f) => fs.existsSync(f));
   if (!found) throw new Error('bench/workloads.json is missing from this installation');
   return found;
@@ -44,8 +61,9 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-/** Seconds per call: warm up twice, then the median of at least `reps` timed calls lasting at least minSeconds. */
-async function time(fn: () => Promise<unknown> | unknown, reps: number, minSeconds: number): Promise<number> {
+/** Seconds per call and the number of timed calls: warm up twice, then the median of at least `reps` timed calls
+ *  lasting at least minSeconds. */
+async function time(fn: () => Promise<unknown> | unknown, reps: number, minSeconds: number): Promise<[number, number]> {
   await fn();
   await fn();
   const times: number[] = [];
@@ -54,9 +72,9 @@ async function time(fn: () => Promise<unknown> | unknown, reps: number, minSecon
     const t0 = performance.now();
     await fn();
     times.push((performance.now() - t0) / 1000);
-    if (times.length >= 10000) break;
+    if (times.length >= 100000) break;
   }
-  return median(times);
+  return [median(times), times.length];
 }
 
 function cellName(c: string): 'lstm' | 'gru' | 'rnn_tanh' {
@@ -71,59 +89,87 @@ function makeModel(w: Workload, seed: number): Sequential {
   return sequential({ ...(w.input === 'one-hot' ? { vocabSize: w.vocab } : { inputSize: w.input_size }), layers: list, seed });
 }
 
-/** FLOPs of one call as 2*M*N*K per GEMM (the same count for every library): forward, and backward when training. */
+/** The shapes the smoke run (--tiny) uses: every dimension scaled down; the same for rnnkit and for the peers. */
+export function scaleWorkload(w: Workload, tiny: boolean): Workload {
+  if (!tiny) return { ...w };
+  return {
+    ...w,
+    batch: Math.min(w.batch, 4),
+    seq: w.seq === undefined ? undefined : Math.min(w.seq, 8),
+    hidden: Math.min(w.hidden, 32),
+    head: w.head ? Math.min(w.head, 16) : w.head,
+    input_size: w.input_size ? Math.min(w.input_size, 16) : w.input_size,
+  };
+}
+
+/** FLOPs of one call (a training step, an inference call or one stream step), counted as 2*M*N*K per GEMM: the same
+ *  count for every library, whatever it actually executes. Per layer with G gates (LSTM 4, GRU 3, RNN 1), H units
+ *  and I inputs, over T steps of B rows:
+ *    forward  = input projection 2*T*B*G*H*I (none for a one-hot first layer: that is a lookup)
+ *             + recurrent GEMM 2*T*B*G*H*H, and the head 2*T*B*H*heads;
+ *    backward = twice the forward GEMMs: for each forward product one weight-gradient GEMM (dW = dGates^T x X) and one
+ *               input-gradient GEMM (dX = dGates x W) of the same size. A one-hot first layer has neither (its
+ *               gradient is a scatter-add into the rows of the embedded weights), which the zero forward term
+ *               already accounts for. A dense first layer's dX is counted: the engines compute it.
+ *  Element-wise work (activations, loss, optimizer) is not counted. */
 export function workloadFlops(w: Workload, T: number, B: number): number {
   const G = w.cell === 'lstm' ? 4 : w.cell === 'gru' ? 3 : 1;
   const H = w.hidden, L = w.layers ?? 1;
-  const I0 = w.input === 'one-hot' ? 0 : w.input_size ?? 0;  // a one-hot input projection is a lookup
+  const I0 = w.input === 'one-hot' ? 0 : w.input_size ?? 0;
   let fwd = 0;
   for (let k = 0; k < L; k++) fwd += 2 * T * B * G * H * ((k === 0 ? I0 : H) + H);
   if (w.head) fwd += 2 * T * B * H * w.head;
-  if (w.kind !== 'train') return fwd;
-  let bwd = 0;
-  for (let k = 0; k < L; k++) {
-    const I = k === 0 ? I0 : H;
-    bwd += 2 * T * B * G * H * (I + H);          // weight gradients
-    bwd += 2 * T * B * G * H * (H + (k === 0 ? I0 : I));  // input and recurrent gradients
-  }
-  if (w.head) bwd += 2 * 2 * T * B * H * w.head;
-  return fwd + bwd;
+  return w.kind === 'train' ? 3 * fwd : fwd;
 }
 
-export async function measureWorkload(name: string, w: Workload, o: BenchOptions): Promise<Record<string, number>> {
-  const B = o.tiny ? Math.min(w.batch, 4) : w.batch;
-  const T = o.tiny ? Math.min(w.seq ?? 1, 8) : w.seq ?? 1;
-  const hidden = o.tiny ? Math.min(w.hidden, 32) : w.hidden;
-  const wl = { ...w, hidden, head: w.head ? (o.tiny ? Math.min(w.head, 16) : w.head) : w.head,
-    input_size: w.input_size ? (o.tiny ? Math.min(w.input_size, 16) : w.input_size) : undefined };
-  const model = makeModel(wl, 1);
+/** The GEMM shapes (M, N, K; op(B) = B^T as a layer's weights are used) a workload's forward pass runs. */
+function workloadGemmShapes(w: Workload): Array<{ m: number; n: number; k: number; what: string }> {
+  const G = w.cell === 'lstm' ? 4 : w.cell === 'gru' ? 3 : 1;
+  const H = w.hidden, L = w.layers ?? 1, B = w.batch, T = w.seq ?? 1;
+  const out: Array<{ m: number; n: number; k: number; what: string }> = [];
+  for (let k = 0; k < L; k++) {
+    const I = k === 0 ? (w.input === 'one-hot' ? 0 : w.input_size ?? 0) : H;
+    if (I > 0 && w.kind !== 'step') out.push({ m: T * B, n: G * H, k: I, what: `input projection, layer ${k + 1}` });
+    out.push({ m: B, n: G * H, k: k === 0 && w.kind === 'step' ? I + H : H, what: w.kind === 'step' ? `step, layer ${k + 1}` : `recurrent, layer ${k + 1}, per step` });
+  }
+  if (w.head) out.push({ m: T * B, n: w.head, k: H, what: 'head' });
+  return out;
+}
+
+/** Measure one (already scaled) workload for rnnkit in this process. */
+export async function measureWorkload(w: Workload, o: BenchOptions): Promise<Figures> {
+  const B = w.batch;
+  const T = w.seq ?? 1;
+  const model = makeModel(w, 1);
   const rng = new SeededRandom(7);
-  const features = wl.input === 'one-hot' ? 0 : wl.input_size ?? 0;
-  const inputFor = (steps: number) => wl.input === 'one-hot'
-    ? { data: Int32Array.from({ length: B * steps }, () => rng.int(wl.vocab ?? 1)), shape: [B, steps] }
+  const features = w.input === 'one-hot' ? 0 : w.input_size ?? 0;
+  const inputFor = (steps: number) => w.input === 'one-hot'
+    ? { data: Int32Array.from({ length: B * steps }, () => rng.int(w.vocab ?? 1)), shape: [B, steps] }
     : { data: Float32Array.from({ length: B * steps * features }, () => rng.next() * 2 - 1), shape: [B, steps, features] };
-  const figures: Record<string, number> = {};
+  const figures: Figures = {};
   try {
     if (w.kind === 'train') {
       model.compile({ loss: 'softmaxCrossEntropy', optimizer: optimizers.adam({ lr: 1e-3 }), clipNorm: 5 });
       const x = inputFor(T);
-      const y = { data: Int32Array.from({ length: B * T }, () => rng.int(wl.head ?? wl.hidden)), shape: [B, T] };
-      const s = await time(() => model.trainOnBatch(x, y), o.repetitions, o.minSeconds);
+      const y = { data: Int32Array.from({ length: B * T }, () => rng.int(w.head ?? w.hidden)), shape: [B, T] };
+      const [s, n] = await time(() => model.trainOnBatch(x, y), o.repetitions, o.minSeconds);
       figures.tokens_per_s = (B * T) / s;
       figures.s_per_step = s;
-      figures.gflops = workloadFlops(wl, T, B) / s / 1e9;
+      figures.repetitions = n;
     } else if (w.kind === 'infer') {
       const x = inputFor(T);
-      const s = await time(() => model.predict(x), o.repetitions, o.minSeconds);
+      const [s, n] = await time(() => model.predict(x), o.repetitions, o.minSeconds);
       figures.tokens_per_s = (B * T) / s;
       figures.s_per_call = s;
-      figures.gflops = workloadFlops(wl, T, B) / s / 1e9;
+      figures.repetitions = n;
     } else {
       const stream = model.stream();
-      const x = wl.input === 'one-hot' ? [rng.int(wl.vocab ?? 1)] : { data: Float32Array.from({ length: B * features }, () => rng.next()), shape: [B, features] };
+      const x = w.input === 'one-hot' ? [rng.int(w.vocab ?? 1)] : { data: Float32Array.from({ length: B * features }, () => rng.next()), shape: [B, features] };
       // Synchronous steps: the figure is the native step plus the crossing from JavaScript, nothing else.
-      const s = await time(() => stream.stepSync(x), Math.max(o.repetitions, 200), o.minSeconds);
+      const [s, n] = await time(() => stream.stepSync(x), Math.max(o.repetitions, 200), o.minSeconds);
       figures.us_per_step = s * 1e6;
+      figures.tokens_per_s = B / s;
+      figures.repetitions = n;
       stream.dispose();
     }
     figures.peak_rss_mb = process.resourceUsage().maxRSS / 1024;
@@ -133,29 +179,503 @@ export async function measureWorkload(name: string, w: Workload, o: BenchOptions
   return figures;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Child processes
+
+interface ChildResult { ok: boolean; figures?: Figures; error?: string; info?: Record<string, unknown> }
+
+/** Run a command, collect its stdout; the last stdout line that is a JSON object is the result. */
+function runChild(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutS: number): Promise<ChildResult> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    let timedOut = false;
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; if (err.length > 1 << 16) err = err.slice(-(1 << 15)); });
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutS * 1000);
+    child.on('error', (e) => { clearTimeout(timer); resolve({ ok: false, error: e.message }); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (timedOut) return resolve({ ok: false, error: `timeout after ${timeoutS} s` });
+      const line = out.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('{')).pop();
+      let parsed: Record<string, unknown> | undefined;
+      try { parsed = line ? JSON.parse(line) : undefined; } catch { parsed = undefined; }
+      if (code !== 0 || !parsed) {
+        const why = err.trim().split('\n').filter(Boolean).slice(-3).join(' | ') || `exit status ${code}`;
+        return resolve({ ok: false, error: why.slice(0, 400) });
+      }
+      if (typeof parsed.unsupported === 'string') return resolve({ ok: false, error: `unsupported: ${parsed.unsupported}` });
+      const figures: Figures = {};
+      const info: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(parsed)) {
+        if (typeof v === 'number' && Number.isFinite(v)) figures[k] = v;
+        else info[k] = v;
+      }
+      resolve({ ok: true, figures, info });
+    });
+  });
+}
+
+interface ChildTask { name: string; workload: Workload; minSeconds: number; repetitions: number }
+
+/** The hidden `rnnkit bench --child '<task>'` entry: one rnnkit workload, its figures as one JSON line. */
+async function childMain(taskJson: string): Promise<number> {
+  const task = JSON.parse(taskJson) as ChildTask;
+  const figures = await measureWorkload(task.workload, { json: true, tiny: false, minSeconds: task.minSeconds, repetitions: task.repetitions });
+  const info = native.backendInfo();
+  process.stdout.write(JSON.stringify({ ...figures, gemm: info.gemm, threads: info.threads }) + '\n');
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Peers
+
+interface PeerStatus { available: boolean; version?: string; detail: string; command?: string[] }
+
+function packageVersion(name: string): string | undefined {
+  try {
+    const file = require.resolve(`${name}/package.json`, { paths: [ROOT] });
+    return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
+function detectPeers(threads: number): Record<PeerName, PeerStatus> {
+  const script = (f: string) => path.join(ROOT, 'bench', 'peers', f);
+  const haveScripts = fs.existsSync(script('tfjs_bench.js'));
+  const missing = { available: false, detail: 'bench/peers/ is not part of this installation (run from a clone)' };
+  const result = {} as Record<PeerName, PeerStatus>;
+
+  // PyTorch: the first python that imports torch (RNNKIT_BENCH_PYTHON, the system python, python3 on PATH).
+  const pythons = [process.env.RNNKIT_BENCH_PYTHON, '/usr/bin/python3', 'python3'].filter((p): p is string => !!p);
+  const tried: string[] = [];
+  result.pytorch = { available: false, detail: '' };
+  for (const py of [...new Set(pythons)]) {
+    const r = spawnSync(py, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', timeout: 120000 });
+    if (r.status === 0 && r.stdout.trim()) {
+      result.pytorch = { available: haveScripts, version: r.stdout.trim().split('\n').pop(),
+        detail: haveScripts ? `${py}, torch.set_num_threads(${threads})` : missing.detail, command: [py, script('pytorch_bench.py')] };
+      break;
+    }
+    tried.push(`${py}: ${r.error ? r.error.message : (r.stderr || '').trim().split('\n').pop() || `exit ${r.status}`}`);
+  }
+  if (!result.pytorch.version) result.pytorch.detail = `no python with torch (${tried.join('; ')})`;
+
+  const tfjs = packageVersion('@tensorflow/tfjs');
+  const wasm = packageVersion('@tensorflow/tfjs-backend-wasm');
+  const node = process.execPath;
+  result.tfjs_wasm = !tfjs || !wasm
+    ? { available: false, detail: `not installed (npm install -D @tensorflow/tfjs @tensorflow/tfjs-backend-wasm)` }
+    : haveScripts ? { available: true, version: wasm, detail: 'tfjs-backend-wasm (SIMD, single-threaded under Node)', command: [node, script('tfjs_bench.js')] } : missing;
+  result.tfjs_cpu = !tfjs
+    ? { available: false, detail: 'not installed (npm install -D @tensorflow/tfjs)' }
+    : haveScripts ? { available: true, version: tfjs, detail: "tfjs 'cpu' backend (plain JavaScript)", command: [node, script('tfjs_bench.js')] } : missing;
+  const brain = packageVersion('brain.js');
+  result.brain = !brain
+    ? { available: false, detail: 'not installed (npm install -D brain.js@1.6.1)' }
+    : haveScripts ? { available: true, version: brain, detail: 'brain.recurrent API, one sequence at a time', command: [node, script('brain_bench.js')] } : missing;
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// GEMM roofline
+
+interface GemmFigure { m: number; n: number; k: number; trans_b: boolean; gflops: number; gemm: string; builtin_gflops?: number; used_by?: string[] }
+
+type BenchGemmFn = (M: number, N: number, K: number, reps: number, o?: { transB?: boolean; builtin?: boolean }) =>
+  { bestSeconds: number; medianSeconds: number; gflops: number; gemm: string; threads: number };
+
+/** Best GFLOP/s of C = A x op(B) over at least `seconds` of calls. */
+function gemmBest(fn: BenchGemmFn, m: number, n: number, k: number, transB: boolean, builtin: boolean, seconds: number): number {
+  const probe = fn(m, n, k, 1, { transB, builtin });
+  const reps = Math.max(3, Math.min(2000, Math.ceil(seconds / Math.max(probe.bestSeconds, 1e-7))));
+  return Math.max(probe.gflops, fn(m, n, k, reps, { transB, builtin }).gflops);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Formatting
+
+function fmt(v: number | undefined, digits = 3): string {
+  if (v === undefined || !Number.isFinite(v)) return '-';
+  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
+  return (+v.toPrecision(digits)).toString();
+}
+
+/** The headline figure of a workload: tokens/s, or microseconds per step. */
+function headline(w: Workload, f: Figures | undefined): string {
+  if (!f) return '-';
+  return w.kind === 'step' ? `${fmt(f.us_per_step)} us` : `${fmt(f.tokens_per_s)}`;
+}
+
+/** rnnkit's speed over another's, from the headline figure (> 1: rnnkit is faster). */
+function speedRatio(w: Workload, ours: Figures, theirs: Figures): number | undefined {
+  const r = w.kind === 'step' ? theirs.us_per_step / ours.us_per_step : ours.tokens_per_s / theirs.tokens_per_s;
+  return Number.isFinite(r) && r > 0 ? r : undefined;
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c] as string);
+}
+
+interface Report {
+  workloads: Record<string, Record<string, unknown>>;
+  machine: Record<string, unknown>;
+  peers: Record<string, unknown>;
+  targets: Array<{ check: string; value: number | null; pass: boolean | null }>;
+}
+
+/** Grouped bars of tokens per second (steps per second for the step workload) per workload, log scale. */
+export function benchChartSvg(report: Report, defs: Record<string, Workload>): string {
+  const names = Object.keys(report.workloads);
+  const series = ['rnnkit', 'rnnkit_builtin', ...PEER_NAMES];
+  const colors: Record<string, string> = { rnnkit: '#d62728', rnnkit_builtin: '#ff9896', pytorch: '#1f77b4', tfjs_wasm: '#2ca02c', tfjs_cpu: '#98df8a', brain: '#9467bd' };
+  const value = (name: string, s: string): number | undefined => {
+    const r = report.workloads[name] as Record<string, unknown>;
+    const f = (s === 'rnnkit' ? r : s === 'rnnkit_builtin' ? r.builtin : (r.peers as Record<string, unknown> | undefined)?.[s]) as Figures | undefined;
+    const v = f?.tokens_per_s;
+    return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined;
+  };
+  const used = series.filter((s) => names.some((n) => value(n, s) !== undefined));
+  const all = names.flatMap((n) => used.map((s) => value(n, s))).filter((v): v is number => v !== undefined);
+  const lo = Math.floor(Math.log10(Math.max(1e-3, Math.min(...all, 1e9))));
+  const hi = Math.ceil(Math.log10(Math.max(...all, 10) * 4));  // headroom for the value labels
+  const W = Math.max(760, 120 + names.length * (used.length * 18 + 30)), Ht = 470, left = 70, right = 20, top = 60, bottom = 100;
+  const pw = W - left - right, ph = Ht - top - bottom;
+  const sy = (v: number) => top + (1 - (Math.log10(v) - lo) / Math.max(1, hi - lo)) * ph;
+  const o: string[] = [];
+  o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Ht}" viewBox="0 0 ${W} ${Ht}" font-family="sans-serif" font-size="11">`);
+  o.push(`<rect width="${W}" height="${Ht}" fill="white"/>`);
+  const m = report.machine as Record<string, unknown>;
+  o.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="15">Tokens per second (log scale; higher is better)</text>`);
+  o.push(`<text x="${W / 2}" y="38" text-anchor="middle" fill="#555">${escapeXml(`${m.cpu}, ${m.cpus} cores, ${m.threads} threads; ${String(m.date ?? '').slice(0, 10)}${m.tiny ? '; TINY shapes' : ''}`)}</text>`);
+  for (let e = lo; e <= hi; e++) {
+    const y = sy(10 ** e).toFixed(1);
+    o.push(`<line x1="${left}" y1="${y}" x2="${left + pw}" y2="${y}" stroke="#ddd"/>`);
+    o.push(`<text x="${left - 6}" y="${(+y + 4).toFixed(1)}" text-anchor="end">${(10 ** e).toLocaleString('en-US')}</text>`);
+  }
+  const gw = pw / names.length, bw = Math.min(22, (gw - 16) / Math.max(1, used.length));
+  names.forEach((name, i) => {
+    const gx = left + i * gw + (gw - bw * used.length) / 2;
+    used.forEach((s, j) => {
+      const v = value(name, s);
+      if (v === undefined) return;
+      const y = sy(Math.max(v, 10 ** lo));
+      o.push(`<rect x="${(gx + j * bw).toFixed(1)}" y="${y.toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${(top + ph - y).toFixed(1)}" fill="${colors[s]}"><title>${escapeXml(`${PEER_LABELS[s]}: ${fmt(v)}`)}</title></rect>`);
+      o.push(`<text x="${(gx + j * bw + bw / 2 - 1).toFixed(1)}" y="${(y - 3).toFixed(1)}" text-anchor="middle" font-size="8" transform="rotate(-90 ${(gx + j * bw + bw / 2 - 1).toFixed(1)} ${(y - 3).toFixed(1)})" dx="14" dy="3">${escapeXml(fmt(v, 2))}</text>`);
+    });
+    // Two lines under the group: kind and model, then the shape ("train charrnn" / "lstm2x256 b32 t64").
+    const parts = name.split('_');
+    const lx = (left + i * gw + gw / 2).toFixed(1);
+    o.push(`<text x="${lx}" y="${top + ph + 16}" text-anchor="middle">${escapeXml(parts.slice(0, 2).join(' '))}</text>`);
+    o.push(`<text x="${lx}" y="${top + ph + 30}" text-anchor="middle">${escapeXml(parts.slice(2).join(' '))}</text>`);
+    const w = defs[name];
+    if (w) o.push(`<text x="${lx}" y="${top + ph + 44}" text-anchor="middle" fill="#777">${escapeXml(w.kind === 'step' ? 'steps/s' : 'tokens/s')}</text>`);
+  });
+  o.push(`<rect x="${left}" y="${top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
+  used.forEach((s, j) => {
+    const lx = left + 8 + (j % 3) * 190, ly = Ht - 34 + Math.floor(j / 3) * 15;
+    o.push(`<rect x="${lx}" y="${ly - 9}" width="12" height="10" fill="${colors[s]}"/>`);
+    o.push(`<text x="${lx + 16}" y="${ly}">${escapeXml(PEER_LABELS[s])}</text>`);
+  });
+  o.push('</svg>');
+  return o.join('\n') + '\n';
+}
+
+function tableRows(report: Report, defs: Record<string, Workload>, peers: string[], markdown: boolean): string[] {
+  const head = ['workload', 'rnnkit', 'GFLOP/s', '% roofline', ...(report.workloads[Object.keys(report.workloads)[0]]?.builtin !== undefined ? ['built-in/BLAS'] : []),
+    ...peers.map((p) => PEER_LABELS[p])];
+  const rows: string[][] = [];
+  for (const [name, r] of Object.entries(report.workloads)) {
+    const w = defs[name];
+    const f = r as unknown as Figures & { builtin?: Figures; builtin_vs_blas?: number; peers?: Record<string, Figures & { error?: string }>; vs?: Record<string, number> };
+    const row = [name, headline(w, f), fmt(f.gflops), f.roofline_fraction !== undefined ? `${fmt(100 * f.roofline_fraction, 2)}%` : '-'];
+    if (head.includes('built-in/BLAS')) row.push(f.builtin_vs_blas !== undefined ? fmt(f.builtin_vs_blas, 2) : '-');
+    for (const p of peers) {
+      const pf = f.peers?.[p];
+      if (!pf) row.push('-');
+      else if (pf.error) row.push(String(pf.error).startsWith('unsupported') ? 'n/a' : String(pf.error).startsWith('timeout') ? 'timeout' : 'failed');
+      else row.push(`${headline(w, pf)} (${f.vs?.[p] !== undefined ? `${fmt(f.vs[p], 3)}x` : '-'})`);
+    }
+    rows.push(row);
+  }
+  if (markdown) {
+    return [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
+  }
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(head), widths.map((x) => '-'.repeat(x)).join('  '), ...rows.map(line)];
+}
+
+export function formatReport(report: Report, defs: Record<string, Workload>, markdown = false): string {
+  const m = report.machine as Record<string, any>;
+  const peers = PEER_NAMES.filter((p) => Object.values(report.workloads).some((r) => (r.peers as Record<string, unknown> | undefined)?.[p]));
+  const out: string[] = [];
+  const load = (l: number[] | undefined) => (l ? l.map((x) => x.toFixed(2)).join(' / ') : '?');
+  out.push(`machine: ${m.cpu}, ${m.cpus} cores; rnnkit ${m.threads} threads, GEMM ${m.gemm}${m.blas !== 'none' ? ` (system BLAS: ${m.blas_detail})` : ''}; node ${m.node}; ${m.date}`);
+  out.push(`load average (1/5/15 min): ${load(m.load_start)} at start, ${load(m.load_end)} at end${m.tiny ? '; TINY shapes (smoke run, not a measurement)' : ''}`);
+  const rf = m.roofline as Record<string, any> | undefined;
+  if (rf) {
+    out.push(`SGEMM roofline ${rf.m}x${rf.n}x${rf.k}, ${m.threads} threads: ${fmt(rf.gflops)} GFLOP/s (${rf.source})` +
+      `${rf.blas_gflops !== undefined ? `; system BLAS ${fmt(rf.blas_gflops)}` : ''}; built-in ${fmt(rf.builtin_gflops)}` +
+      `${rf.builtin_vs_blas !== undefined ? ` (built-in/BLAS ${fmt(rf.builtin_vs_blas, 2)})` : ''}`);
+  } else {
+    out.push('SGEMM roofline: not measured (the native module has no benchGemm: rebuild it)');
+  }
+  out.push('');
+  out.push(markdown ? 'Tokens per second (step: microseconds per step); peers: their figure and (rnnkit speed / peer speed).' : 'tokens/s (step: us per step); peer columns: figure (rnnkit / peer speed)');
+  if (markdown) out.push('');
+  out.push(...tableRows(report, defs, peers, markdown));
+  out.push('');
+  if (markdown) out.push('Every figure, per workload:', '');
+  for (const [name, r] of Object.entries(report.workloads)) {
+    const f = r as Record<string, any>;
+    const own = Object.entries(f).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k} ${fmt(v as number, 4)}`).join(', ');
+    out.push(`${markdown ? '- ' : ''}${name}: rnnkit ${own}`);
+    if (f.builtin) out.push(`${markdown ? '  ' : '    '}built-in GEMM (RNNKIT_BLAS=none): ${Object.entries(f.builtin as Figures).map(([k, v]) => `${k} ${fmt(v, 4)}`).join(', ')}`);
+    for (const [p, pf] of Object.entries((f.peers ?? {}) as Record<string, Record<string, unknown>>)) {
+      const text = pf.error ? String(pf.error) : Object.entries(pf).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k} ${fmt(v as number, 4)}`).join(', ');
+      out.push(`${markdown ? '  ' : '    '}${PEER_LABELS[p]}: ${text}`);
+    }
+  }
+  if (m.gemm_shapes?.length) {
+    out.push('');
+    out.push(`${markdown ? '' : ''}GEMM shapes the workloads use (M x N x K, op(B)=B^T), GFLOP/s with ${m.gemm}${m.blas !== 'none' ? ' / built-in' : ''}:`);
+    if (markdown) out.push('');
+    for (const g of m.gemm_shapes as GemmFigure[]) {
+      out.push(`${markdown ? '- ' : '  '}${g.m}x${g.n}x${g.k}: ${fmt(g.gflops)}${g.builtin_gflops !== undefined && m.blas !== 'none' ? ` / ${fmt(g.builtin_gflops)}` : ''}  (${(g.used_by ?? []).join('; ')})`);
+    }
+  }
+  out.push('');
+  out.push(markdown ? 'Peers:' : 'peers:');
+  if (markdown) out.push('');
+  for (const [p, s] of Object.entries(report.peers as Record<string, PeerStatus & { version?: string }>)) {
+    out.push(`${markdown ? '- ' : '  '}${PEER_LABELS[p]}: ${s.available ? `${s.version}, ${s.detail}` : s.detail}`);
+  }
+  out.push('');
+  out.push(markdown ? 'Target checks (informational):' : 'target checks (informational):');
+  if (markdown) out.push('');
+  for (const t of report.targets) {
+    const v = t.value === null ? '' : ` (${fmt(t.value, 3)})`;
+    out.push(`${markdown ? '- ' : '  '}${t.pass === null ? 'n/a ' : t.pass ? 'PASS' : 'FAIL'} ${t.check}${v}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+function targetChecks(report: Report): Report['targets'] {
+  const W = report.workloads as Record<string, Record<string, any>>;
+  const checks: Report['targets'] = [];
+  const add = (check: string, value: number | undefined, pass: (v: number) => boolean) => {
+    checks.push({ check, value: value ?? null, pass: value === undefined || !Number.isFinite(value) ? null : pass(value) });
+  };
+  const vsTorch = (n: string) => W[n]?.vs?.pytorch as number | undefined;
+  const charrnn = 'train_charrnn_lstm2x256_b32_t64';
+  if (W[charrnn]) {
+    add('char-rnn training >= 5x PyTorch tokens/s', vsTorch(charrnn), (v) => v >= 5);
+    add('char-rnn training >= 50% of the SGEMM roofline', W[charrnn].roofline_fraction, (v) => v >= 0.5);
+    add('char-rnn training peak RSS <= 200 MB', W[charrnn].peak_rss_mb, (v) => v <= 200);
+  }
+  for (const n of ['train_lstm512_b16_t50', 'train_gru512_b16_t50']) if (W[n]) add(`${n} >= 4x PyTorch`, vsTorch(n), (v) => v >= 4);
+  for (const n of ['infer_lstm512_b64_t100', 'infer_gru512_b64_t100']) {
+    if (!W[n]) continue;
+    add(`${n} >= 2.5x PyTorch`, vsTorch(n), (v) => v >= 2.5);
+    add(`${n} >= 70% of the SGEMM roofline`, W[n].roofline_fraction, (v) => v >= 0.7);
+  }
+  if (W.step_lstm2x256_b1) add('step_lstm2x256_b1 <= 20 us per step', W.step_lstm2x256_b1.us_per_step, (v) => v <= 20);
+  const rf = (report.machine as Record<string, any>).roofline;
+  add('built-in GEMM >= 70% of the system BLAS (SGEMM 2048^3)', rf?.builtin_vs_blas, (v) => v >= 0.7);
+  return checks;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+function optionValue(argv: string[], name: string): string | undefined {
+  const i = argv.findIndex((a) => a === name || a.startsWith(`${name}=`));
+  if (i < 0) return undefined;
+  const a = argv[i];
+  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[i + 1];
+}
+
 export async function runBenchmarks(argv: string[]): Promise<number> {
+  const childTask = optionValue(argv, '--child');
+  if (childTask !== undefined) return childMain(childTask);
+
+  const tiny = argv.includes('--tiny');
   const o: BenchOptions = {
     json: argv.includes('--json'),
-    tiny: argv.includes('--tiny'),
-    only: argv.find((a) => a.startsWith('--only='))?.slice(7),
-    minSeconds: argv.includes('--tiny') ? 0 : 2,
-    repetitions: argv.includes('--tiny') ? 2 : 5,
+    tiny,
+    only: optionValue(argv, '--only'),
+    minSeconds: Number(optionValue(argv, '--min-seconds') ?? (tiny ? 0 : 2)),
+    repetitions: Number(optionValue(argv, '--repetitions') ?? (tiny ? 2 : 5)),
   };
+  // Peers: by default all installed ones in a full run, none in a --tiny run; --peers[=a,b] / --no-peers override.
+  const peersArg = optionValue(argv, '--peers');
+  let wantPeers: string[] = tiny ? [] : [...PEER_NAMES];
+  if (argv.includes('--peers')) wantPeers = [...PEER_NAMES];
+  else if (peersArg !== undefined) wantPeers = peersArg.split(',').map((s) => s.trim()).filter(Boolean);
+  if (argv.includes('--no-peers')) wantPeers = [];
+  const unknown = wantPeers.filter((p) => !(PEER_NAMES as readonly string[]).includes(p));
+  if (unknown.length) {
+    process.stderr.write(`rnnkit bench: unknown peer(s) ${unknown.join(', ')}; known: ${PEER_NAMES.join(', ')}\n`);
+    return 2;
+  }
+  // The built-in GEMM's run (RNNKIT_BLAS=none) when a system BLAS is in use: on by default except in --tiny runs.
+  const wantBuiltin = argv.includes('--builtin') || (!tiny && !argv.includes('--no-builtin'));
+  const maxPeerSeconds = Number(optionValue(argv, '--peer-max-seconds') ?? 60);
+  const svgFile = optionValue(argv, '--svg');
+  const mdFile = optionValue(argv, '--markdown');
+  const quiet = argv.includes('--quiet');
+  const log = (s: string) => { if (!quiet) process.stderr.write(s + '\n'); };
+
   const file = JSON.parse(fs.readFileSync(workloadsFile(), 'utf8')) as { workloads: Record<string, Workload> };
-  const results: Record<string, Record<string, number>> = {};
-  for (const [name, w] of Object.entries(file.workloads)) {
-    if (o.only && !name.includes(o.only)) continue;
-    results[name] = await measureWorkload(name, w, o);
-    if (!o.json) process.stderr.write(`${name}: ${Object.entries(results[name]).map(([k, v]) => `${k} ${+v.toPrecision(4)}`).join(', ')}\n`);
+
+  // --from FILE: no measurement, only the table / JSON / chart / markdown of a report saved by `--json`.
+  const fromFile = optionValue(argv, '--from');
+  if (fromFile !== undefined) {
+    const saved = JSON.parse(fs.readFileSync(fromFile, 'utf8')) as Report;
+    const savedDefs: Record<string, Workload> = {};
+    for (const n of Object.keys(saved.workloads)) if (file.workloads[n]) savedDefs[n] = scaleWorkload(file.workloads[n], !!saved.machine?.tiny);
+    saved.targets = targetChecks(saved);
+    if (svgFile) fs.writeFileSync(svgFile, benchChartSvg(saved, savedDefs));
+    if (mdFile) fs.writeFileSync(mdFile, formatReport(saved, savedDefs, true));
+    process.stdout.write(o.json ? JSON.stringify(saved, null, 2) + '\n' : formatReport(saved, savedDefs));
+    return 0;
   }
+
+  const names = Object.keys(file.workloads).filter((n) => !o.only || n.includes(o.only));
+  const defs: Record<string, Workload> = {};
+  for (const n of names) defs[n] = scaleWorkload(file.workloads[n], tiny);
+
+  const loadStart = os.loadavg();
   const info = native.backendInfo();
-  const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', platform: `${process.platform}-${process.arch}`,
-    node: process.version, gemm: info.gemm, threads: info.threads, tiny: o.tiny };
-  if (o.json) process.stdout.write(JSON.stringify({ workloads: results, machine }, null, 2) + '\n');
-  else {
-    process.stdout.write(`machine: ${JSON.stringify(machine)}\n`);
-    for (const [name, r] of Object.entries(results))
-      process.stdout.write(`${name.padEnd(36)} ${Object.entries(r).map(([k, v]) => `${k}=${+v.toPrecision(4)}`).join('  ')}\n`);
+  const threads = info.threads;
+  const systemBlas = info.blas !== 'none' && info.gemm === info.blas;
+  const machine: Record<string, unknown> = {
+    cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', platform: `${process.platform}-${process.arch}`,
+    memory_gb: +(os.totalmem() / 2 ** 30).toFixed(1), node: process.version, gemm: info.gemm, blas: info.blas,
+    blas_detail: info.blasDetail, builtin_kernel: info.builtinKernel, threads, date: new Date().toISOString(),
+    tiny, load_start: loadStart.map((x) => +x.toFixed(2)),
+  };
+
+  // The SGEMM roofline of this machine, with the thread count in use: the best of the GEMM the networks use and of
+  // the built-in kernel, at a large square product; and the shapes the workloads run.
+  const benchGemm = (native as unknown as { benchGemm?: BenchGemmFn }).benchGemm;
+  if (typeof benchGemm === 'function') {
+    const S = tiny ? 256 : 2048;
+    const secs = tiny ? 0.05 : 1.5;
+    log(`SGEMM ${S}^3 ...`);
+    const inUse = gemmBest(benchGemm, S, S, S, false, false, secs);
+    const builtin = systemBlas ? gemmBest(benchGemm, S, S, S, false, true, secs) : inUse;
+    const best = Math.max(inUse, builtin);
+    machine.roofline = {
+      m: S, n: S, k: S, gflops: best, source: best === inUse ? info.gemm : `builtin-${info.builtinKernel}`,
+      ...(systemBlas ? { blas_gflops: inUse, builtin_vs_blas: builtin / inUse } : {}), builtin_gflops: builtin,
+    };
+    const shapes = new Map<string, GemmFigure>();
+    for (const n of names) {
+      for (const s of workloadGemmShapes(defs[n])) {
+        const key = `${s.m}x${s.n}x${s.k}`;
+        if (!shapes.has(key)) shapes.set(key, { m: s.m, n: s.n, k: s.k, trans_b: true, gflops: 0, gemm: info.gemm, used_by: [] });
+        shapes.get(key)!.used_by!.push(`${n}: ${s.what}`);
+      }
+    }
+    for (const g of shapes.values()) {
+      g.gflops = gemmBest(benchGemm, g.m, g.n, g.k, true, false, tiny ? 0.01 : 0.3);
+      if (systemBlas) g.builtin_gflops = gemmBest(benchGemm, g.m, g.n, g.k, true, true, tiny ? 0.01 : 0.3);
+    }
+    machine.gemm_shapes = [...shapes.values()];
   }
-  return 0;
+  const roofline = (machine.roofline as { gflops: number } | undefined)?.gflops;
+
+  const cli = path.join(__dirname, 'cli.js');
+  const childTimeout = 600;
+  const results: Record<string, Record<string, unknown>> = {};
+  const withFlops = (name: string, f: Figures): Figures => {
+    const w = defs[name];
+    const s = w.kind === 'train' ? f.s_per_step : w.kind === 'infer' ? f.s_per_call : (f.us_per_step ?? NaN) / 1e6;
+    const g = workloadFlops(w, w.seq ?? 1, w.batch) / s / 1e9;
+    const out: Figures = { ...f };
+    if (Number.isFinite(g) && g > 0) {
+      out.gflops = g;
+      if (roofline) out.roofline_fraction = g / roofline;
+    }
+    return out;
+  };
+  const pick = (name: string, f: Figures): Figures => {
+    // The figures the workload lists, then the derived ones; a step workload keeps tokens_per_s for the chart.
+    const w = file.workloads[name];
+    const keep = new Set([...w.report, 'gflops', 'roofline_fraction', 'repetitions', 'tokens_per_s']);
+    return Object.fromEntries(Object.entries(f).filter(([k]) => keep.has(k)));
+  };
+
+  let failed = false;
+  for (const name of names) {
+    const task: ChildTask = { name, workload: defs[name], minSeconds: o.minSeconds, repetitions: o.repetitions };
+    log(`rnnkit ${name} ...`);
+    const r = await runChild(process.execPath, [cli, 'bench', '--child', JSON.stringify(task)], process.env, childTimeout);
+    if (!r.ok) {
+      failed = true;
+      results[name] = { error: r.error };
+      log(`  failed: ${r.error}`);
+      continue;
+    }
+    results[name] = pick(name, withFlops(name, r.figures!));
+    log(`  ${headline(defs[name], r.figures)}${defs[name].kind === 'step' ? '' : ' tokens/s'}`);
+  }
+  if (systemBlas && wantBuiltin) {
+    for (const name of names) {
+      if (!results[name] || results[name].error) continue;
+      const task: ChildTask = { name, workload: defs[name], minSeconds: o.minSeconds, repetitions: o.repetitions };
+      log(`rnnkit (RNNKIT_BLAS=none) ${name} ...`);
+      const r = await runChild(process.execPath, [cli, 'bench', '--child', JSON.stringify(task)], { ...process.env, RNNKIT_BLAS: 'none' }, childTimeout);
+      if (!r.ok) { log(`  failed: ${r.error}`); continue; }
+      const f = withFlops(name, r.figures!);
+      const { peak_rss_mb: _rss, ...rest } = pick(name, f);
+      void _rss;
+      results[name].builtin = rest;
+      const ratio = speedRatio(defs[name], f, results[name] as Figures);
+      if (ratio !== undefined) results[name].builtin_vs_blas = ratio;
+      log(`  ${headline(defs[name], f)}`);
+    }
+  }
+
+  const peerStatus = wantPeers.length ? detectPeers(threads) : ({} as Record<PeerName, PeerStatus>);
+  for (const p of PEER_NAMES) {
+    if (!wantPeers.includes(p)) continue;
+    const st = peerStatus[p];
+    if (!st.available || !st.command) { log(`${p}: ${st.detail}`); continue; }
+    if (p === 'brain' && !names.some((n) => defs[n].kind === 'train' && defs[n].input === 'one-hot')) continue;
+    for (const name of names) {
+      if (!results[name] || results[name].error) continue;
+      const w = defs[name];
+      if (p === 'brain' && !(w.kind === 'train' && w.input === 'one-hot')) continue;  // its API has no other mapping
+      const task = { name, workload: w, threads, min_seconds: o.minSeconds, repetitions: o.repetitions, max_seconds: tiny ? 5 : maxPeerSeconds,
+        ...(p.startsWith('tfjs') ? { backend: p === 'tfjs_wasm' ? 'wasm' : 'cpu' } : {}) };
+      log(`${p} ${name} ...`);
+      const r = await runChild(st.command[0], [...st.command.slice(1), JSON.stringify(task)], { ...process.env, OMP_NUM_THREADS: String(threads) }, maxPeerSeconds * 3 + 240);
+      const entry = (results[name].peers ??= {}) as Record<string, unknown>;
+      if (!r.ok) { entry[p] = { error: r.error }; log(`  ${r.error}`); continue; }
+      const f = withFlops(name, r.figures!);
+      entry[p] = pick(name, f);
+      const ratio = speedRatio(w, results[name] as Figures, f);
+      if (ratio !== undefined) ((results[name].vs ??= {}) as Record<string, number>)[p] = ratio;
+      log(`  ${headline(w, f)}${ratio !== undefined ? ` (rnnkit ${fmt(ratio)}x)` : ''}`);
+    }
+  }
+
+  machine.load_end = os.loadavg().map((x) => +x.toFixed(2));
+  const peersOut: Record<string, unknown> = {};
+  for (const p of PEER_NAMES) {
+    const st = peerStatus[p];
+    peersOut[p] = !wantPeers.includes(p) ? { available: false, detail: tiny ? 'skipped (--tiny; add --peers)' : 'skipped (not asked for)' }
+      : { available: st.available, ...(st.version ? { version: st.version } : {}), detail: st.detail };
+  }
+  const report: Report = { workloads: results, machine, peers: peersOut, targets: [] };
+  report.targets = targetChecks(report);
+
+  if (svgFile) fs.writeFileSync(svgFile, benchChartSvg(report, defs));
+  if (mdFile) fs.writeFileSync(mdFile, formatReport(report, defs, true));
+  if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  else process.stdout.write(formatReport(report, defs));
+  return failed ? 1 : 0;
 }

@@ -14,13 +14,21 @@ export { tensor, shapeSize } from './tensor';
 export type { Tensor, IntTensor } from './tensor';
 export { isRnnkitError } from './errors';
 export type { RnnkitError, RnnkitErrorCode } from './errors';
-export type { BackendInfo } from './native';
+export type { BackendInfo, DeviceInfo, DeviceName } from './native';
 
-import { native, type BackendInfo } from './native';
+import { native, type BackendInfo, type DeviceInfo } from './native';
 
 /** What computes: the GEMM in use (a system BLAS or the built-in kernel) and the thread count. */
 export function backendInfo(): BackendInfo {
   return native.backendInfo();
+}
+
+/**
+ * The devices networks can run on: always the CPU, then every CUDA GPU that this build can use (a build with
+ * `npm run build:cuda`, an NVIDIA driver that sees the GPU, and cuBLAS). Pick one with `device` in a spec.
+ */
+export function devices(): DeviceInfo[] {
+  return native.devices();
 }
 
 /** Set the number of threads of the native pool (also RNNKIT_THREADS at start-up). */
@@ -40,3 +48,7 @@ export type { OptimizerConfig } from './optimizers';
 export { SeededRandom } from './random';
 export { CharVocabulary, SequenceDataset, splitText } from './text';
 export type { UnknownPolicy, CharVocabularyOptions, CharVocabularyJSON, SequenceDatasetOptions, TextBatch, SequentialTextBatch } from './text';
+export { fromTorch, fromTorchSync } from './interop/torch';
+export type { TorchSpec, TorchCell } from './interop/torch';
+export { fromTfjs, fromTfjsArtifacts } from './interop/tfjs';
+export type { TfjsArtifacts } from './interop/tfjs';

@@ -1,8 +1,16 @@
 // The one place that loads the compiled addon and describes what it exports. Everything else imports from here.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { rnnkitError } from './errors';
 import type { Tensor, IntTensor } from './tensor';
 
 export type CellType = 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru';
+
+/**
+ * Where a network runs: the CPU (default), or a CUDA GPU (`'cuda'` is device 0, `'cuda:N'` device N). CUDA needs a
+ * build with `npm run build:cuda`, an NVIDIA driver and cuBLAS; otherwise the constructor throws ERR_RNNKIT_DEVICE.
+ */
+export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
 
 export interface NativeNetworkSpec {
   cell: CellType;
@@ -14,6 +22,7 @@ export interface NativeNetworkSpec {
   resetAfter?: boolean;
   headSize?: number;
   seed?: number;
+  device?: DeviceName;
 }
 
 export type NativeLayerSpec =
@@ -32,6 +41,7 @@ export interface NativeModelSpec {
   vocabSize?: number;
   layers: NativeLayerSpec[];
   seed?: number;
+  device?: DeviceName;
 }
 
 export interface NativeSequenceInput {
@@ -132,20 +142,86 @@ export interface BackendInfo {
   hardwareThreads: number;
 }
 
+/** A device this process can run networks on (rnnkit.devices()). */
+export type DeviceInfo =
+  | { type: 'cpu'; name: 'cpu'; threads: number; gemm: string }
+  | {
+      type: 'cuda'; index: number; name: string;
+      /** Total device memory in bytes. */
+      memory: number;
+      /** "major.minor", e.g. "9.0" for an H100. */
+      computeCapability: string;
+    };
+
 interface NativeModule {
   Network: new (spec: NativeNetworkSpec | NativeModelSpec) => NativeNetwork;
   Stream: new (network: NativeNetwork) => NativeStream;
   sampleIndex(scores: Float32Array, options: { temperature?: number; topK?: number; topP?: number; probabilities?: boolean }, u: number): number;
   backendInfo(): BackendInfo;
+  devices(): DeviceInfo[];
   setThreads(n: number): void;
   errorCodes: string[];
 }
 
+interface GypBuild {
+  (dir: string): unknown;
+  resolve(dir: string): string;
+}
+
+const BUILD_FROM_SOURCE =
+  'Build it from source with `npm rebuild rnnkit` (where install scripts are blocked: `npx node-gyp rebuild` in ' +
+  "rnnkit's folder; in a checkout: `npm run build`), which needs Python 3, make and a C++17 compiler " +
+  '(README, "Install").';
+
+/** The prebuilt binaries a package folder ships, as "linux-x64 (glibc)", ... */
+function shippedPrebuilds(root: string): string[] {
+  const found: string[] = [];
+  try {
+    for (const tuple of fs.readdirSync(path.join(root, 'prebuilds')).sort()) {
+      const flavours = fs.readdirSync(path.join(root, 'prebuilds', tuple))
+        .filter((f) => f.endsWith('.node'))
+        .map((f) => f.split('.').slice(1, -1).filter((tag) => tag !== 'napi').join(', '));
+      for (const flavour of flavours) found.push(flavour ? `${tuple} (${flavour})` : tuple);
+    }
+  } catch {
+    // no prebuilds/ folder
+  }
+  return found;
+}
+
 function load(): NativeModule {
-  // node-gyp-build finds a prebuilt binary for this platform, or the one `npm install` compiled.
+  // node-gyp-build finds the binary that `npm install` compiled (build/Release), or else a prebuilt one for this
+  // platform in prebuilds/.
   // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const gypBuild = require('node-gyp-build') as (dir: string) => NativeModule;
-  return gypBuild(path.join(__dirname, '..'));
+  const gypBuild = require('node-gyp-build') as GypBuild;
+  const root = path.join(__dirname, '..');
+  let file: string;
+  try {
+    file = gypBuild.resolve(root);
+  } catch (cause) {
+    const shipped = shippedPrebuilds(root);
+    const platform = `${process.platform}-${process.arch}`;
+    const err = rnnkitError(
+      'ERR_RNNKIT_NO_BINARY',
+      `rnnkit has no native binary for this system (${platform}, Node ${process.versions.node}): no prebuilt ` +
+        `binary fits it (this package ships ${shipped.length ? shipped.join(', ') : 'none'}) and no build from ` +
+        `source exists in ${path.join(root, 'build', 'Release')}. ${BUILD_FROM_SOURCE}`,
+    );
+    (err as Error & { cause?: unknown }).cause = cause;
+    throw err;
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    return require(file) as NativeModule;
+  } catch (cause) {
+    const err = rnnkitError(
+      'ERR_RNNKIT_NO_BINARY',
+      `rnnkit's native binary ${file} cannot be loaded on this system (${process.platform}-${process.arch}, Node ` +
+        `${process.versions.node}): ${String((cause as Error)?.message ?? cause).split('\n')[0]}. ${BUILD_FROM_SOURCE}`,
+    );
+    (err as Error & { cause?: unknown }).cause = cause;
+    throw err;
+  }
 }
 
 export const native: NativeModule = load();
