@@ -82,6 +82,17 @@ function threadCores(pid, before, after, seconds) {
   return { mainThread: main, otherThreads: others.reduce((a, b) => a + b, 0), busiestOtherThreads: others.slice(0, 6).map((c) => Math.round(c * 100) / 100) };
 }
 
+/** CPU seconds all processes of the machine have used (every core), from /proc/stat. */
+function readMachineCpu() {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal: busy = all but idle and iowait
+    return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100;
+  } catch {
+    return null;
+  }
+}
+
 function getJson(port, p) {
   return new Promise((resolve, reject) => {
     http
@@ -232,6 +243,7 @@ async function main() {
       const timer = setInterval(sampler, sampleEvery * 1000);
       const cpu0 = readCpu(child.pid);
       const threads0 = readThreadCpu(child.pid);
+      const machine0 = readMachineCpu();
       const self0 = process.cpuUsage();
       const r = await run({ url, connections, duration: warmup + duration, pipelining: 1, onTick });
       clearInterval(timer);
@@ -241,6 +253,7 @@ async function main() {
       result.serverThreads = threadCores(child.pid, threads0, readThreadCpu(child.pid), r.duration);
       const s = process.cpuUsage(self0);
       result.clientCpuCores = (s.user + s.system) / 1e6 / r.duration;
+      result.machineBusyCores = (readMachineCpu() - machine0) / r.duration;
       warm = series.filter((p) => p.t >= warmup);
       const base = warm[0]?.rssBytes;
       const maxDev = Math.max(...warm.map((p) => Math.abs(p.rssBytes - base) / base));
@@ -262,6 +275,7 @@ async function main() {
       log(`measuring ${duration} s ...`);
       const cpu0 = readCpu(child.pid);
       const threads0 = readThreadCpu(child.pid);
+      const machine0 = readMachineCpu();
       const self0 = process.cpuUsage();
       const r = await run({ url, connections, duration, pipelining: 1 });
       result.load = summarize(r, r.duration);
@@ -269,6 +283,7 @@ async function main() {
       result.serverThreads = threadCores(child.pid, threads0, readThreadCpu(child.pid), r.duration);
       const s = process.cpuUsage(self0);
       result.clientCpuCores = (s.user + s.system) / 1e6 / r.duration;
+      result.machineBusyCores = (readMachineCpu() - machine0) / r.duration;
       result.rssAfterBytes = readRss(child.pid);
     }
     result.loadAverageAfter = os.loadavg()[0];
@@ -296,7 +311,7 @@ async function main() {
       `requests/s       ${L.requestsPerSecond.toFixed(0)}   (${L.requests} requests)`,
       `latency ms       p50 ${L.latencyMs.p50}   p90 ${L.latencyMs.p90}   p99 ${L.latencyMs.p99}   max ${L.latencyMs.max}`,
       `errors           ${L.errors} errors, ${L.timeouts} timeouts, ${L.non2xx} non-2xx`,
-      `cpu (cores)      server ${result.serverCpuCores.toFixed(2)} (main thread ${result.serverThreads.mainThread.toFixed(2)}, other threads ${result.serverThreads.otherThreads.toFixed(2)}: ${result.serverThreads.busiestOtherThreads.join(' ')}), load generator ${result.clientCpuCores.toFixed(2)}`,
+      `cpu (cores)      server ${result.serverCpuCores.toFixed(2)} (main thread ${result.serverThreads.mainThread.toFixed(2)}, other threads ${result.serverThreads.otherThreads.toFixed(2)}: ${result.serverThreads.busiestOtherThreads.join(' ')}), load generator ${result.clientCpuCores.toFixed(2)}; machine busy ${result.machineBusyCores.toFixed(2)} of ${result.cpus} (other processes ${(result.machineBusyCores - result.serverCpuCores - result.clientCpuCores).toFixed(2)})`,
       `batching         mean ${result.serverAfter.engine.meanBatch.toFixed(1)} rows per forward, max ${result.serverAfter.engine.maxBatch}; model busy ${result.serverAfter.engine.modelBusySeconds.toFixed(1)} s in all, ${(1000 * result.serverAfter.engine.modelBusySeconds / result.serverAfter.engine.forwards).toFixed(2)} ms per forward, ${(1e6 * result.serverAfter.engine.modelBusySeconds / result.serverAfter.engine.rows).toFixed(0)} us per row`,
     ];
     if (soak) {
