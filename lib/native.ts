@@ -2,7 +2,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { rnnkitError } from './errors';
-import type { Tensor, IntTensor } from './tensor';
+import type { Tensor } from './tensor';
+import type { RecurrentSpec, SequenceBatch, ForwardResult, OutputGradient, InputGradient, LossTarget } from './recurrent';
 
 export type CellType = 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru';
 
@@ -12,18 +13,8 @@ export type CellType = 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru';
  */
 export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
 
-export interface NativeNetworkSpec {
-  cell: CellType;
-  inputSize?: number;
-  vocabSize?: number;
-  hiddenSize: number;
-  numLayers?: number;
-  bidirectional?: boolean;
-  resetAfter?: boolean;
-  headSize?: number;
-  seed?: number;
-  device?: DeviceName;
-}
+// The functional API's documented types are the addon's argument and result types.
+export type NativeNetworkSpec = RecurrentSpec;
 
 export type NativeLayerSpec =
   | { type: 'embedding'; outputDim: number; name?: string }
@@ -44,36 +35,11 @@ export interface NativeModelSpec {
   device?: DeviceName;
 }
 
-export interface NativeSequenceInput {
-  x?: Tensor;
-  tokens?: IntTensor;
-  lengths?: Int32Array | number[];
-  h0?: Float32Array | Tensor;
-  c0?: Float32Array | Tensor;
-  batchFirst?: boolean;
-}
-
-export interface NativeForwardResult {
-  output: Tensor;
-  hn: Float32Array;
-  cn?: Float32Array;
-}
-
-export interface NativeOutputGradient {
-  dOutput?: Float32Array | Tensor;
-  dhn?: Float32Array | Tensor;
-  dcn?: Float32Array | Tensor;
-}
-
-export interface NativeInputGradient {
-  dx?: Float32Array;
-  dh0: Float32Array;
-  dc0?: Float32Array;
-}
-
-export type NativeLossTarget =
-  | { kind?: 'softmaxCrossEntropy'; classes: Int32Array | number[] | IntTensor }
-  | { kind: 'mse'; values: Float32Array | Tensor };
+export type NativeSequenceInput = SequenceBatch;
+export type NativeForwardResult = ForwardResult;
+export type NativeOutputGradient = OutputGradient;
+export type NativeInputGradient = InputGradient;
+export type NativeLossTarget = LossTarget;
 
 export interface NativeOptimizerConfig {
   type: 'sgd' | 'adam' | 'adamw' | 'rmsprop';
