@@ -44,6 +44,7 @@ type Figures = Record<string, number>;
 const ROOT = path.join(__dirname, '..');
 const PEER_NAMES = ['pytorch', 'tfjs_wasm', 'tfjs_cpu', 'brain'] as const;
 type PeerName = (typeof PEER_NAMES)[number];
+const DEFAULT_PEERS: readonly PeerName[] = ['pytorch', 'tfjs_wasm', 'brain'];
 const PEER_LABELS: Record<string, string> = {
   rnnkit: 'rnnkit', rnnkit_builtin: 'rnnkit (built-in GEMM)', pytorch: 'PyTorch CPU', tfjs_wasm: 'TF.js wasm',
   tfjs_cpu: 'TF.js cpu', brain: 'brain.js',
@@ -129,8 +130,8 @@ function workloadGemmShapes(w: Workload): Array<{ m: number; n: number; k: numbe
   const out: Array<{ m: number; n: number; k: number; what: string }> = [];
   for (let k = 0; k < L; k++) {
     const I = k === 0 ? (w.input === 'one-hot' ? 0 : w.input_size ?? 0) : H;
-    if (I > 0 && w.kind !== 'step') out.push({ m: T * B, n: G * H, k: I, what: `input projection, layer ${k + 1}` });
-    out.push({ m: B, n: G * H, k: k === 0 && w.kind === 'step' ? I + H : H, what: w.kind === 'step' ? `step, layer ${k + 1}` : `recurrent, layer ${k + 1}, per step` });
+    if (I > 0) out.push({ m: T * B, n: G * H, k: I, what: `input projection, layer ${k + 1}` });
+    out.push({ m: B, n: G * H, k: H, what: `recurrent, layer ${k + 1}${T > 1 ? ', per step' : ''}` });
   }
   if (w.head) out.push({ m: T * B, n: w.head, k: H, what: 'head' });
   return out;
@@ -338,7 +339,7 @@ export function benchChartSvg(report: Report, defs: Record<string, Workload>): s
   };
   const used = series.filter((s) => names.some((n) => value(n, s) !== undefined));
   const all = names.flatMap((n) => used.map((s) => value(n, s))).filter((v): v is number => v !== undefined);
-  const lo = Math.floor(Math.log10(Math.max(1e-3, Math.min(...all, 1e9))));
+  const lo = Math.floor(Math.log10(Math.max(1e-3, Math.min(...all, 1e9) / 3)));  // room under the shortest bar
   const hi = Math.ceil(Math.log10(Math.max(...all, 10) * 4));  // headroom for the value labels
   const W = Math.max(760, 120 + names.length * (used.length * 18 + 30)), Ht = 470, left = 70, right = 20, top = 60, bottom = 100;
   const pw = W - left - right, ph = Ht - top - bottom;
@@ -362,7 +363,7 @@ export function benchChartSvg(report: Report, defs: Record<string, Workload>): s
       if (v === undefined) return;
       const y = sy(Math.max(v, 10 ** lo));
       o.push(`<rect x="${(gx + j * bw).toFixed(1)}" y="${y.toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${(top + ph - y).toFixed(1)}" fill="${colors[s]}"><title>${escapeXml(`${PEER_LABELS[s]}: ${fmt(v)}`)}</title></rect>`);
-      o.push(`<text x="${(gx + j * bw + bw / 2 - 1).toFixed(1)}" y="${(y - 3).toFixed(1)}" text-anchor="middle" font-size="8" transform="rotate(-90 ${(gx + j * bw + bw / 2 - 1).toFixed(1)} ${(y - 3).toFixed(1)})" dx="14" dy="3">${escapeXml(fmt(v, 2))}</text>`);
+      o.push(`<text x="${(gx + j * bw + bw / 2 - 1).toFixed(1)}" y="${(y - 3).toFixed(1)}" text-anchor="middle" font-size="8" transform="rotate(-90 ${(gx + j * bw + bw / 2 - 1).toFixed(1)} ${(y - 3).toFixed(1)})" dx="14" dy="3">${escapeXml(fmt(v, 3))}</text>`);
     });
     // Two lines under the group: kind and model, then the shape ("train charrnn" / "lstm2x256 b32 t64").
     const parts = name.split('_');
@@ -390,12 +391,12 @@ function tableRows(report: Report, defs: Record<string, Workload>, peers: string
     const w = defs[name];
     const f = r as unknown as Figures & { builtin?: Figures; builtin_vs_blas?: number; peers?: Record<string, Figures & { error?: string }>; vs?: Record<string, number> };
     const row = [name, headline(w, f), fmt(f.gflops), f.roofline_fraction !== undefined ? `${fmt(100 * f.roofline_fraction, 2)}%` : '-'];
-    if (head.includes('built-in/BLAS')) row.push(f.builtin_vs_blas !== undefined ? fmt(f.builtin_vs_blas, 2) : '-');
+    if (head.includes('built-in/BLAS')) row.push(f.builtin_vs_blas !== undefined ? f.builtin_vs_blas.toFixed(2) : '-');
     for (const p of peers) {
       const pf = f.peers?.[p];
       if (!pf) row.push('-');
       else if (pf.error) row.push(String(pf.error).startsWith('unsupported') ? 'n/a' : String(pf.error).startsWith('timeout') ? 'timeout' : 'failed');
-      else row.push(`${headline(w, pf)} (${f.vs?.[p] !== undefined ? `${fmt(f.vs[p], 3)}x` : '-'})`);
+      else row.push(`${headline(w, pf)}${pf.repetitions !== undefined && pf.repetitions < 5 ? '*' : ''} (${f.vs?.[p] !== undefined ? `${fmt(f.vs[p], 3)}x` : '-'})`);
     }
     rows.push(row);
   }
@@ -418,7 +419,7 @@ export function formatReport(report: Report, defs: Record<string, Workload>, mar
   if (rf) {
     out.push(`SGEMM roofline ${rf.m}x${rf.n}x${rf.k}, ${m.threads} threads: ${fmt(rf.gflops)} GFLOP/s (${rf.source})` +
       `${rf.blas_gflops !== undefined ? `; system BLAS ${fmt(rf.blas_gflops)}` : ''}; built-in ${fmt(rf.builtin_gflops)}` +
-      `${rf.builtin_vs_blas !== undefined ? ` (built-in/BLAS ${fmt(rf.builtin_vs_blas, 2)})` : ''}`);
+      `${rf.builtin_vs_blas !== undefined ? ` (built-in/BLAS ${rf.builtin_vs_blas.toFixed(2)})` : ''}`);
   } else {
     out.push('SGEMM roofline: not measured (the native module has no benchGemm: rebuild it)');
   }
@@ -426,6 +427,12 @@ export function formatReport(report: Report, defs: Record<string, Workload>, mar
   out.push(markdown ? 'Tokens per second (step: microseconds per step); peers: their figure and (rnnkit speed / peer speed).' : 'tokens/s (step: us per step); peer columns: figure (rnnkit / peer speed)');
   if (markdown) out.push('');
   out.push(...tableRows(report, defs, peers, markdown));
+  if (peers.some((p) => Object.values(report.workloads).some((r) => {
+    const pf = (r.peers as Record<string, Figures> | undefined)?.[p];
+    return pf && pf.repetitions !== undefined && pf.repetitions < 5;
+  }))) {
+    out.push(`${markdown ? '\n' : ''}* fewer than 5 timed calls: the peer was so slow that timing stopped after --peer-max-seconds (a first call that long is the figure on its own).`);
+  }
   out.push('');
   if (markdown) out.push('Every figure, per workload:', '');
   for (const [name, r] of Object.entries(report.workloads)) {
@@ -508,12 +515,22 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
     minSeconds: Number(optionValue(argv, '--min-seconds') ?? (tiny ? 0 : 2)),
     repetitions: Number(optionValue(argv, '--repetitions') ?? (tiny ? 2 : 5)),
   };
-  // Peers: by default all installed ones in a full run, none in a --tiny run; --peers[=a,b] / --no-peers override.
-  const peersArg = optionValue(argv, '--peers');
-  let wantPeers: string[] = tiny ? [] : [...PEER_NAMES];
-  if (argv.includes('--peers')) wantPeers = [...PEER_NAMES];
+  // Peers: by default the installed ones of DEFAULT_PEERS in a full run, none in a --tiny run; --peers (the default
+  // set), --peers=all, --peers=a,b and --no-peers override. TF.js's plain-JavaScript cpu backend is not in the default
+  // set: one training step of these shapes takes it minutes.
+  const peersArg = argv.find((a) => a.startsWith('--peers='))?.slice('--peers='.length);
+  let wantPeers: string[] = tiny ? [] : [...DEFAULT_PEERS];
+  if (argv.includes('--peers')) wantPeers = [...DEFAULT_PEERS];
+  else if (peersArg === 'all') wantPeers = [...PEER_NAMES];
   else if (peersArg !== undefined) wantPeers = peersArg.split(',').map((s) => s.trim()).filter(Boolean);
   if (argv.includes('--no-peers')) wantPeers = [];
+  const maxPeerSeconds = Number(optionValue(argv, '--peer-max-seconds') ?? 60);
+  for (const [flag, v, min] of [['--min-seconds', o.minSeconds, 0], ['--repetitions', o.repetitions, 1], ['--peer-max-seconds', maxPeerSeconds, 0]] as const) {
+    if (!Number.isFinite(v) || v < min) {
+      process.stderr.write(`rnnkit bench: ${flag} must be a number >= ${min}\n`);
+      return 2;
+    }
+  }
   const unknown = wantPeers.filter((p) => !(PEER_NAMES as readonly string[]).includes(p));
   if (unknown.length) {
     process.stderr.write(`rnnkit bench: unknown peer(s) ${unknown.join(', ')}; known: ${PEER_NAMES.join(', ')}\n`);
@@ -521,7 +538,6 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
   }
   // The built-in GEMM's run (RNNKIT_BLAS=none) when a system BLAS is in use: on by default except in --tiny runs.
   const wantBuiltin = argv.includes('--builtin') || (!tiny && !argv.includes('--no-builtin'));
-  const maxPeerSeconds = Number(optionValue(argv, '--peer-max-seconds') ?? 60);
   const svgFile = optionValue(argv, '--svg');
   const mdFile = optionValue(argv, '--markdown');
   const quiet = argv.includes('--quiet');
@@ -652,7 +668,9 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
       const task = { name, workload: w, threads, min_seconds: o.minSeconds, repetitions: o.repetitions, max_seconds: tiny ? 5 : maxPeerSeconds,
         ...(p.startsWith('tfjs') ? { backend: p === 'tfjs_wasm' ? 'wasm' : 'cpu' } : {}) };
       log(`${p} ${name} ...`);
-      const r = await runChild(st.command[0], [...st.command.slice(1), JSON.stringify(task)], { ...process.env, OMP_NUM_THREADS: String(threads) }, maxPeerSeconds * 3 + 240);
+      // A slow peer stops timing after max_seconds (its first call alone, when that took so long): the child's limit
+      // leaves room for a first call several times that long.
+      const r = await runChild(st.command[0], [...st.command.slice(1), JSON.stringify(task)], { ...process.env, OMP_NUM_THREADS: String(threads) }, Math.max(900, maxPeerSeconds * 10));
       const entry = (results[name].peers ??= {}) as Record<string, unknown>;
       if (!r.ok) { entry[p] = { error: r.error }; log(`  ${r.error}`); continue; }
       const f = withFlops(name, r.figures!);

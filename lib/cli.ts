@@ -75,7 +75,8 @@ options:
   --json               print one JSON object { workloads, machine, peers, targets } and nothing else
   --tiny               scaled-down shapes, no minimum time, no peers (a CI smoke run)
   --only NAME          only the workloads whose name contains NAME
-  --peers[=a,b]        run peers (pytorch, tfjs_wasm, tfjs_cpu, brain; default: all installed, none with --tiny)
+  --peers[=a,b|all]    peers to run: pytorch, tfjs_wasm, brain by default (none with --tiny); tfjs_cpu only when
+                       named or with --peers=all (TF.js's plain-JavaScript backend needs minutes per training step)
   --no-peers           rnnkit only
   --no-builtin         skip the RNNKIT_BLAS=none run
   --min-seconds S      time each figure over at least S seconds (default 2)
