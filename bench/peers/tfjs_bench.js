@@ -65,7 +65,13 @@ async function main() {
   const H = w.hidden, L = w.layers ?? 1, B = w.batch, T = w.seq ?? 1;
   const oneHot = w.input === 'one-hot';
   const I = oneHot ? w.vocab : w.input_size;
-  const rnnLayer = (opts) => (w.cell === 'lstm' ? tf.layers.lstm(opts) : w.cell === 'gru' ? tf.layers.gru(opts) : tf.layers.simpleRNN(opts));
+  // The recurrent kernels start glorotUniform instead of TF.js's default 'orthogonal': that initializer's QR
+  // decomposition takes minutes on the cpu backend at 512 units (it is set-up, never timed; the initial values do
+  // not change the time of a step).
+  const rnnLayer = (o) => {
+    const opts = { recurrentInitializer: 'glorotUniform', ...o };
+    return w.cell === 'lstm' ? tf.layers.lstm(opts) : w.cell === 'gru' ? tf.layers.gru(opts) : tf.layers.simpleRNN(opts);
+  };
   let seed = 7;
   const rand = () => { seed = (seed * 1664525 + 1013904223) >>> 0; return seed / 4294967296; };
   const makeInput = (batch, steps) => {
