@@ -14,58 +14,8 @@ type Code =
   | 'ERR_RNNKIT_UNKNOWN_PARAM'
   | 'ERR_RNNKIT_STATE';
 
-// ---------------------------------------------------------------------------------------------------------------
-// Checking errors
+import { throwsCode, rejectsCode } from './helpers/expect-error';
 
-function checkError(t: Test, err: unknown, code: Code, message: RegExp, label: string): void {
-  if (!(err instanceof Error)) {
-    t.fail(`${label}: expected an Error with code ${code}, got ${String(err)}`);
-    return;
-  }
-  t.ok(isRnnkitError(err), `${label}: isRnnkitError`);
-  t.equal((err as { code?: unknown }).code, code, `${label}: code (message: ${err.message})`);
-  t.match(err.message, message, `${label}: message says what is wrong`);
-  t.ok(native.errorCodes.includes(code), `${label}: ${code} is one of the exported codes`);
-  if (code === 'ERR_RNNKIT_TYPE') t.type(err, TypeError, `${label}: a TypeError`);
-}
-
-function throwsCode(t: Test, fn: () => unknown, code: Code, message: RegExp, label: string): void {
-  let err: unknown;
-  let threw = false;
-  try {
-    fn();
-  } catch (e) {
-    threw = true;
-    err = e;
-  }
-  if (!threw) {
-    t.fail(`${label}: expected ${code}, but the call returned normally`);
-    return;
-  }
-  checkError(t, err, code, message, label);
-}
-
-// A Promise-returning method reports every failure through its Promise, never by throwing synchronously.
-async function rejectsCode(t: Test, fn: () => unknown, code: Code, message: RegExp, label: string): Promise<void> {
-  let p: unknown;
-  try {
-    p = fn();
-  } catch (e) {
-    t.fail(`${label}: threw synchronously (${String(e)}) instead of returning a rejected Promise`);
-    return;
-  }
-  if (!(p instanceof Promise)) {
-    t.fail(`${label}: did not return a Promise`);
-    return;
-  }
-  try {
-    await p;
-  } catch (e) {
-    checkError(t, e, code, message, label);
-    return;
-  }
-  t.fail(`${label}: expected ${code}, but the Promise resolved`);
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Fixtures: a small LSTM with a head, T=4, B=2, 3 features, 4 hidden, 2 outputs.

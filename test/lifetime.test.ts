@@ -10,46 +10,7 @@ import { native } from '../lib/native';
 
 type Test = typeof t;
 
-function checkError(t: Test, err: unknown, code: string, message: RegExp, label: string): void {
-  if (!(err instanceof Error)) {
-    t.fail(`${label}: expected an Error with code ${code}, got ${String(err)}`);
-    return;
-  }
-  t.equal((err as { code?: unknown }).code, code, `${label}: code (message: ${err.message})`);
-  t.match(err.message, message, `${label}: message`);
-  t.ok(isRnnkitError(err), `${label}: isRnnkitError`);
-}
-
-function throwsCode(t: Test, fn: () => unknown, code: string, message: RegExp, label: string): void {
-  try {
-    fn();
-  } catch (err) {
-    checkError(t, err, code, message, label);
-    return;
-  }
-  t.fail(`${label}: expected ${code}, but the call returned normally`);
-}
-
-async function rejectsCode(t: Test, fn: () => unknown, code: string, message: RegExp, label: string): Promise<void> {
-  let p: unknown;
-  try {
-    p = fn();
-  } catch (err) {
-    t.fail(`${label}: threw synchronously (${String(err)}) instead of rejecting`);
-    return;
-  }
-  if (!(p instanceof Promise)) {
-    t.fail(`${label}: did not return a Promise`);
-    return;
-  }
-  try {
-    await p;
-  } catch (err) {
-    checkError(t, err, code, message, label);
-    return;
-  }
-  t.fail(`${label}: expected ${code}, but the Promise resolved`);
-}
+import { checkError, throwsCode, rejectsCode } from './helpers/expect-error';
 
 const DISPOSED = /this network has been disposed/;
 const BUSY = /this network is running another call; await it before starting the next one/;
