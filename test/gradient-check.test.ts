@@ -379,6 +379,13 @@ const LAYOUTS: Layout[] = [
     upstream: ['hn', 'cn'],
   },
   {
+    // Batches this wide run the recurrent products from weights packed once per pass (forward and backward), where
+    // the narrow batches above read them in place.
+    label: 'a batch of 33, bidirectional, lengths, given h0/c0',
+    inputSize: 3, hidden: 3, bidirectional: true, T: 3, B: 33,
+    lengths: Array.from({ length: 33 }, (_, i) => 1 + (i % 3)), h0: true, c0: true,
+  },
+  {
     label: 'upstream gradient through the output only, after a larger batch with lengths and h0',
     inputSize: 3, hidden: 4, bidirectional: true, head: 2, T: 4, B: 2, upstream: ['output'], warmup: true,
   },

@@ -75,6 +75,18 @@ struct RmspropHyper {
   bool centered, maximize;
 };
 
+// A weight matrix that every step of a time loop multiplies by: op(B) is N x K (B itself [K, N] with row stride
+// ldb, or with transB B is [N, K]). A backend may give it a layout of its own once per pass, in `panels` (storage
+// the caller reserves with the size stepWeightsBytes asks for), instead of re-arranging it at every step; with
+// `panels` null the steps read B in place.
+struct StepWeights {
+  const float* B = nullptr;
+  int ldb = 0;
+  bool transB = false;
+  int N = 0, K = 0;
+  float* panels = nullptr;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -97,6 +109,19 @@ class Backend {
   // Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C.
   virtual void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
                     const float* B, int ldb, float beta, float* C, int ldc) = 0;
+
+  // Bytes of the step layout of `w` for products with `rows` rows of A over `steps` steps; 0: read B in place.
+  virtual std::size_t stepWeightsBytes(const StepWeights& w, int rows, int steps) const {
+    (void)w, (void)rows, (void)steps;
+    return 0;
+  }
+  // Fills w.panels (reserved with stepWeightsBytes) from w.B.
+  virtual void packStepWeights(const StepWeights& w) { (void)w; }
+  // C[M, N] = alpha * A[M, K] * op(B) + beta * C, op(B) from the step weights.
+  virtual void gemmStep(int M, float alpha, const float* A, int lda, const StepWeights& w, float beta, float* C,
+                        int ldc) {
+    gemm(false, w.transB, M, w.N, w.K, alpha, A, lda, w.B, w.ldb, beta, C, ldc);
+  }
 
   // C[r, :cols] = bias for every row (the starting value of a GEMM that then accumulates with beta = 1).
   virtual void broadcastRows(float* C, int rows, int cols, int ldc, const float* bias) = 0;

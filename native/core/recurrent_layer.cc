@@ -29,12 +29,28 @@ RecurrentLayer::RecurrentLayer(Backend& backend, CellKind cell, bool resetAfter,
       dGi_(&backend),
       dGh_(&backend),
       dh_{DeviceBuffer(&backend), DeviceBuffer(&backend)},
-      dc_{DeviceBuffer(&backend), DeviceBuffer(&backend)} {}
+      dc_{DeviceBuffer(&backend), DeviceBuffer(&backend)},
+      stepPanels_(&backend) {}
 
 void RecurrentLayer::releaseWorkspace() {
   for (DeviceBuffer* b : {&bias_, &gi_, &gh_, &hs_, &cs_, &saved_, &rh_, &dGi_, &dGh_, &dh_[0], &dh_[1], &dc_[0],
-                          &dc_[1]})
+                          &dc_[1], &stepPanels_})
     b->release();
+}
+
+StepWeights RecurrentLayer::prepareStepWeights(const float* W, bool transB, int N, int K, int rows, int steps) {
+  StepWeights sw;
+  sw.B = W;
+  sw.transB = transB;
+  sw.N = N;
+  sw.K = K;
+  sw.ldb = transB ? K : N;
+  if (std::size_t bytes = be_.stepWeightsBytes(sw, rows, steps)) {
+    stepPanels_.reserve(bytes);
+    sw.panels = stepPanels_.floats();
+    be_.packStepWeights(sw);
+  }
+  return sw;
 }
 
 void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T, int B, const int32_t* lengths,
@@ -83,6 +99,9 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
     if (c0) be_.copy(cstart, c0, sizeof(float) * BH); else be_.fill(cstart, BH, 0.f);
   }
 
+  // Every step multiplies by W_hh^T (reset-before GRU: two row blocks of it, left as they are).
+  const StepWeights whh = gruBefore ? StepWeights{} : prepareStepWeights(w.whh, true, GH, H, B, T);
+
   CellForwardStep step;
   step.cell = cell_;
   step.resetAfter = resetAfter_;
@@ -110,10 +129,10 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
       be_.gruResetGate(step, rh);
       be_.gemm(false, true, B, H, H, 1.f, rh, H, w.whh + (std::size_t)2 * H * H, H, 1.f, gh + 2 * H, GH);
     } else if (foldsBiases(cell_)) {
-      be_.gemm(false, true, B, GH, H, 1.f, step.hPrev, H, w.whh, H, 0.f, gh, GH);
+      be_.gemmStep(B, 1.f, step.hPrev, H, whh, 0.f, gh, GH);
     } else {
       be_.broadcastRows(gh, B, GH, GH, w.bhh);
-      be_.gemm(false, true, B, GH, H, 1.f, step.hPrev, H, w.whh, H, 1.f, gh, GH);
+      be_.gemmStep(B, 1.f, step.hPrev, H, whh, 1.f, gh, GH);
     }
     be_.cellForward(step);
   }
@@ -148,6 +167,9 @@ void RecurrentLayer::backward(const LayerWeights& w, const LayerInput& in, int T
   const float* cs = lstm ? cs_.floats() : nullptr;
   const float* saved = saved_.floats();
 
+  // Every step multiplies by W_hh (reset-before GRU: two row blocks of it, left as they are).
+  const StepWeights whh = gruBefore ? StepWeights{} : prepareStepWeights(w.whh, false, H, GH, B, T);
+
   CellBackwardStep step;
   step.cell = cell_;
   step.resetAfter = resetAfter_;
@@ -179,7 +201,7 @@ void RecurrentLayer::backward(const LayerWeights& w, const LayerInput& in, int T
       be_.gruResetGateBackward(step, drh);
       be_.gemm(false, false, B, H, 2 * H, 1.f, step.dGi, GH, w.whh, H, 1.f, step.dhPrev, H);
     } else {
-      be_.gemm(false, false, B, H, GH, 1.f, step.dGh, GH, w.whh, H, 1.f, step.dhPrev, H);
+      be_.gemmStep(B, 1.f, step.dGh, GH, whh, 1.f, step.dhPrev, H);
     }
     cur ^= 1;
   }

@@ -47,6 +47,10 @@ class RecurrentLayer {
   void releaseWorkspace();
 
  private:
+  // W (op(W) is N x K) set up for `steps` products with `rows` rows each, packed into stepPanels_ where the backend
+  // has a faster layout for it.
+  StepWeights prepareStepWeights(const float* W, bool transB, int N, int K, int rows, int steps);
+
   // The state slot before / after time step t in the training layout [T+1, B, H].
   int prevSlot(int t) const { return reverse_ ? t + 1 : t; }
   int nextSlot(int t) const { return reverse_ ? t : t + 1; }
@@ -66,6 +70,7 @@ class RecurrentLayer {
   DeviceBuffer rh_;       // [B, H] reset-before GRU: r*h, and in backward d(r*h)
   DeviceBuffer dGi_, dGh_;
   DeviceBuffer dh_[2], dc_[2];
+  DeviceBuffer stepPanels_;  // W_hh in the backend's step layout, for the pass under way (forward or backward)
 };
 
 }  // namespace rnnkit

@@ -86,6 +86,36 @@ void CpuBackend::gemm(bool transA, bool transB, int M, int N, int K, float alpha
   }
 }
 
+namespace {
+// RNNKIT_PACKED_STEPS=0 turns the packing of step weights off (to measure what it buys).
+bool packedStepsEnabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("RNNKIT_PACKED_STEPS");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return enabled;
+}
+}  // namespace
+
+std::size_t CpuBackend::stepWeightsBytes(const StepWeights& w, int rows, int steps) const {
+  // One packing pass costs about what one step's own packing would: worth it from two steps on.
+  if (steps < 2 || !packedStepsEnabled()) return 0;
+  return builtinPackedBFloats(w.transB, w.N, w.K, rows) * sizeof(float);
+}
+
+void CpuBackend::packStepWeights(const StepWeights& w) {
+  if (w.panels) builtinPackB(w.transB, w.N, w.K, w.B, w.ldb, w.panels);
+}
+
+void CpuBackend::gemmStep(int M, float alpha, const float* A, int lda, const StepWeights& w, float beta, float* C,
+                          int ldc) {
+  if (!w.panels) {
+    gemm(false, w.transB, M, w.N, w.K, alpha, A, lda, w.B, w.ldb, beta, C, ldc);
+    return;
+  }
+  builtinSgemmPackedB(M, w.N, w.K, alpha, A, lda, w.panels, beta, C, ldc, ThreadPool::instance());
+}
+
 void CpuBackend::broadcastRows(float* C, int rows, int cols, int ldc, const float* bias) {
   parallelRows(rows, cols, [&](std::size_t r0, std::size_t r1) {
     for (std::size_t r = r0; r < r1; ++r) std::memcpy(C + r * ldc, bias, sizeof(float) * cols);

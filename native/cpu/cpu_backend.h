@@ -24,6 +24,13 @@ class CpuBackend final : public Backend {
   void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
             int ldb, float beta, float* C, int ldc) override;
 
+  // The recurrent weights of a time loop are packed once per pass into the built-in kernel's panels, and every
+  // step's product runs on the built-in kernel, a system BLAS or not: a BLAS call re-packs them at every step.
+  std::size_t stepWeightsBytes(const StepWeights& w, int rows, int steps) const override;
+  void packStepWeights(const StepWeights& w) override;
+  void gemmStep(int M, float alpha, const float* A, int lda, const StepWeights& w, float beta, float* C,
+                int ldc) override;
+
   void broadcastRows(float* C, int rows, int cols, int ldc, const float* bias) override;
   void columnSumAdd(const float* A, int rows, int cols, int lda, float* out) override;
   void gatherColumns(const float* W, int gates, int vocab, const float* bias, const int32_t* idx, int n, float* out,

@@ -3,6 +3,7 @@
 // op(A) is A[M,K] (lda >= K) or, with transA, A stored as [K,M] (lda >= M); likewise for B.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace rnnkit::cpu {
@@ -12,6 +13,15 @@ class ThreadPool;
 // The built-in blocked kernel (packing + SIMD micro-kernel chosen at run time by CPU detection).
 void builtinSgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
                   const float* B, int ldb, float beta, float* C, int ldc, ThreadPool& pool);
+
+// Weights that many products reuse (the recurrent weights of a time loop), packed once into the kernel's panel
+// format. op(B) is N x K: B is [K, N] (ldb) or, with transB, [N, K]. builtinPackedBFloats is 0 when the kernel
+// would read op(B) in place for products of `rows` rows anyway, so that packing would buy nothing.
+std::size_t builtinPackedBFloats(bool transB, int N, int K, int rows);
+void builtinPackB(bool transB, int N, int K, const float* B, int ldb, float* packed);
+// C = alpha * op(A) * op(B) + beta * C with op(B) packed by builtinPackB (same N and K).
+void builtinSgemmPackedB(int M, int N, int K, float alpha, const float* A, int lda, const float* packedB, float beta,
+                         float* C, int ldc, ThreadPool& pool);
 
 // Name of the SIMD micro-kernel the built-in GEMM uses on this CPU ("avx512", "avx2", "neon", "generic").
 const char* builtinKernelName();

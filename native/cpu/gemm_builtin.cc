@@ -717,6 +717,10 @@ struct Problem {
   std::ptrdiff_t ldb;
   float* C;
   std::ptrdiff_t ldc;
+  // op(B) already in panels (builtinPackB): k block pc of the panel holding column j starts at
+  // packedB + pc * paddedN + j * kc. B is then unused.
+  const float* packedB = nullptr;
+  int paddedN = 0;
 };
 
 // Straight triple loop, used only if packing buffers cannot be allocated. Accumulates in float like the kernels.
@@ -748,11 +752,13 @@ int balancedBlock(int total, int cap, int align) {
 // Rows of op(A) up to which A * B^T runs as dot products (Arch::dot) instead of packing B.
 constexpr int kDotMaxRows = 4;
 
-bool useDot(const Problem& p, int rows) { return p.transB && arch().dot && rows <= kDotMaxRows; }
+bool useDot(const Problem& p, int rows) { return !p.packedB && p.transB && arch().dot && rows <= kDotMaxRows; }
 
 // Whether op(B) is read straight from B (by the micro-kernel or the dot kernel). Only when few rows of op(A) will
 // reuse each B panel: the packing pass then is not paid back by faster kernel reads.
-bool readBInPlace(const Problem& p, int rows) { return (!p.transB && rows <= 2 * arch().mr) || useDot(p, rows); }
+bool readBInPlace(const Problem& p, int rows) {
+  return !p.packedB && ((!p.transB && rows <= 2 * arch().mr) || useDot(p, rows));
+}
 
 void gemmDot(const Problem& p, int m0, int m1, int n0, int n1) {
   const int rows = m1 - m0;
@@ -794,8 +800,9 @@ void gemmBlock(const Problem& p, int m0, int m1, int n0, int n1) {
 
   ThreadBuffers& tb = threadBuffers();
   float* bufA = tb.a.get(static_cast<std::size_t>(MC) * KC);
-  float* bufB = direct ? tb.edge.get(static_cast<std::size_t>(nr) * KC)
-                       : tb.b.get(static_cast<std::size_t>((NC + nr - 1) / nr * nr) * KC);
+  float* bufB = direct      ? tb.edge.get(static_cast<std::size_t>(nr) * KC)
+                : p.packedB ? tb.edge.get(1)  // unused: the panels are read where they are
+                            : tb.b.get(static_cast<std::size_t>((NC + nr - 1) / nr * nr) * KC);
   if (!bufA || !bufB) {
     naiveBlock(p, m0, m1, n0, n1);
     return;
@@ -807,7 +814,11 @@ void gemmBlock(const Problem& p, int m0, int m1, int n0, int n1) {
       const int kc = std::min(KC, p.K - pc);
       // Later k blocks accumulate onto what the first one wrote.
       const float beta = pc == 0 ? p.beta : 1.f;
-      if (!direct) packB(p.transB, p.B, p.ldb, pc, kc, jc, nc, nr, bufB);
+      // jc is a multiple of nr (thread tiles and NC blocks are), so a packed panel starts exactly at column jc.
+      const float* panels = p.packedB ? p.packedB + static_cast<std::ptrdiff_t>(pc) * p.paddedN +
+                                            static_cast<std::ptrdiff_t>(jc) * kc
+                                      : bufB;
+      if (!direct && !p.packedB) packB(p.transB, p.B, p.ldb, pc, kc, jc, nc, nr, bufB);
       for (int ic = m0; ic < m1; ic += MC) {
         const int mc = std::min(MC, m1 - ic);
         packA(p.transA, p.A, p.lda, ic, mc, pc, kc, mr, bufA);
@@ -829,7 +840,7 @@ void gemmBlock(const Problem& p, int m0, int m1, int n0, int n1) {
             const float* bp;
             std::ptrdiff_t bs;
             if (!direct) {
-              bp = bufB + static_cast<std::ptrdiff_t>(jr) * kc;
+              bp = panels + static_cast<std::ptrdiff_t>(jr) * kc;
               bs = nr;
             } else if (w == nr) {
               bp = p.B + static_cast<std::ptrdiff_t>(pc) * p.ldb + jc + jr;
@@ -880,7 +891,7 @@ Split chooseSplit(const Problem& p, int threads) {
     cols = (cols + ar.nr - 1) / ar.nr * ar.nr;
     if (rows < 1 || (tm > 1 && rows * (tm - 1) >= p.M) || (tn > 1 && cols * (tn - 1) >= p.N)) continue;
     const double flops = 2.0 * rows * cols * p.K;
-    const double packB = readBInPlace(p, rows) ? 0.0 : static_cast<double>(p.K) * cols;
+    const double packB = readBInPlace(p, rows) || p.packedB ? 0.0 : static_cast<double>(p.K) * cols;
     const double packA = static_cast<double>(rows) * p.K * ((cols + ar.nc - 1) / ar.nc);
     // A packed element costs about as much as a couple of dozen flops of kernel time.
     const double cost = flops + 24.0 * (packA + packB);
@@ -893,6 +904,8 @@ Split chooseSplit(const Problem& p, int threads) {
   return best;
 }
 
+void runProblem(const Problem& p, ThreadPool& pool);
+
 }  // namespace
 
 const char* builtinKernelName() { return arch().name; }
@@ -900,7 +913,40 @@ const char* builtinKernelName() { return arch().name; }
 void builtinSgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
                   const float* B, int ldb, float beta, float* C, int ldc, ThreadPool& pool) {
   if (M <= 0 || N <= 0) return;
-  Problem p{transA, transB, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc};
+  runProblem(Problem{transA, transB, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc}, pool);
+}
+
+std::size_t builtinPackedBFloats(bool transB, int N, int K, int rows) {
+  Problem probe{false, transB, rows, N, K, 1.f, 0.f, nullptr, 0, nullptr, 0, nullptr, 0};
+  if (N <= 0 || K <= 0 || readBInPlace(probe, rows)) return 0;
+  const int nr = arch().nr;
+  return static_cast<std::size_t>((N + nr - 1) / nr * nr) * K;
+}
+
+void builtinPackB(bool transB, int N, int K, const float* B, int ldb, float* packed) {
+  const Arch& ar = arch();
+  const int paddedN = (N + ar.nr - 1) / ar.nr * ar.nr;
+  const int KC = balancedBlock(K, ar.kc, 8);
+  for (int pc = 0; pc < K; pc += KC)
+    packB(transB, B, ldb, pc, std::min(KC, K - pc), 0, N, ar.nr, packed + static_cast<std::ptrdiff_t>(pc) * paddedN);
+}
+
+void builtinSgemmPackedB(int M, int N, int K, float alpha, const float* A, int lda, const float* packedB, float beta,
+                         float* C, int ldc, ThreadPool& pool) {
+  if (M <= 0 || N <= 0) return;
+  Problem p{false, false, M, N, K, alpha, beta, A, lda, nullptr, 0, C, ldc};
+  p.packedB = packedB;
+  p.paddedN = (N + arch().nr - 1) / arch().nr * arch().nr;
+  runProblem(p, pool);
+}
+
+namespace {
+
+void runProblem(const Problem& p, ThreadPool& pool) {
+  const int M = p.M, N = p.N, K = p.K;
+  float* C = p.C;
+  const std::ptrdiff_t ldc = p.ldc;
+  const float alpha = p.alpha, beta = p.beta;
   if (K <= 0 || alpha == 0.f) {
     scaleC(C, ldc, 0, M, N, beta);
     return;
@@ -936,5 +982,7 @@ void builtinSgemm(bool transA, bool transB, int M, int N, int K, float alpha, co
     }
   });
 }
+
+}  // namespace
 
 }  // namespace rnnkit::cpu

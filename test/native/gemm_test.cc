@@ -21,7 +21,10 @@
 #include "../../native/cpu/thread_pool.h"
 
 using rnnkit::cpu::builtinKernelName;
+using rnnkit::cpu::builtinPackB;
+using rnnkit::cpu::builtinPackedBFloats;
 using rnnkit::cpu::builtinSgemm;
+using rnnkit::cpu::builtinSgemmPackedB;
 using rnnkit::cpu::SystemBlas;
 using rnnkit::cpu::ThreadPool;
 
@@ -64,6 +67,25 @@ using GemmFn = void (*)(bool, bool, int, int, int, float, const float*, int, con
 void runBuiltin(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                 float beta, float* C, int ldc) {
   builtinSgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ThreadPool::instance());
+}
+
+// B packed once (as the recurrent weights of a time loop are), then the product from the panels. The packed path
+// takes op(A) untransposed, so a transposed A is copied out first.
+void runPacked(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+               float beta, float* C, int ldc) {
+  // Enough rows that the kernel never prefers reading B in place, so there is always something packed.
+  const size_t floats = builtinPackedBFloats(tb, N, K, 1 << 20);
+  std::vector<float> packed(std::max<size_t>(floats, 1), std::numeric_limits<float>::quiet_NaN());
+  if (floats) builtinPackB(tb, N, K, B, ldb, packed.data());
+  std::vector<float> a;
+  if (ta) {
+    a.resize(static_cast<size_t>(std::max(M, 1)) * std::max(K, 1));
+    for (int i = 0; i < M; ++i)
+      for (int k = 0; k < K; ++k) a[static_cast<size_t>(i) * K + k] = A[static_cast<size_t>(k) * lda + i];
+    A = a.data();
+    lda = std::max(K, 1);
+  }
+  builtinSgemmPackedB(M, N, K, alpha, A, lda, packed.data(), beta, C, ldc, ThreadPool::instance());
 }
 
 void runSystem(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
@@ -401,6 +423,7 @@ int main(int argc, char** argv) {
 
   threadPoolTests();
   correctness(runBuiltin, "builtin");
+  correctness(runPacked, "builtin, B packed once");
   if (sys.available()) correctness(runSystem, sys.name().c_str());
   if (bench) timingTable();
 
