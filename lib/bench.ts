@@ -423,6 +423,11 @@ export function formatReport(report: Report, defs: Record<string, Workload>, mar
   } else {
     out.push('SGEMM roofline: not measured (the native module has no benchGemm: rebuild it)');
   }
+  for (const [name, b] of Object.entries((m.step_weight_read ?? {}) as Record<string, { bytes: number; us: number }>)) {
+    const f = report.workloads[name] as Figures | undefined;
+    out.push(`${name}: reading its ${fmt(b.bytes / 2 ** 20, 3)} MiB of weights once takes ${fmt(b.us, 3)} us here` +
+      `${f?.weight_read_fraction !== undefined ? ` (${fmt(100 * f.weight_read_fraction, 2)}% of the step's time)` : ''}`);
+  }
   out.push('');
   out.push(markdown ? 'Tokens per second (step: microseconds per step); peers: their figure and (rnnkit speed / peer speed).' : 'tokens/s (step: us per step); peer columns: figure (rnnkit / peer speed)');
   if (markdown) out.push('');
@@ -600,6 +605,18 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
       if (systemBlas) g.builtin_gflops = gemmBest(benchGemm, g.m, g.n, g.k, true, true, tiny ? 0.01 : 0.3);
     }
     machine.gemm_shapes = [...shapes.values()];
+    // A batch-1 step does little arithmetic per weight: its floor is reading every weight matrix once. Measured
+    // as one matrix-vector product over as many bytes as the step's weights, with the same threads and kernel.
+    const readBound: Record<string, unknown> = {};
+    for (const n of names) {
+      const w = defs[n];
+      if (w.kind !== 'step') continue;
+      const floats = workloadGemmShapes(w).reduce((sum, g) => sum + g.n * g.k, 0);
+      const rows = Math.ceil(floats / w.hidden);
+      const gflops = gemmBest(benchGemm, 1, rows, w.hidden, true, false, tiny ? 0.01 : 0.5);
+      readBound[n] = { bytes: rows * w.hidden * 4, us: (2 * rows * w.hidden) / (gflops * 1e9) * 1e6 };
+    }
+    machine.step_weight_read = readBound;
   }
   const roofline = (machine.roofline as { gflops: number } | undefined)?.gflops;
 
@@ -615,12 +632,14 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
       out.gflops = g;
       if (roofline) out.roofline_fraction = g / roofline;
     }
+    const read = (machine.step_weight_read as Record<string, { us: number }> | undefined)?.[name];
+    if (read && f.us_per_step) out.weight_read_fraction = read.us / f.us_per_step;
     return out;
   };
   const pick = (name: string, f: Figures): Figures => {
     // The figures the workload lists, then the derived ones; a step workload keeps tokens_per_s for the chart.
     const w = file.workloads[name];
-    const keep = new Set([...w.report, 'gflops', 'roofline_fraction', 'repetitions', 'tokens_per_s']);
+    const keep = new Set([...w.report, 'gflops', 'roofline_fraction', 'weight_read_fraction', 'repetitions', 'tokens_per_s']);
     return Object.fromEntries(Object.entries(f).filter(([k]) => keep.has(k)));
   };
 
