@@ -135,6 +135,8 @@ Napi::Value ErrorCodes(Napi::Env env) {
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Find the system BLAS now, on the thread that requires the addon, rather than inside the first job on a worker.
+  cpu::SystemBlas::instance();
   auto* data = new AddonData();
   Napi::Function network = NetworkHandle::define(env);
   data->networkConstructor = Napi::Persistent(network);

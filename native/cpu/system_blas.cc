@@ -61,6 +61,14 @@ SystemBlas::SystemBlas() {
     candidates = defaultCandidates();
   }
 
+  // OpenBLAS's threads spin for about 2^28 cycles (a tenth of a second) after each call before they sleep. Between
+  // its large products the time loop runs on this library's own pool, and on a machine with few cores those spinning
+  // threads take the cores that the pool needs. Unless the user chose otherwise, they sleep at once instead (the
+  // library reads this when it is loaded; waking them costs microseconds against products of milliseconds).
+  // The addon loads the BLAS while it is being required, on the main thread, so nothing else reads the
+  // environment while it changes.
+  setenv("OPENBLAS_THREAD_TIMEOUT", "4", /*overwrite=*/0);
+
   std::string reasons;
   for (const std::string& lib : candidates) {
     void* handle = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
