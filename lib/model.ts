@@ -423,7 +423,12 @@ export class Sequential {
    * gives each row's valid steps, for batches of sequences of different lengths padded to one.
    */
   predict(x: ModelInput, options?: PredictOptions): Promise<Tensor> {
-    const input = this.#predictInput(x, options);
+    let input: NativeSequenceInput;
+    try {
+      input = this.#predictInput(x, options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.#enqueue(async () => (await this.#n.forward(input)).output);
   }
 
