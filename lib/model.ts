@@ -651,8 +651,9 @@ export class Sequential {
    * int32 token ids `tokens` or float `input`; `output`; symbolic `batch` and `time`), the ONNX RNN, LSTM and GRU
    * operators for the recurrent layers, Gather for an embedding, MatMul and Add for a dense layer, and no dropout.
    * `lengths: true` adds an int32 input `lengths` [batch] (as predict's option); `states: true` adds each
-   * recurrent layer's initial states as inputs and final states as outputs (as predictWithState). The tests check
-   * every supported layer against ONNX Runtime. A layer ONNX cannot express throws ERR_RNNKIT_ARGUMENT naming it.
+   * recurrent layer's initial states as inputs and final states as outputs (as predictWithState). `metadata`, when
+   * not empty, is stored as JSON under the model property 'rnnkit.metadata'. The tests check every supported layer
+   * against ONNX Runtime. A layer ONNX cannot express throws ERR_RNNKIT_ARGUMENT naming it.
    */
   toOnnx(options: OnnxExportOptions = {}): Uint8Array {
     const net = this.#n;
@@ -662,7 +663,8 @@ export class Sequential {
     // The exporter (and protobufjs) load on first use: most programs never export.
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const { exportOnnx } = require('./onnx/export') as typeof import('./onnx/export');
-    return exportOnnx({ vocabSize: this.#vocabSize, inputSize: this.#inputSize, layers, weights: this.getWeights() }, options);
+    const metadata: Record<string, string> = Object.keys(this.metadata).length ? { 'rnnkit.metadata': JSON.stringify(this.metadata) } : {};
+    return exportOnnx({ vocabSize: this.#vocabSize, inputSize: this.#inputSize, layers, weights: this.getWeights(), metadata }, options);
   }
 
   /** Write `toOnnx(options)` to a file, atomically (see `save`). */

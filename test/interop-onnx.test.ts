@@ -58,6 +58,7 @@ async function runOnnx(bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Pr
 const modelType = protobuf.Root.fromJSON(onnxDescriptor).lookupType('onnx.ModelProto');
 interface DecodedModel {
   ir_version: number;
+  metadata_props?: { key: string; value: string }[];
   opset_import: { domain?: string; version: number }[];
   graph: {
     node: { op_type: string; input: string[]; output: string[]; attribute: { name: string; i?: number; s?: string; strings?: string[]; floats?: number[] }[] }[];
@@ -326,6 +327,9 @@ t.test('the file: opset 14, batch-first inputs and outputs with symbolic batch a
   const gru = model.graph.node.find((n) => n.op_type === 'GRU')!;
   t.equal(Number(gru.attribute.find((a) => a.name === 'linear_before_reset')?.i), 1, 'reset-after GRU: linear_before_reset 1');
   t.equal(gru.input[4], 'lengths', 'lengths is the GRU sequence_lens');
+  t.notOk(model.metadata_props?.length, 'no metadata properties without metadata');
+  m.metadata = { vocabulary: 'abcdef' };
+  t.same(decode(m.toOnnx()).metadata_props, [{ key: 'rnnkit.metadata', value: '{"vocabulary":"abcdef"}' }], 'the model metadata travels as rnnkit.metadata');
 
   const dense = build({ inputSize: 5, layers: [rk.layers.gru({ units: 2, resetAfter: false }), rk.layers.dense({ units: 1 })] });
   const d = decode(dense.toOnnx());

@@ -49,6 +49,7 @@ export interface ExportSource {
   inputSize: number;
   layers: ExportLayer[];
   weights: Record<string, Tensor>;
+  /** Stored as the model's metadata_props (a vocabulary, say, travels with the graph). */
   metadata?: Record<string, string>;
 }
 

@@ -124,14 +124,13 @@ export class GraphBuilder {
   }
 
   /** The serialized ModelProto. */
-  encode(meta: { graphName: string; producerVersion: string; docString?: string; metadata?: Record<string, string> }): Uint8Array {
+  encode(meta: { graphName: string; producerVersion: string; metadata?: Record<string, string> }): Uint8Array {
     const type = encoder();
     const model = {
       ir_version: IR_VERSION,
       opset_import: [{ domain: '', version: OPSET_VERSION }],
       producer_name: 'rnnkit',
       producer_version: meta.producerVersion,
-      ...(meta.docString ? { doc_string: meta.docString } : {}),
       metadata_props: Object.entries(meta.metadata ?? {}).map(([key, value]) => ({ key, value })),
       graph: {
         name: meta.graphName,
