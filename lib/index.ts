@@ -39,8 +39,9 @@ export function setThreads(n: number): void {
 export { Sequential, ModelStream, sequential, load } from './model';
 export type {
   ModelOptions, CompileOptions, ModelInput, ModelTarget, StepLogs, EpochLogs, Callbacks, History, FitOptions,
-  FitDatasetOptions, BatchSource, CheckpointOptions, GenerateOptions, LossName,
+  FitDatasetOptions, BatchSource, CheckpointOptions, GenerateOptions, LossName, PredictOptions,
 } from './model';
+export type { OnnxExportOptions } from './onnx/export';
 export { layers } from './layers';
 export type { LayerConfig, Activation, RecurrentOptions, SimpleRnnOptions, GruOptions, DenseOptions, DropoutOptions, EmbeddingOptions } from './layers';
 export { optimizers } from './optimizers';

@@ -10,6 +10,7 @@ import type { OptimizerConfig } from './optimizers';
 import { SeededRandom } from './random';
 import { parseSafetensors, serializeSafetensors, writeFileAtomic, type NamedTensor } from './safetensors';
 import type { Tensor, IntTensor } from './tensor';
+import type { OnnxExportOptions, ExportLayer } from './onnx/export';
 
 export type LossName = 'softmaxCrossEntropy' | 'mse';
 
@@ -110,6 +111,16 @@ export interface FitDatasetOptions {
   checkpoint?: CheckpointOptions;
 }
 
+export interface PredictOptions {
+  /**
+   * Valid steps of each batch row, each in [1, time] (packed-sequence semantics, as PyTorch's
+   * `pack_padded_sequence`): a row's steps past its length output zeros from the recurrent layers and leave their
+   * state alone, a reverse direction starts at the row's last valid step, and a layer with returnSequences false
+   * returns the state at the row's last valid step.
+   */
+  lengths?: Int32Array | number[];
+}
+
 export interface GenerateOptions {
   /** Token ids to start from (at least one). */
   prompt: ArrayLike<number>;
@@ -162,6 +173,21 @@ function takeSteps<T extends { data: ArrayLike<number>; shape: number[] }>(t: T,
     for (let s = t0; s < t1; s++)
       for (let j = 0; j < per; j++) out[(b * (t1 - t0) + (s - t0)) * per + j] = t.data[(b * T + s) * per + j];
   return { data: out, shape: [B, t1 - t0, ...t.shape.slice(2)] } as unknown as T;
+}
+
+/** predict's `lengths`, checked against a batch-first input's shape and copied to an Int32Array. */
+function checkLengths(lengths: unknown, shape: number[]): Int32Array {
+  if (!(lengths instanceof Int32Array) && !Array.isArray(lengths))
+    throw rnnkitError('ERR_RNNKIT_TYPE', 'lengths must be an Int32Array or an array of integers');
+  const [B, T] = shape;
+  if (lengths.length !== B)
+    throw rnnkitError('ERR_RNNKIT_SHAPE', `lengths has ${lengths.length} entries, expected one per batch row (${B})`);
+  for (let b = 0; b < lengths.length; b++) {
+    const n: unknown = lengths[b];
+    if (typeof n !== 'number' || !Number.isInteger(n)) throw rnnkitError('ERR_RNNKIT_TYPE', `lengths[${b}] is not an integer`);
+    if (n < 1 || n > T) throw rnnkitError('ERR_RNNKIT_VALUE', `lengths[${b}] = ${n} is outside [1, ${T}]`);
+  }
+  return Int32Array.from(lengths);
 }
 
 /**
@@ -338,6 +364,15 @@ export class Sequential {
     return isIntInput(x) ? { tokens: x, batchFirst: true } : { x: x as Tensor, batchFirst: true };
   }
 
+  #predictInput(x: ModelInput, options: PredictOptions | undefined): NativeSequenceInput {
+    const input = this.#input(x);
+    if (options === undefined) return input;
+    if (typeof options !== 'object' || options === null)
+      throw rnnkitError('ERR_RNNKIT_TYPE', 'predict options must be an object { lengths? }');
+    if (options.lengths === undefined) return input;
+    return { ...input, lengths: checkLengths(options.lengths, x.shape) };
+  }
+
   #target(y: ModelTarget): NativeLossTarget {
     checkTensor(y, 'y');
     const loss = this.#requireCompiled().loss;
@@ -383,19 +418,28 @@ export class Sequential {
     return total / n;
   }
 
-  /** Outputs for a batch (after the last layer's activation), without blocking the event loop. */
-  predict(x: ModelInput): Promise<Tensor> {
-    const input = this.#input(x);
+  /**
+   * Outputs for a batch (after the last layer's activation), without blocking the event loop. `options.lengths`
+   * gives each row's valid steps, for batches of sequences of different lengths padded to one.
+   */
+  predict(x: ModelInput, options?: PredictOptions): Promise<Tensor> {
+    let input: NativeSequenceInput;
+    try {
+      input = this.#predictInput(x, options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.#enqueue(async () => (await this.#n.forward(input)).output);
   }
 
-  predictSync(x: ModelInput): Tensor {
-    return this.#n.forwardSync(this.#input(x)).output;
+  /** `predict`, synchronously. */
+  predictSync(x: ModelInput, options?: PredictOptions): Tensor {
+    return this.#n.forwardSync(this.#predictInput(x, options)).output;
   }
 
   /** Outputs and final recurrent states (each recurrent layer's [layers * directions, batch, units], concatenated). */
-  async predictWithState(x: ModelInput, initialState?: { h?: Float32Array; c?: Float32Array }): Promise<{ output: Tensor; h: Float32Array; c?: Float32Array }> {
-    const input = { ...this.#input(x), h0: initialState?.h, c0: initialState?.c };
+  async predictWithState(x: ModelInput, initialState?: { h?: Float32Array; c?: Float32Array }, options?: PredictOptions): Promise<{ output: Tensor; h: Float32Array; c?: Float32Array }> {
+    const input = { ...this.#predictInput(x, options), h0: initialState?.h, c0: initialState?.c };
     const r = await this.#enqueue(() => this.#n.forward(input));
     return { output: r.output, h: r.hn, c: r.cn };
   }
@@ -600,6 +644,32 @@ export class Sequential {
       }
     }
     await writeFileAtomic(file, serializeSafetensors(tensors, metadata));
+  }
+
+  /**
+   * The model as an ONNX file (opset 14): an inference graph with the inputs and outputs of `predict` (batch-first
+   * int32 token ids `tokens` or float `input`; `output`; symbolic `batch` and `time`), the ONNX RNN, LSTM and GRU
+   * operators for the recurrent layers, Gather for an embedding, MatMul and Add for a dense layer, and no dropout.
+   * `lengths: true` adds an int32 input `lengths` [batch] (as predict's option); `states: true` adds each
+   * recurrent layer's initial states as inputs and final states as outputs (as predictWithState). `metadata`, when
+   * not empty, is stored as JSON under the model property 'rnnkit.metadata'. The tests check every supported layer
+   * against ONNX Runtime. A layer ONNX cannot express throws ERR_RNNKIT_ARGUMENT naming it.
+   */
+  toOnnx(options: OnnxExportOptions = {}): Uint8Array {
+    const net = this.#n;
+    const configs = new Map(this.#names.map((name, i) => [name, this.#layers[i]]));
+    const specs = (net.spec() as unknown as { layers: ExportLayer['spec'][] }).layers;
+    const layers: ExportLayer[] = specs.map((spec) => ({ spec, config: configs.get(spec.name) }));
+    // The exporter (and protobufjs) load on first use: most programs never export.
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { exportOnnx } = require('./onnx/export') as typeof import('./onnx/export');
+    const metadata: Record<string, string> = Object.keys(this.metadata).length ? { 'rnnkit.metadata': JSON.stringify(this.metadata) } : {};
+    return exportOnnx({ vocabSize: this.#vocabSize, inputSize: this.#inputSize, layers, weights: this.getWeights(), metadata }, options);
+  }
+
+  /** Write `toOnnx(options)` to a file, atomically (see `save`). */
+  async exportOnnx(file: string, options: OnnxExportOptions = {}): Promise<void> {
+    await writeFileAtomic(file, this.toOnnx(options));
   }
 
   /** Free the native memory now. */
