@@ -9,6 +9,7 @@ export type {
   OptimizerOptions,
   TrainStepResult,
   CellType,
+  GateActivation,
 } from './recurrent';
 export { tensor, shapeSize } from './tensor';
 export type { Tensor, IntTensor } from './tensor';
@@ -42,7 +43,7 @@ export type {
   FitDatasetOptions, BatchSource, CheckpointOptions, GenerateOptions, LossName,
 } from './model';
 export { layers } from './layers';
-export type { LayerConfig, Activation, RecurrentOptions, SimpleRnnOptions, GruOptions, DenseOptions, DropoutOptions, EmbeddingOptions } from './layers';
+export type { LayerConfig, Activation, RecurrentOptions, SimpleRnnOptions, GatedRecurrentOptions, RecurrentActivation, GruOptions, DenseOptions, DropoutOptions, EmbeddingOptions } from './layers';
 export { optimizers } from './optimizers';
 export type { OptimizerConfig } from './optimizers';
 export { SeededRandom } from './random';
