@@ -41,7 +41,8 @@ inline bool hasGates(CellKind cell) { return cell == CellKind::Lstm || cell == C
 // hard_sigmoid): clip(0.2 x + 0.5, 0, 1), a slope of 0.2 between the kinks at x = -2.5 and 2.5 and 0 outside them.
 // Backward computes the slope from the gate's output y, which cannot tell a pre-activation exactly at a kink (y = 0
 // or 1 without clipping) from a clipped one: there the slope taken is 0, where TF.js's clipByValue passes 0.2.
-enum class GateActivation { Sigmoid, HardSigmoid };
+// One byte, so that it fits the padding after resetAfter in the kernel step structs, whose layout stays as it was.
+enum class GateActivation : unsigned char { Sigmoid, HardSigmoid };
 
 const char* cellName(CellKind cell);
 // Accepts "rnn_tanh", "rnn_relu", "lstm", "gru" (and "rnn" for rnn_tanh). Throws ERR_RNNKIT_ARGUMENT otherwise.

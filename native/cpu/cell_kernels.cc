@@ -1,6 +1,6 @@
 // The fused element-wise kernels of each cell: one pass per time step over [B, H] that adds the two projections,
 // applies the gate activations and updates the state (forward), or turns dh/dc into the gate gradients (backward).
-// The LSTM and GRU kernels are templates over the gate activation (gate_activation.h), chosen once per row.
+// The LSTM and GRU kernels are templates over the gate activation (gate_activation.h), chosen once per step.
 #include <cmath>
 #include <cstring>
 
@@ -71,28 +71,7 @@ __attribute__((always_inline)) inline void gruRow(int H, const float* __restrict
   }
 }
 
-// The LSTM or GRU update of one row with the gate activation Gate.
 template <typename Gate>
-RNNKIT_INLINE void gatedForwardRow(const CellForwardStep& s, int b, const float* __restrict gi,
-                                   const float* __restrict gh, const float* __restrict hp, float* __restrict hn) {
-  const int H = s.hidden;
-  if (s.cell == CellKind::Lstm) {
-    const float* cp = s.cPrev + (std::size_t)b * H;
-    float* cn = s.cNext + (std::size_t)b * H;
-    if (s.saved) lstmRow<true, Gate>(H, gi, gh, cp, cn, hn, s.saved + (std::size_t)b * 4 * H);
-    else lstmRow<false, Gate>(H, gi, gh, cp, cn, hn, nullptr);
-    return;
-  }
-  float* sv = s.saved ? s.saved + (std::size_t)b * 4 * H : nullptr;
-  if (s.resetAfter) {
-    if (sv) gruRow<true, true, Gate>(H, gi, gh, hp, hn, sv);
-    else gruRow<false, true, Gate>(H, gi, gh, hp, hn, nullptr);
-  } else {
-    if (sv) gruRow<true, false, Gate>(H, gi, gh, hp, hn, sv);
-    else gruRow<false, false, Gate>(H, gi, gh, hp, hn, nullptr);
-  }
-}
-
 RNNKIT_INLINE void forwardRowImpl(const CellForwardStep& s, int b) {
   const int H = s.hidden;
   const float* __restrict gi = s.gi + (std::size_t)b * s.ldgi;
@@ -110,11 +89,24 @@ RNNKIT_INLINE void forwardRowImpl(const CellForwardStep& s, int b) {
         hn[j] = a > 0.f ? a : 0.f;
       }
       break;
-    case CellKind::Lstm:
-    case CellKind::Gru:
-      if (s.gate == GateActivation::HardSigmoid) gatedForwardRow<HardSigmoidGate>(s, b, gi, gh, hp, hn);
-      else gatedForwardRow<SigmoidGate>(s, b, gi, gh, hp, hn);
+    case CellKind::Lstm: {
+      const float* cp = s.cPrev + (std::size_t)b * H;
+      float* cn = s.cNext + (std::size_t)b * H;
+      if (s.saved) lstmRow<true, Gate>(H, gi, gh, cp, cn, hn, s.saved + (std::size_t)b * 4 * H);
+      else lstmRow<false, Gate>(H, gi, gh, cp, cn, hn, nullptr);
       break;
+    }
+    case CellKind::Gru: {
+      float* sv = s.saved ? s.saved + (std::size_t)b * 4 * H : nullptr;
+      if (s.resetAfter) {
+        if (sv) gruRow<true, true, Gate>(H, gi, gh, hp, hn, sv);
+        else gruRow<false, true, Gate>(H, gi, gh, hp, hn, nullptr);
+      } else {
+        if (sv) gruRow<true, false, Gate>(H, gi, gh, hp, hn, sv);
+        else gruRow<false, false, Gate>(H, gi, gh, hp, hn, nullptr);
+      }
+      break;
+    }
   }
   if (y) std::memcpy(y, hn, sizeof(float) * H);
 }
@@ -223,16 +215,10 @@ RNNKIT_INLINE void backwardRowWith(const CellBackwardStep& s, int b) {
   }
 }
 
-// The rnn cells have no gates: they take the SigmoidGate branch, whose type they never use.
 template <typename Gate>
-RNNKIT_INLINE void backwardRowGated(const CellBackwardStep& s, int b) {
+RNNKIT_INLINE void backwardRowImpl(const CellBackwardStep& s, int b) {
   if (s.dy) backwardRowWith<true, Gate>(s, b);
   else backwardRowWith<false, Gate>(s, b);
-}
-
-RNNKIT_INLINE void backwardRowImpl(const CellBackwardStep& s, int b) {
-  if (s.gate == GateActivation::HardSigmoid) backwardRowGated<HardSigmoidGate>(s, b);
-  else backwardRowGated<SigmoidGate>(s, b);
 }
 
 // Reset-before GRU: r * h for the W_hn GEMM, and later r's gradient once d(r*h) is known.
@@ -266,32 +252,44 @@ void resetGateBackwardRows(const CellBackwardStep& s, const float* drh, std::siz
   }
 }
 
-RNNKIT_SIMD_VARIANTS(void, forwardRow, forwardRowImpl, (const CellForwardStep& s, int b), (s, b))
-RNNKIT_SIMD_VARIANTS(void, backwardRow, backwardRowImpl, (const CellBackwardStep& s, int b), (s, b))
+// One dispatched kernel per gate activation, chosen once per step: the sigmoid kernels are the functions they were
+// before the hard sigmoid existed (the rnn cells, which have no gates, use them too).
+RNNKIT_SIMD_VARIANTS(void, forwardRowSigmoid, forwardRowImpl<SigmoidGate>, (const CellForwardStep& s, int b), (s, b))
+RNNKIT_SIMD_VARIANTS(void, forwardRowHardSigmoid, forwardRowImpl<HardSigmoidGate>, (const CellForwardStep& s, int b),
+                     (s, b))
+RNNKIT_SIMD_VARIANTS(void, backwardRowSigmoid, backwardRowImpl<SigmoidGate>, (const CellBackwardStep& s, int b),
+                     (s, b))
+RNNKIT_SIMD_VARIANTS(void, backwardRowHardSigmoid, backwardRowImpl<HardSigmoidGate>,
+                     (const CellBackwardStep& s, int b), (s, b))
+
+// The rows b0..b1 of one step: Row for those that take part, Hold for the others.
+template <typename Step, void (*Row)(const Step&, int), void (*Hold)(const Step&, int)>
+void stepRows(const Step& s, std::size_t b0, std::size_t b1) {
+  for (std::size_t b = b0; b < b1; ++b) {
+    if (rowActive(s.lengths, (int)b, s.t))
+      Row(s, (int)b);
+    else
+      Hold(s, (int)b);
+  }
+}
 
 }  // namespace
 
 void CpuBackend::cellForward(const CellForwardStep& s) {
   const int G = gateCount(s.cell);
   parallelRows(s.batch, (std::size_t)s.hidden * G * 8, [&](std::size_t b0, std::size_t b1) {
-    for (std::size_t b = b0; b < b1; ++b) {
-      if (rowActive(s.lengths, (int)b, s.t))
-        forwardRow(s, (int)b);
-      else
-        holdRow(s, (int)b);
-    }
+    if (s.gate == GateActivation::HardSigmoid) stepRows<CellForwardStep, forwardRowHardSigmoid, holdRow>(s, b0, b1);
+    else stepRows<CellForwardStep, forwardRowSigmoid, holdRow>(s, b0, b1);
   });
 }
 
 void CpuBackend::cellBackward(const CellBackwardStep& s) {
   const int G = gateCount(s.cell);
   parallelRows(s.batch, (std::size_t)s.hidden * G * 8, [&](std::size_t b0, std::size_t b1) {
-    for (std::size_t b = b0; b < b1; ++b) {
-      if (rowActive(s.lengths, (int)b, s.t))
-        backwardRow(s, (int)b);
-      else
-        holdRowBackward(s, (int)b);
-    }
+    if (s.gate == GateActivation::HardSigmoid)
+      stepRows<CellBackwardStep, backwardRowHardSigmoid, holdRowBackward>(s, b0, b1);
+    else
+      stepRows<CellBackwardStep, backwardRowSigmoid, holdRowBackward>(s, b0, b1);
   });
 }
 

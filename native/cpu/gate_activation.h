@@ -1,5 +1,5 @@
 // The gate activations of the LSTM and GRU kernels as types. The kernels take one as a template parameter and the
-// choice is made once per batch row, so the sigmoid kernel is the same code it was before a second activation
+// choice is made once per time step, so the sigmoid kernel is the same code it was before a second activation
 // existed, and neither loop has a per-element test of which activation applies.
 #pragma once
 
