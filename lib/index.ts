@@ -9,6 +9,7 @@ export type {
   OptimizerOptions,
   TrainStepResult,
   CellType,
+  GateActivation,
 } from './recurrent';
 export { tensor, shapeSize } from './tensor';
 export type { Tensor, IntTensor } from './tensor';
@@ -43,7 +44,7 @@ export type {
 } from './model';
 export type { OnnxExportOptions } from './onnx/export';
 export { layers } from './layers';
-export type { LayerConfig, Activation, RecurrentOptions, SimpleRnnOptions, GruOptions, DenseOptions, DropoutOptions, EmbeddingOptions } from './layers';
+export type { LayerConfig, Activation, RecurrentOptions, SimpleRnnOptions, GatedRecurrentOptions, RecurrentActivation, GruOptions, DenseOptions, DropoutOptions, EmbeddingOptions } from './layers';
 export { optimizers } from './optimizers';
 export type { OptimizerConfig } from './optimizers';
 export { SeededRandom } from './random';

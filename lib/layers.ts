@@ -1,6 +1,7 @@
 // Layer constructors of the model builder, with the names and options Keras and TF.js users know. Each returns a
 // plain description; the model turns the list into one native pipeline.
 import { rnnkitError } from './errors';
+import type { GateActivation } from './native';
 
 export type Activation = 'linear' | 'softmax' | 'sigmoid' | 'tanh' | 'relu';
 
@@ -34,7 +35,18 @@ export interface SimpleRnnOptions extends RecurrentOptions {
   activation?: 'tanh' | 'relu';
 }
 
-export interface GruOptions extends RecurrentOptions {
+/** TF.js's names for the gate activations: `'sigmoid'` or `'hardSigmoid'`, clip(0.2 x + 0.5, 0, 1). */
+export type RecurrentActivation = 'sigmoid' | 'hardSigmoid';
+
+export interface GatedRecurrentOptions extends RecurrentOptions {
+  /**
+   * The activation of the gates (LSTM i, f, o; GRU r, z): `'sigmoid'` (default, as PyTorch) or `'hardSigmoid'`
+   * (TF.js's default). The candidate and the output keep tanh.
+   */
+  recurrentActivation?: RecurrentActivation;
+}
+
+export interface GruOptions extends GatedRecurrentOptions {
   /** true (default): PyTorch/cuDNN's reset-after GRU; false: the reset-before GRU of Keras's reset_after=False. */
   resetAfter?: boolean;
 }
@@ -52,9 +64,22 @@ export interface DropoutOptions {
 
 export type LayerConfig =
   | ({ kind: 'embedding' } & EmbeddingOptions)
-  | ({ kind: 'recurrent'; cell: 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru'; resetAfter?: boolean } & RecurrentOptions)
+  | ({ kind: 'recurrent'; cell: 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru' } & GruOptions)
   | ({ kind: 'dense' } & DenseOptions)
   | ({ kind: 'dropout' } & DropoutOptions);
+
+/** The native name of a layer's recurrentActivation (sigmoid when not given); throws on anything else. */
+export function gateActivationOf(recurrentActivation: unknown): GateActivation {
+  if (recurrentActivation === undefined || recurrentActivation === 'sigmoid') return 'sigmoid';
+  if (recurrentActivation === 'hardSigmoid') return 'hard_sigmoid';
+  throw rnnkitError('ERR_RNNKIT_ARGUMENT', `recurrentActivation must be 'sigmoid' or 'hardSigmoid', got ${JSON.stringify(recurrentActivation)}`);
+}
+
+function gated<T extends GatedRecurrentOptions>(what: string, value: T | undefined): T {
+  const o = options(what, value);
+  gateActivationOf(o.recurrentActivation);
+  return o;
+}
 
 function options<T extends object>(what: string, value: T | undefined): T {
   if (typeof value !== 'object' || value === null)
@@ -72,11 +97,11 @@ export const layers = {
       throw rnnkitError('ERR_RNNKIT_ARGUMENT', `simpleRNN activation must be 'tanh' or 'relu', got '${String(activation)}'`);
     return { kind: 'recurrent', cell: activation === 'relu' ? 'rnn_relu' : 'rnn_tanh', ...rest };
   },
-  lstm(o: RecurrentOptions): LayerConfig {
-    return { kind: 'recurrent', cell: 'lstm', ...options('lstm', o) };
+  lstm(o: GatedRecurrentOptions): LayerConfig {
+    return { kind: 'recurrent', cell: 'lstm', ...gated('lstm', o) };
   },
   gru(o: GruOptions): LayerConfig {
-    return { kind: 'recurrent', cell: 'gru', ...options('gru', o) };
+    return { kind: 'recurrent', cell: 'gru', ...gated('gru', o) };
   },
   dense(o: DenseOptions): LayerConfig {
     return { kind: 'dense', ...options('dense', o) };

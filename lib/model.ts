@@ -5,7 +5,7 @@ import { native, type NativeNetwork, type NativeLayerSpec, type NativeModelSpec,
   type NativeLossTarget, type NativeStream } from './native';
 import { rnnkitError } from './errors';
 import type { LayerConfig, Activation } from './layers';
-import { layers as layerFactory } from './layers';
+import { layers as layerFactory, gateActivationOf } from './layers';
 import type { OptimizerConfig } from './optimizers';
 import { SeededRandom } from './random';
 import { parseSafetensors, serializeSafetensors, writeFileAtomic, type NamedTensor } from './safetensors';
@@ -272,7 +272,7 @@ export class Sequential {
           out.push({
             type: 'recurrent', cell: l.cell, hiddenSize: l.units, numLayers: l.numLayers ?? 1,
             bidirectional: !!bi, merge: typeof bi === 'object' && bi ? bi.mergeMode : 'concat',
-            resetAfter: l.resetAfter ?? true, returnSequences: l.returnSequences ?? false,
+            resetAfter: l.resetAfter ?? true, gateActivation: gateActivationOf(l.recurrentActivation), returnSequences: l.returnSequences ?? false,
             goBackwards: l.goBackwards ?? false, dropout: l.stackDropout ?? 0, name,
           });
           break;
@@ -337,7 +337,9 @@ export class Sequential {
         case 'dense': shape = [...shape.slice(0, -1), l.units]; break;
         case 'dropout': break;
       }
-      const type = l.type === 'recurrent' ? `${l.bidirectional ? 'bidirectional ' : ''}${l.cell}` : l.type;
+      // Only the non-default gate activation is named, so the common rows stay short.
+      const gates = l.type === 'recurrent' && l.gateActivation === 'hard_sigmoid' ? ', hardSigmoid' : '';
+      const type = l.type === 'recurrent' ? `${l.bidirectional ? 'bidirectional ' : ''}${l.cell}${gates}` : l.type;
       const name = l.name ?? '';
       return { name, type, outputShape: [...shape], params: count(name) };
     });

@@ -8,6 +8,13 @@ import type { RecurrentSpec, SequenceBatch, ForwardResult, OutputGradient, Input
 export type CellType = 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru';
 
 /**
+ * The activation of the LSTM and GRU gates (LSTM i, f, o; GRU r, z): `'sigmoid'` (PyTorch's, the default) or
+ * `'hard_sigmoid'`, clip(0.2 x + 0.5, 0, 1) (TF.js's default recurrentActivation). The candidate and the cell
+ * output always use tanh.
+ */
+export type GateActivation = 'sigmoid' | 'hard_sigmoid';
+
+/**
  * Where a network runs: the CPU (default), or a CUDA GPU (`'cuda'` is device 0, `'cuda:N'` device N). CUDA needs a
  * build with `npm run build:cuda`, an NVIDIA driver and cuBLAS; otherwise the constructor throws ERR_RNNKIT_DEVICE.
  */
@@ -20,7 +27,7 @@ export type NativeLayerSpec =
   | { type: 'embedding'; outputDim: number; name?: string }
   | {
       type: 'recurrent'; cell: CellType; hiddenSize: number; numLayers?: number; bidirectional?: boolean;
-      resetAfter?: boolean; merge?: 'concat' | 'sum'; returnSequences?: boolean; goBackwards?: boolean;
+      resetAfter?: boolean; gateActivation?: GateActivation; merge?: 'concat' | 'sum'; returnSequences?: boolean; goBackwards?: boolean;
       dropout?: number; name?: string;
     }
   | { type: 'dense'; units: number; activation?: 'linear' | 'softmax' | 'sigmoid' | 'tanh' | 'relu'; name?: string }

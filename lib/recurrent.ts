@@ -1,10 +1,10 @@
 // The typed functional API over a native recurrent network: parameters by PyTorch name, forward, backward, loss,
 // optimizer. Arithmetic happens natively; this class validates nothing that the core does not already check, and
 // only adds what JavaScript callers need: Promise serialization and readable types.
-import { native, type NativeNetwork, type NativeOptimizerConfig, type CellType, type DeviceName } from './native';
+import { native, type NativeNetwork, type NativeOptimizerConfig, type CellType, type GateActivation, type DeviceName } from './native';
 import type { Tensor, IntTensor } from './tensor';
 
-export type { CellType };
+export type { CellType, GateActivation };
 
 export interface RecurrentSpec {
   /** `rnn_tanh`, `rnn_relu`, `lstm` or `gru` (PyTorch's equations and gate orders). */
@@ -20,6 +20,8 @@ export interface RecurrentSpec {
   bidirectional?: boolean;
   /** GRU only: true (default) is PyTorch/cuDNN's reset-after; false is Keras/TF.js's reset-before. */
   resetAfter?: boolean;
+  /** LSTM and GRU only: `'sigmoid'` (default) or TF.js's `'hard_sigmoid'` on the gates (see GateActivation). */
+  gateActivation?: GateActivation;
   /** A dense head of this many outputs on top of every time step (default 0: none). */
   headSize?: number;
   /** Seed of the initial weights (PyTorch's default initialisation). */

@@ -122,6 +122,9 @@ t.test('bad specs are refused with ARGUMENT, TYPE or VALUE', async (t) => {
     ['bidirectional a string', { ...base, bidirectional: 'yes' }, 'ERR_RNNKIT_TYPE', /bidirectional must be a boolean, got string/],
     ['seed -1', { ...base, seed: -1 }, 'ERR_RNNKIT_VALUE', /seed must be a non-negative integer/],
     ['seed 0.5', { ...base, seed: 0.5 }, 'ERR_RNNKIT_VALUE', /seed must be a non-negative integer/],
+    ['unknown gateActivation', { ...base, gateActivation: 'hardSigmoid' }, 'ERR_RNNKIT_ARGUMENT', /unknown gate activation 'hardSigmoid': expected sigmoid or hard_sigmoid/],
+    ['gateActivation not a string', { ...base, gateActivation: 1 }, 'ERR_RNNKIT_TYPE', /gateActivation must be a string, got number/],
+    ['gateActivation for an rnn cell', { ...base, cell: 'rnn_tanh', gateActivation: 'hard_sigmoid' }, 'ERR_RNNKIT_ARGUMENT', /gateActivation is for lstm and gru cells, not rnn_tanh/],
   ];
   for (const [label, spec, code, message] of cases) {
     throwsCode(t, () => new RecurrentNetwork(spec as never), code, message, `RecurrentNetwork: ${label}`);

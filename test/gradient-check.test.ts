@@ -3,7 +3,14 @@
 // a scalar objective evaluated in float64 from the float32 forward. Plus forward checks of the GRU variants and LSTM
 // against a plain-JS reference, and the accumulation / zeroGrad contract of parameter gradients.
 import t, { type Test } from 'tap';
-import { RecurrentNetwork, backendInfo, type CellType, type RecurrentSpec, type SequenceBatch } from '../lib';
+import {
+  RecurrentNetwork,
+  backendInfo,
+  type CellType,
+  type GateActivation,
+  type RecurrentSpec,
+  type SequenceBatch,
+} from '../lib';
 import {
   Lcg,
   stratifiedProbes,
@@ -23,6 +30,12 @@ const ATOL = 3e-4;
 const RTOL = 1e-2;
 /** A probed tensor must carry a gradient: otherwise the comparison would be vacuous. */
 const MIN_SIGNAL = 10 * ATOL;
+/**
+ * Hard-sigmoid gates: the least distance of every gate pre-activation from the kinks at -2.5 and 2.5. A probe moves
+ * one value by at most EPS, which shifts a pre-activation by far less than this, so no central difference straddles
+ * a kink and the derivative there is never at stake.
+ */
+const KINK_MARGIN = 0.05;
 
 t.comment(`gemm: ${backendInfo().gemm}`);
 
@@ -35,6 +48,7 @@ interface GradCase {
   name: string;
   cell: CellType;
   resetAfter?: boolean;
+  gateActivation?: GateActivation;
   inputSize?: number;
   vocabSize?: number;
   hidden: number;
@@ -75,6 +89,7 @@ function specOf(c: GradCase): RecurrentSpec {
   return {
     cell: c.cell,
     resetAfter: c.resetAfter,
+    gateActivation: c.gateActivation,
     inputSize: c.inputSize,
     vocabSize: c.vocabSize,
     hiddenSize: c.hidden,
@@ -86,13 +101,21 @@ function specOf(c: GradCase): RecurrentSpec {
 }
 
 /** Parameters drawn from the test's own LCG (independent of the native initialisation). */
-function randomParams(net: RecurrentNetwork, cell: CellType, H: number, rng: Lcg): Record<string, Float32Array> {
+function randomParams(
+  net: RecurrentNetwork,
+  cell: CellType,
+  H: number,
+  rng: Lcg,
+  gates: GateActivation = 'sigmoid',
+): Record<string, Float32Array> {
   const params: Record<string, Float32Array> = {};
   for (const name of net.paramNames()) {
     const shape = net.paramShape(name);
     const size = shape.reduce((a, b) => a * b, 1);
     let v: Float32Array;
-    if (cell === 'rnn_relu' && name.startsWith('bias_ih')) {
+    if (gates === 'hard_sigmoid' && !name.startsWith('head.')) {
+      v = hardSigmoidParams(name, size, H, rng);
+    } else if (cell === 'rnn_relu' && name.startsWith('bias_ih')) {
       // Keep most pre-activations away from the kink at 0: half the units clearly on, half clearly off (for the
       // first steps), with a little noise.
       v = new Float32Array(size);
@@ -108,6 +131,26 @@ function randomParams(net: RecurrentNetwork, cell: CellType, H: number, rng: Lcg
   return params;
 }
 
+/**
+ * Parameters for hard-sigmoid gates that exercise both of its pieces yet keep every gate pre-activation away from the
+ * kinks: by (unit + gate) % 4 a gate unit sits on the slope (0, 2: bias near 0), clipped at 1 (1: bias about +4.2) or
+ * clipped at 0 (3: about -4.2); inputs and states move a pre-activation by much less than the 1.7 to a kink.
+ * The candidate rows (LSTM g, GRU n: the third gate block) keep ordinary biases.
+ */
+function hardSigmoidParams(name: string, size: number, H: number, rng: Lcg): Float32Array {
+  if (!name.startsWith('bias_ih')) {
+    const bound = name.startsWith('bias') ? 0.2 : 0.5;
+    return rng.floats(size, -bound, bound);
+  }
+  const v = new Float32Array(size);
+  for (let i = 0; i < size; ++i) {
+    const gate = Math.floor(i / H);
+    const kind = gate === 2 ? 0 : ((i % H) + gate) % 4;
+    v[i] = kind === 1 ? rng.uniform(4.0, 4.4) : kind === 3 ? rng.uniform(-4.4, -4.0) : rng.uniform(-0.3, 0.3);
+  }
+  return v;
+}
+
 function setUp(c: GradCase, rng: Lcg): Setup {
   const net = new RecurrentNetwork(specOf(c));
   const L = c.layers ?? 1;
@@ -115,7 +158,7 @@ function setUp(c: GradCase, rng: Lcg): Setup {
   const H = c.hidden;
   const N = c.T * c.B;
   const F = c.head ? c.head : D * H;
-  const params = randomParams(net, c.cell, H, rng);
+  const params = randomParams(net, c.cell, H, rng, c.gateActivation);
   const input: SequenceBatch = { batchFirst: c.batchFirst ?? false };
   let x: Float32Array | undefined;
   if (c.vocabSize) {
@@ -152,6 +195,31 @@ function rowIndex(t: number, b: number, T: number, B: number, batchFirst: boolea
 
 // ---------------------------------------------------------------------------------------------------------------
 // The gradient check of one case.
+
+/**
+ * Hard-sigmoid cases (dense, time-major input): the float64 reference, fed the same values, computes the network's
+ * final state; its gate pre-activations keep KINK_MARGIN from the kinks and fall on both sides of them, so the
+ * clipped pieces (gradient 0) and the slope (0.2) are both checked.
+ */
+function checkHardSigmoidRegions(tt: Test, c: GradCase, s: Setup, out: ReturnType<RecurrentNetwork['forwardSync']>) {
+  const pre: number[] = [];
+  const spec = {
+    cell: c.cell, resetAfter: c.resetAfter, gateActivation: c.gateActivation, inputSize: c.inputSize!,
+    hiddenSize: c.hidden, numLayers: s.L, bidirectional: c.bidirectional,
+  };
+  const input = { x: s.x!, T: c.T, B: c.B, lengths: c.lengths, h0: s.h0, c0: s.c0 };
+  const ref = referenceForward(spec, s.params, input, (v) => pre.push(v));
+  const hn = maxExcess(out.hn, ref.hn, 1e-5, 1e-5);
+  tt.ok(hn.ok, `hn equals the float64 reference's (max |diff| ${hn.maxAbsDiff.toExponential(2)})`);
+  const withSigmoid = referenceForward({ ...spec, gateActivation: 'sigmoid' }, s.params, input);
+  const apart = maxExcess(out.hn, withSigmoid.hn, 0, 0).maxAbsDiff;
+  tt.ok(apart > 1e-2, `and differs from sigmoid gates' (max |diff| ${apart.toFixed(4)})`);
+  const nearest = Math.min(...pre.map((v) => Math.abs(Math.abs(v) - 2.5)));
+  const clipped = pre.filter((v) => Math.abs(v) > 2.5).length;
+  tt.ok(nearest >= KINK_MARGIN, `no gate pre-activation within ${KINK_MARGIN} of a kink (nearest ${nearest.toFixed(3)})`);
+  tt.ok(clipped > pre.length / 10 && pre.length - clipped > pre.length / 10,
+    `gates on both pieces: ${clipped} of ${pre.length} pre-activations clipped`);
+}
 
 async function checkCase(tt: Test, c: GradCase): Promise<void> {
   const rng = new Lcg(c.seed);
@@ -233,6 +301,7 @@ async function checkCase(tt: Test, c: GradCase): Promise<void> {
   // Analytic gradients.
   net.zeroGrad();
   const out = net.forwardSync(input, { train: true });
+  if (c.gateActivation === 'hard_sigmoid') checkHardSigmoidRegions(tt, c, s, out);
   const L0 = objective(out);
   const grads = analytic();
   const paramGrads: Record<string, Float32Array> = {};
@@ -275,13 +344,15 @@ async function checkCase(tt: Test, c: GradCase): Promise<void> {
     });
   };
 
-  // Every parameter tensor, gate by gate.
+  // Every parameter tensor, gate by gate. Clipped hard-sigmoid gates leave about half the rows without a gradient:
+  // twice the probes there keep every tensor's check from being vacuous.
+  const probesPerTensor = c.gateActivation === 'hard_sigmoid' ? 16 : 8;
   for (const name of net.paramNames()) {
     const value = s.params[name];
     const recurrent = !name.startsWith('head.');
     const G = recurrent ? net.paramShape(name)[0] / H : 1;
     const idx = recurrent
-      ? stratifiedProbes(rng, value.length, G, Math.max(2, Math.ceil(8 / G)))
+      ? stratifiedProbes(rng, value.length, G, Math.max(2, Math.ceil(probesPerTensor / G)))
       : rng.distinct(0, value.length, 8);
     const commit = () => net.setParam(name, value);
     report(
@@ -607,5 +678,34 @@ t.test('parameter gradients accumulate across backward calls and zeroGrad resets
       tt.equal(l1.loss, l2.loss, 'the loss is the same both times');
       net.dispose();
     });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Hard-sigmoid gates (TF.js's default recurrentActivation), with parameters from hardSigmoidParams.
+
+t.test('hard-sigmoid gates: analytic gradients match central differences', async (tc) => {
+  const layouts: Layout[] = [
+    { label: 'single layer, given h0/c0', inputSize: 3, hidden: 4, T, B: 3, h0: true, c0: true },
+    {
+      label: 'lengths [T, 1, T-2], stacked + bidirectional, given h0/c0',
+      inputSize: 3, hidden: 3, layers: 2, bidirectional: true, T, B: 3, lengths: [T, 1, T - 2], h0: true, c0: true,
+    },
+    { label: 'dense input + head', inputSize: 3, hidden: 4, layers: 2, head: 3, T: 4, B: 2, h0: true, c0: true },
+  ];
+  for (const cell of CELLS.filter((x) => x.cell === 'lstm' || x.cell === 'gru')) {
+    for (const { label, ...rest } of layouts) {
+      const c: GradCase = {
+        ...rest,
+        name: `${cell.label}, ${label}`,
+        cell: cell.cell,
+        resetAfter: cell.resetAfter,
+        gateActivation: 'hard_sigmoid',
+        c0: rest.c0 && cell.cell === 'lstm',
+        objective: 'linear',
+        seed: seed++ * 7919,
+      };
+      await tc.test(c.name, (tt) => checkCase(tt, c));
+    }
   }
 });

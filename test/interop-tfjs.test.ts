@@ -59,7 +59,15 @@ function features(F: number, seed: number): Float32Array {
   return Float32Array.from({ length: B * T * F }, () => r() * 2 - 1);
 }
 
-async function compare(t: Test, build: () => tf.Sequential, input: { F?: number; vocab?: number }): Promise<void> {
+/**
+ * Dense input is uniform in [-scale, scale] (default 1); `inspect` sees the model, with its weights set, and that input.
+ */
+async function compare(
+  t: Test,
+  build: () => tf.Sequential,
+  input: { F?: number; vocab?: number; scale?: number },
+  inspect?: (m: tf.Sequential, x: Float32Array) => void,
+): Promise<void> {
   await ready;
   const m = build();
   randomizeWeights(m, 7);
@@ -73,7 +81,8 @@ async function compare(t: Test, build: () => tf.Sequential, input: { F?: number;
     x = { data: ids, shape: [B, T] };
     tx = tf.tensor2d(Float32Array.from(ids), [B, T]);
   } else {
-    const data = features(input.F as number, 5);
+    const data = features(input.F as number, 5).map((v) => v * (input.scale ?? 1));
+    inspect?.(m, data);
     x = { data, shape: [B, T, input.F as number] };
     tx = tf.tensor3d(data, [B, T, input.F as number]);
   }
@@ -129,8 +138,76 @@ t.test('TF.js LSTM goBackwards (last step) and Bidirectional SimpleRNN (last ste
   }), { F: 2 });
 });
 
+// TF.js's default recurrentActivation, hardSigmoid: clip(0.2 x + 0.5, 0, 1), with kinks at x = -2.5 and 2.5.
+
+/**
+ * Gate pre-activations (Keras gate blocks `gates` of the first layer, which reads x) that lie outside the kinks
+ * (clipped) or between them (slope) whatever the recurrent state: the input part x W + b is computed exactly, the
+ * recurrent part h U is at most the sum of |U| over the unit's column, as |h| < 1 (h0 = 0).
+ */
+function hardSigmoidPieces(m: tf.Sequential, x: Float32Array, gates: number[]): { clipped: number; slope: number; total: number } {
+  const [kernel, recurrent, bias] = m.layers[0].getWeights().map((w) => w.dataSync());
+  const F = m.layers[0].getWeights()[0].shape[0];
+  const cols = bias.length;
+  const units = recurrent.length / cols;
+  let clipped = 0, slope = 0, total = 0;
+  for (let row = 0; row < B * T; row++)
+    for (const g of gates)
+      for (let u = 0; u < units; u++) {
+        const col = g * units + u;
+        let pre = bias[col], reach = 0;
+        for (let i = 0; i < F; i++) pre += x[row * F + i] * kernel[i * cols + col];
+        for (let k = 0; k < units; k++) reach += Math.abs(recurrent[k * cols + col]);
+        if (Math.abs(pre) - reach > 2.5) clipped++;
+        else if (Math.abs(pre) + reach < 2.5) slope++;
+        total++;
+      }
+  return { clipped, slope, total };
+}
+
+function expectBothPieces(t: Test, gates: number[]): (m: tf.Sequential, x: Float32Array) => void {
+  return (m, x) => {
+    const p = hardSigmoidPieces(m, x, gates);
+    t.ok(p.clipped > 0 && p.slope > 0,
+      `gate pre-activations on both pieces of the hard sigmoid: ${p.clipped} surely clipped, ${p.slope} surely on the slope, of ${p.total}`);
+  };
+}
+
+const X_SCALE = 4; // inputs in [-4, 4]: many gates clip
+
+t.test('TF.js LSTM with the default recurrentActivation (hardSigmoid), clipping, + Dense', (t) => compare(t, () => tf.sequential({
+  layers: [tf.layers.lstm({ units: 4, returnSequences: true, inputShape: [T, 3] }), tf.layers.dense({ units: 2 })],
+}), { F: 3, scale: X_SCALE }, expectBothPieces(t, [0, 1, 3])));
+
+t.test('TF.js stacked GRUs (reset-before) with the default recurrentActivation (hardSigmoid), clipping', (t) => compare(t, () => tf.sequential({
+  layers: [
+    tf.layers.gru({ units: 4, returnSequences: true, inputShape: [T, 3] }),
+    tf.layers.gru({ units: 3, returnSequences: true }),
+  ],
+}), { F: 3, scale: X_SCALE }, expectBothPieces(t, [0, 1])));
+
+t.test('hardSigmoid models differ clearly from the same weights with sigmoid gates', async (t) => {
+  // Otherwise the comparisons above could not tell the two apart.
+  await ready;
+  const x = tf.tensor3d(features(3, 5).map((v) => v * X_SCALE), [B, T, 3]);
+  for (const layer of [tf.layers.lstm, tf.layers.gru]) {
+    const hard = tf.sequential({ layers: [layer({ units: 4, returnSequences: true, inputShape: [T, 3] })] });
+    randomizeWeights(hard, 7);
+    const soft = tf.sequential({ layers: [layer({ units: 4, returnSequences: true, inputShape: [T, 3], recurrentActivation: 'sigmoid' })] });
+    soft.setWeights(hard.getWeights());
+    const d = tf.max(tf.abs(tf.sub(hard.predict(x) as tf.Tensor, soft.predict(x) as tf.Tensor))).dataSync()[0];
+    t.ok(d > 1e-2, `${hard.layers[0].getClassName()}: max |difference| ${d.toFixed(4)}`);
+  }
+});
+
 /** A Keras (Python) GRU with reset_after=True, converted by tensorflowjs_converter: bias [2, 3u]. */
-t.test('Keras GRU reset_after=True (bias [2, 3u]) equals a reference GRU', async (t) => {
+t.test('Keras GRU reset_after=True (bias [2, 3u]) equals a reference GRU', (t) => kerasResetAfterGru(t, 'sigmoid', 1));
+
+/** TF.js cannot build a reset-after GRU; Keras's, with TF.js's hard sigmoid, against the same reference. */
+t.test('Keras GRU reset_after=True with recurrent_activation hard_sigmoid equals a reference GRU', (t) =>
+  kerasResetAfterGru(t, 'hard_sigmoid', X_SCALE));
+
+async function kerasResetAfterGru(t: Test, recurrentActivation: 'sigmoid' | 'hard_sigmoid', scale: number): Promise<void> {
   const I = 2, U = 3;
   const r = rng(11);
   const rand = (n: number) => Float32Array.from({ length: n }, () => (r() * 2 - 1) * 0.8);
@@ -140,7 +217,7 @@ t.test('Keras GRU reset_after=True (bias [2, 3u]) equals a reference GRU', async
       keras_version: '2.15.0', backend: 'tensorflow',
       model_config: { class_name: 'Sequential', config: { name: 'sequential', layers: [
         { class_name: 'InputLayer', config: { batch_input_shape: [null, T, I], dtype: 'float32', name: 'input_1' } },
-        { class_name: 'GRU', config: { name: 'gru', units: U, activation: 'tanh', recurrent_activation: 'sigmoid', use_bias: true, reset_after: true, return_sequences: true } },
+        { class_name: 'GRU', config: { name: 'gru', units: U, activation: 'tanh', recurrent_activation: recurrentActivation, use_bias: true, reset_after: true, return_sequences: true } },
       ] } },
     },
     weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights: [
@@ -152,11 +229,17 @@ t.test('Keras GRU reset_after=True (bias [2, 3u]) equals a reference GRU', async
   const weightData = Buffer.concat([kernel, rec, bias].map((a) => Buffer.from(a.buffer)));
   const model = fromTfjsArtifacts({ modelJson, weightData });
   t.teardown(() => model.dispose());
-  const x = features(I, 9);
+  const x = features(I, 9).map((v) => v * scale);
   const got = await model.predict({ data: x, shape: [B, T, I] });
   // Keras's GRU, reset_after=True: gates z, r, h in the kernels' columns.
   const want: number[] = [];
-  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  let clipped = 0, gates = 0;
+  const sig = (v: number) => {
+    gates++;
+    if (recurrentActivation === 'sigmoid') return 1 / (1 + Math.exp(-v));
+    if (Math.abs(v) > 2.5) clipped++;
+    return Math.min(1, Math.max(0, 0.2 * v + 0.5));
+  };
   for (let b = 0; b < B; b++) {
     let h = new Array(U).fill(0);
     for (let s = 0; s < T; s++) {
@@ -176,7 +259,9 @@ t.test('Keras GRU reset_after=True (bias [2, 3u]) equals a reference GRU', async
     }
   }
   close(t, got.data, want, 'output');
-});
+  if (recurrentActivation === 'hard_sigmoid')
+    t.ok(clipped > 0 && clipped < gates, `${clipped} of ${gates} gate pre-activations clipped`);
+}
 
 t.test('fromTfjs rejects what rnnkit cannot compute, naming the layer', async (t) => {
   await ready;
@@ -185,7 +270,8 @@ t.test('fromTfjs rejects what rnnkit cannot compute, naming the layer', async (t
     t.teardown(() => fs.rmSync(s.dir, { recursive: true, force: true }));
     await t.rejects(fromTfjs(path.join(s.dir, 'model.json')), { code: 'ERR_RNNKIT_ARGUMENT', message: re });
   };
-  await reject(tf.sequential({ layers: [tf.layers.lstm({ units: 2, inputShape: [T, 3], name: 'hs' })] }), /layer 'hs' \(LSTM\).*hardSigmoid/);
+  await reject(tf.sequential({ layers: [tf.layers.lstm({ units: 2, inputShape: [T, 3], name: 'ra', recurrentActivation: 'tanh' })] }), /layer 'ra' \(LSTM\): recurrent_activation "tanh" is not supported \(sigmoid, hardSigmoid\)/);
+  await reject(tf.sequential({ layers: [tf.layers.gru({ units: 2, inputShape: [T, 3], name: 'rg', recurrentActivation: 'relu6' } as never)] }), /layer 'rg' \(GRU\): recurrent_activation "relu6"/);
   await reject(tf.sequential({ layers: [lstm({ units: 2, inputShape: [T, 3], goBackwards: true, returnSequences: true, name: 'back' })] }), /layer 'back'.*go_backwards with return_sequences/);
   await reject(tf.sequential({ layers: [tf.layers.bidirectional({ layer: gru({ units: 2 }) as never, mergeMode: 'ave', inputShape: [T, 3], name: 'bi' } as never)] }), /layer 'bi'.*merge_mode "ave"/);
   await reject(tf.sequential({ layers: [tf.layers.flatten({ inputShape: [T, 3], name: 'flat' }), tf.layers.dense({ units: 1 })] }), /layer 'flat' \(Flatten\) is not supported/);

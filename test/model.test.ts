@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as rk from '../lib/index';
-import { parseSafetensors } from '../lib/safetensors';
+import { parseSafetensors, serializeSafetensors } from '../lib/safetensors';
 
 const { layers, optimizers, sequential } = rk;
 
@@ -211,6 +211,47 @@ t.test('save and load keep the architecture, weights and metadata; files use PyT
   m.dispose();
   loaded.dispose();
   await t.rejects(rk.load(Buffer.from('not a model file at all')), { code: 'ERR_RNNKIT_FORMAT' });
+});
+
+t.test('recurrentActivation hardSigmoid: in the summary, saved with the architecture; older files load as sigmoid', async (t) => {
+  const dir = tmpdir();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const build = (recurrentActivation?: rk.RecurrentActivation) => sequential({
+    inputSize: 3, seed: 5, layers: [
+      layers.lstm({ units: 4, returnSequences: true, recurrentActivation }),
+      layers.gru({ units: 3, resetAfter: false, recurrentActivation }),
+    ],
+  });
+  const hard = build('hardSigmoid');
+  t.match(hard.summary(), /lstm_1 \(lstm, hardSigmoid\)[^\n]*\n[^\n]*gru_1 \(gru, hardSigmoid\)/);
+  t.notMatch(build().summary(), /hardSigmoid/);
+  const file = path.join(dir, 'hard.safetensors');
+  await hard.save(file);
+  // Inputs in [-4, 4], so that gates clip and the two activations give different outputs.
+  const x = { data: randn(new rk.SeededRandom(1), 2 * 5 * 3).map((v) => 4 * v), shape: [2, 5, 3] };
+  const want = await hard.predict(x);
+  const loaded = await rk.load(file);
+  t.same(loaded.layers.map((l) => (l as { recurrentActivation?: string }).recurrentActivation), ['hardSigmoid', 'hardSigmoid']);
+  t.equal(maxDiff((await loaded.predict(x)).data, want.data), 0, 'the loaded model predicts the same');
+
+  // The same file as an rnnkit without the option wrote it: no recurrentActivation in the architecture.
+  const parsed = parseSafetensors(fs.readFileSync(file));
+  const rewrite = (desc: (model: { layers: Record<string, unknown>[] }) => void): string => {
+    const model = JSON.parse(parsed.metadata.model);
+    desc(model);
+    const out = path.join(dir, `variant-${Math.random().toString(36).slice(2)}.safetensors`);
+    fs.writeFileSync(out, serializeSafetensors([...parsed.tensors].map(([name, v]) => ({ name, shape: v.shape, data: v.data })), { ...parsed.metadata, model: JSON.stringify(model) }));
+    return out;
+  };
+  const older = await rk.load(rewrite((m) => m.layers.forEach((l) => delete l.recurrentActivation)));
+  const sigmoid = build();
+  sigmoid.setWeights(hard.getWeights());
+  const olderOut = await older.predict(x);
+  t.equal(maxDiff(olderOut.data, (await sigmoid.predict(x)).data), 0, 'a file without recurrentActivation loads with sigmoid gates');
+  t.ok(maxDiff(olderOut.data, want.data) > 1e-3, `which differ from hardSigmoid's (max |diff| ${maxDiff(olderOut.data, want.data).toFixed(4)})`);
+  await t.rejects(rk.load(rewrite((m) => { m.layers[0].recurrentActivation = 'tanh'; })), { code: 'ERR_RNNKIT_FORMAT', message: /recurrentActivation must be 'sigmoid' or 'hardSigmoid'/ });
+  t.throws(() => layers.gru({ units: 2, recurrentActivation: 'hard_sigmoid' as never }), { code: 'ERR_RNNKIT_ARGUMENT' });
+  for (const m of [hard, loaded, older, sigmoid]) m.dispose();
 });
 
 t.test('a stream fed one step at a time matches the whole-sequence prediction', async (t) => {

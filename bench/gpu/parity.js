@@ -108,16 +108,20 @@ const cells = [
   { cell: 'lstm' },
   { cell: 'gru', resetAfter: true },
   { cell: 'gru', resetAfter: false },
+  // TF.js's hard sigmoid on the gates, with inputs large enough that some gates clip.
+  { cell: 'lstm', gateActivation: 'hard_sigmoid', xScale: 8 },
+  { cell: 'gru', resetAfter: true, gateActivation: 'hard_sigmoid', xScale: 8 },
+  { cell: 'gru', resetAfter: false, gateActivation: 'hard_sigmoid', xScale: 8 },
 ];
-for (const c of cells) {
+for (const { xScale = 1, ...c } of cells) {
   const T = 9, B = 6, I = 7, H = 33, L = 2, D = 2, K = 5;
   const spec = { ...c, inputSize: I, hiddenSize: H, numLayers: L, bidirectional: true, headSize: K, seed: 11 };
-  const name = `${c.cell}${c.resetAfter === false ? ' reset-before' : ''}`;
+  const name = `${c.cell}${c.resetAfter === false ? ' reset-before' : ''}${c.gateActivation ? ` ${c.gateActivation}` : ''}`;
   both(name, spec, (net) => {
     const r = rng(5);
     const out = {};
     const input = {
-      x: { data: floats(T * B * I, r), shape: [T, B, I] },
+      x: { data: floats(T * B * I, r, xScale), shape: [T, B, I] },
       lengths: Int32Array.from([9, 3, 7, 1, 9, 5]),
       h0: floats(L * D * B * H, r, 0.5),
     };

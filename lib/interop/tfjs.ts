@@ -6,8 +6,10 @@
 //   Dense / SimpleRNN / LSTM: transpose; LSTM gates i,f,c,o are rnnkit's i,f,g,o; one bias -> bias_ih, bias_hh = 0.
 //   GRU: gates z,r,h -> r,z,n; reset_after true (bias [2, 3u]: input and recurrent) -> rnnkit's reset-after GRU,
 //   reset_after false (TF.js, bias [3u]) -> bias_ih and rnnkit's resetAfter: false.
-// Rejected with a clear error: recurrent_activation other than 'sigmoid' (TF.js's default 'hardSigmoid' included),
-// go_backwards with return_sequences (Keras returns those outputs in reverse time order), return_state, masking,
+//   LSTM / GRU recurrent_activation: 'sigmoid', or 'hardSigmoid' / 'hard_sigmoid' (TF.js's default, also when the
+//   config has none) -> recurrentActivation 'hardSigmoid', TF.js's clip(0.2 x + 0.5, 0, 1). (Keras 3 redefined its
+//   hard_sigmoid as clip(x / 6 + 0.5, 0, 1); TF.js, and so rnnkit, compute such a model with 0.2 x + 0.5.)
+// Rejected with a clear error: any other recurrent_activation, go_backwards with return_sequences (Keras returns those outputs in reverse time order), return_state, masking,
 // merge modes other than concat and sum, quantized or non-float32 weights.
 //
 // model.json is untrusted input: every weight's dtype, shape and byte range is checked against the weight files
@@ -16,7 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { rnnkitError } from '../errors';
 import { Sequential } from '../model';
-import type { LayerConfig, Activation } from '../layers';
+import type { LayerConfig, Activation, RecurrentActivation } from '../layers';
 
 export interface TfjsArtifacts {
   /** The parsed model.json (or its text); `weightSpecs` (as in TF.js ModelArtifacts) may replace `weightsManifest`. */
@@ -250,13 +252,15 @@ class Converter {
     const units = posInt(c.units, `${label} units`);
     const cls = l.className;
     const act = c.activation ?? 'tanh';
+    let recurrentActivation: RecurrentActivation | undefined;
     if (cls === 'SimpleRNN') {
       if (act !== 'tanh' && act !== 'relu') throw unsupported(`${label}: activation ${JSON.stringify(act)} is not supported (tanh, relu)`);
     } else {
       if (act !== 'tanh') throw unsupported(`${label}: activation ${JSON.stringify(act)} is not supported (tanh)`);
-      const ra = c.recurrent_activation ?? 'hard_sigmoid';
-      if (ra !== 'sigmoid')
-        throw unsupported(`${label}: recurrent_activation ${JSON.stringify(ra)} is not supported; rnnkit's gates use 'sigmoid' (TF.js defaults to 'hardSigmoid': build the model with recurrentActivation: 'sigmoid')`);
+      const ra = c.recurrent_activation ?? 'hardSigmoid';
+      if (ra === 'hardSigmoid' || ra === 'hard_sigmoid') recurrentActivation = 'hardSigmoid';
+      else if (ra !== 'sigmoid')
+        throw unsupported(`${label}: recurrent_activation ${JSON.stringify(ra)} is not supported (sigmoid, hardSigmoid)`);
     }
     if (c.return_state === true) throw unsupported(`${label} uses return_state`);
     const returnSequences = c.return_sequences === true;
@@ -305,6 +309,7 @@ class Converter {
       ...(goBackwards ? { goBackwards } : {}),
     };
     if (cls === 'GRU') layer.resetAfter = resetAfter;
+    if (recurrentActivation) layer.recurrentActivation = recurrentActivation;
     this.layers.push(layer);
     this.#features = bidirectional && merge === 'concat' ? 2 * units : units;
     this.#sequence = returnSequences;

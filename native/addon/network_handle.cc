@@ -189,6 +189,7 @@ Napi::Value NetworkHandle::Spec(const Napi::CallbackInfo& info) {
           l.Set("numLayers", st.numLayers);
           l.Set("bidirectional", st.bidirectional);
           if (st.cell == CellKind::Gru) l.Set("resetAfter", st.resetAfter);
+          if (hasGates(st.cell)) l.Set("gateActivation", gateActivationName(st.gateActivation));
           l.Set("merge", mergeModeName(st.merge));
           l.Set("returnSequences", st.returnSequences);
           l.Set("goBackwards", st.goBackwards);
@@ -217,6 +218,7 @@ Napi::Value NetworkHandle::Spec(const Napi::CallbackInfo& info) {
   o.Set("numLayers", s.numLayers);
   o.Set("bidirectional", s.bidirectional);
   if (s.cell == CellKind::Gru) o.Set("resetAfter", s.resetAfter);
+  if (hasGates(s.cell)) o.Set("gateActivation", gateActivationName(s.gateActivation));
   o.Set("headSize", s.headSize);
   return o;
 }

@@ -85,6 +85,7 @@ NetworkSpec parseNetworkSpec(const Napi::Value& value) {
   spec.numLayers = optionalInt(o, "numLayers", 1);
   spec.bidirectional = optionalBool(o, "bidirectional", false);
   spec.resetAfter = optionalBool(o, "resetAfter", true);
+  spec.gateActivation = parseGateActivation(optionalString(o, "gateActivation", "sigmoid"));
   spec.headSize = optionalInt(o, "headSize", 0);
   if (has(o, "seed")) {
     double seed = optionalNumber(o, "seed", 0);
@@ -128,6 +129,7 @@ ModelSpec parseModelSpec(const Napi::Value& value) {
       s.numLayers = optionalInt(l, "numLayers", 1);
       s.bidirectional = optionalBool(l, "bidirectional", false);
       s.resetAfter = optionalBool(l, "resetAfter", true);
+      s.gateActivation = parseGateActivation(optionalString(l, "gateActivation", "sigmoid"));
       s.merge = parseMergeMode(optionalString(l, "merge", "concat"));
       s.returnSequences = optionalBool(l, "returnSequences", true);
       s.goBackwards = optionalBool(l, "goBackwards", false);

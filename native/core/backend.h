@@ -17,6 +17,7 @@ namespace rnnkit {
 struct CellForwardStep {
   CellKind cell = CellKind::Lstm;
   bool resetAfter = true;  // GRU only
+  GateActivation gate = GateActivation::Sigmoid;  // LSTM and GRU
   int batch = 0, hidden = 0;
   const float* gi = nullptr;  // [B, G*H], row stride ldgi: W_ih x + b_ih
   int ldgi = 0;
@@ -41,6 +42,7 @@ struct CellForwardStep {
 struct CellBackwardStep {
   CellKind cell = CellKind::Lstm;
   bool resetAfter = true;
+  GateActivation gate = GateActivation::Sigmoid;
   int batch = 0, hidden = 0;
   const float* saved = nullptr;
   const float* hPrev = nullptr;
@@ -149,7 +151,7 @@ class Backend {
 
   virtual void cellForward(const CellForwardStep& step) = 0;
   virtual void cellBackward(const CellBackwardStep& step) = 0;
-  // Reset-before GRU, forward: rh = sigmoid(gi_r + gh_r) * hPrev, the input of the W_hn GEMM.
+  // Reset-before GRU, forward: rh = gate(gi_r + gh_r) * hPrev, the input of the W_hn GEMM.
   virtual void gruResetGate(const CellForwardStep& step, float* rh) = 0;
   // Reset-before GRU, backward, after cellBackward and drh = dn_pre x W_hn: completes dGh's r columns and adds
   // drh * r to dhPrev.

@@ -22,4 +22,14 @@ CellKind parseCell(const std::string& name) {
   fail(ErrorCode::Argument, "unknown cell '" + name + "': expected one of rnn_tanh, rnn_relu, lstm, gru");
 }
 
+const char* gateActivationName(GateActivation activation) {
+  return activation == GateActivation::HardSigmoid ? "hard_sigmoid" : "sigmoid";
+}
+
+GateActivation parseGateActivation(const std::string& name) {
+  if (name == "sigmoid") return GateActivation::Sigmoid;
+  if (name == "hard_sigmoid") return GateActivation::HardSigmoid;
+  fail(ErrorCode::Argument, "unknown gate activation '" + name + "': expected sigmoid or hard_sigmoid");
+}
+
 }  // namespace rnnkit

@@ -48,6 +48,7 @@ ModelSpec ModelSpec::fromNetworkSpec(const NetworkSpec& spec) {
   rec.numLayers = spec.numLayers;
   rec.bidirectional = spec.bidirectional;
   rec.resetAfter = spec.resetAfter;
+  rec.gateActivation = spec.gateActivation;
   m.stages.push_back(rec);
   if (spec.headSize > 0) {
     StageSpec head;
@@ -91,6 +92,8 @@ void ModelSpec::validate() const {
           fail(ErrorCode::Argument, at + ": dropout must be in [0, 1)");
         if (s.goBackwards && s.bidirectional)
           fail(ErrorCode::Argument, at + ": goBackwards is for one-directional layers");
+        if (s.gateActivation != GateActivation::Sigmoid && !hasGates(s.cell))
+          fail(ErrorCode::Argument, at + ": a gate activation is for lstm and gru cells, not " + cellName(s.cell));
         if (tokens) features = vocabSize;  // one-hot input
         if ((long long)gateCount(s.cell) * s.hiddenSize * std::max(features, 2 * s.hiddenSize) > (1LL << 30))
           fail(ErrorCode::Argument, at + ": the weight matrices are too large");

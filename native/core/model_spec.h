@@ -32,6 +32,7 @@ struct StageSpec {
   int numLayers = 1;
   bool bidirectional = false;
   bool resetAfter = true;
+  GateActivation gateActivation = GateActivation::Sigmoid;  // lstm and gru
   MergeMode merge = MergeMode::Concat;
   bool returnSequences = true;
   bool goBackwards = false;

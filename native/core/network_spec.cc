@@ -26,6 +26,8 @@ void NetworkSpec::validate() const {
   if ((inputSize > 0) == (vocabSize > 0))
     fail(ErrorCode::Argument, "give exactly one of inputSize (dense input) and vocabSize (one-hot symbol input)");
   checkRange(vocabSize > 0 ? "vocabSize" : "inputSize", vocabSize > 0 ? vocabSize : inputSize, 1, kMaxSize);
+  if (gateActivation != GateActivation::Sigmoid && !hasGates(cell))
+    fail(ErrorCode::Argument, std::string("gateActivation is for lstm and gru cells, not ") + cellName(cell));
   long long largest = (long long)gateCount(cell) * hiddenSize * (long long)std::max(layerInputSize(0), hiddenSize * 2);
   if (largest > INT_MAX / 2) fail(ErrorCode::Argument, "the network's weight matrices are too large");
 }

@@ -20,6 +20,7 @@ struct NetworkSpec {
   int numLayers = 1;
   bool bidirectional = false;
   bool resetAfter = true;  // GRU only: false gives the reset-before variant of Keras/TF.js
+  GateActivation gateActivation = GateActivation::Sigmoid;  // LSTM and GRU only
   int headSize = 0;        // 0: no head, the output is the top layer's y
   bool hasSeed = false;
   uint64_t seed = 0;

@@ -10,11 +10,12 @@ namespace {
 bool foldsBiases(CellKind cell) { return cell != CellKind::Gru; }
 }  // namespace
 
-RecurrentLayer::RecurrentLayer(Backend& backend, CellKind cell, bool resetAfter, int inputSize, int hidden,
-                               bool reverse)
+RecurrentLayer::RecurrentLayer(Backend& backend, CellKind cell, bool resetAfter, GateActivation gate, int inputSize,
+                               int hidden, bool reverse)
     : be_(backend),
       cell_(cell),
       resetAfter_(resetAfter),
+      gate_(gate),
       input_(inputSize),
       hidden_(hidden),
       reverse_(reverse),
@@ -105,6 +106,7 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
   CellForwardStep step;
   step.cell = cell_;
   step.resetAfter = resetAfter_;
+  step.gate = gate_;
   step.batch = B;
   step.hidden = H;
   step.ldgi = GH;
@@ -173,6 +175,7 @@ void RecurrentLayer::backward(const LayerWeights& w, const LayerInput& in, int T
   CellBackwardStep step;
   step.cell = cell_;
   step.resetAfter = resetAfter_;
+  step.gate = gate_;
   step.batch = B;
   step.hidden = H;
   step.ldy = ldy;

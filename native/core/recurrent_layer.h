@@ -30,7 +30,8 @@ struct LayerInput {
 
 class RecurrentLayer {
  public:
-  RecurrentLayer(Backend& backend, CellKind cell, bool resetAfter, int inputSize, int hidden, bool reverse);
+  RecurrentLayer(Backend& backend, CellKind cell, bool resetAfter, GateActivation gate, int inputSize, int hidden,
+                 bool reverse);
 
   // y receives this direction's output columns (row stride ldy); h0/c0 may be null (zero state).
   // With train = true the activations backward needs are kept until the next forward.
@@ -58,6 +59,7 @@ class RecurrentLayer {
   Backend& be_;
   CellKind cell_;
   bool resetAfter_;
+  GateActivation gate_;
   int input_, hidden_;
   bool reverse_;
   int gates_;

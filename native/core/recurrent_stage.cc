@@ -20,7 +20,7 @@ RecurrentStage::RecurrentStage(Backend& be, const StageSpec& spec, int inputFeat
       dIn_(&be) {
   for (int k = 0; k < spec_.numLayers; ++k)
     for (int d = 0; d < spec_.directions(); ++d)
-      layers_.push_back(std::make_unique<RecurrentLayer>(be, spec_.cell, spec_.resetAfter,
+      layers_.push_back(std::make_unique<RecurrentLayer>(be, spec_.cell, spec_.resetAfter, spec_.gateActivation,
                                                          k == 0 ? in_ : spec_.hiddenSize * spec_.directions(),
                                                          spec_.hiddenSize, d == 1 || spec_.goBackwards));
 }

@@ -1,17 +1,18 @@
 // The fused element-wise kernels of each cell: one pass per time step over [B, H] that adds the two projections,
 // applies the gate activations and updates the state (forward), or turns dh/dc into the gate gradients (backward).
+// The LSTM and GRU kernels are templates over the gate activation (gate_activation.h), chosen once per step.
 #include <cmath>
 #include <cstring>
 
 #include "cpu_backend.h"
 #include "fast_math.h"
+#include "gate_activation.h"
 #include "simd_dispatch.h"
 
 namespace rnnkit::cpu {
 
 namespace {
 
-RNNKIT_INLINE float sigmoid(float x) { return fastSigmoid(x); }
 RNNKIT_INLINE float tanhf(float x) { return fastTanh(x); }
 
 inline bool rowActive(const int32_t* lengths, int b, int t) { return lengths == nullptr || t < lengths[b]; }
@@ -28,15 +29,15 @@ void holdRow(const CellForwardStep& s, int b) {
 
 // One row of the LSTM update; Save keeps i, f, g, o for backward. A template rather than a run-time test so that
 // the loop has no branch and vectorizes.
-template <bool Save>
+template <bool Save, typename Gate>
 __attribute__((always_inline)) inline void lstmRow(int H, const float* __restrict gi, const float* __restrict gh,
                                                    const float* __restrict cp, float* __restrict cn,
                                                    float* __restrict hn, float* __restrict sv) {
   for (int j = 0; j < H; ++j) {
-    float i = sigmoid(gi[j] + gh[j]);
-    float f = sigmoid(gi[H + j] + gh[H + j]);
+    float i = Gate::forward(gi[j] + gh[j]);
+    float f = Gate::forward(gi[H + j] + gh[H + j]);
     float g = tanhf(gi[2 * H + j] + gh[2 * H + j]);
-    float o = sigmoid(gi[3 * H + j] + gh[3 * H + j]);
+    float o = Gate::forward(gi[3 * H + j] + gh[3 * H + j]);
     float c = f * cp[j] + i * g;
     cn[j] = c;
     hn[j] = o * tanhf(c);
@@ -51,13 +52,13 @@ __attribute__((always_inline)) inline void lstmRow(int H, const float* __restric
 
 // One row of the GRU update. Reset-after: r scales the recurrent projection of n; reset-before: gh's n column
 // already holds W_hn(r*h) + b_hn.
-template <bool Save, bool ResetAfter>
+template <bool Save, bool ResetAfter, typename Gate>
 __attribute__((always_inline)) inline void gruRow(int H, const float* __restrict gi, const float* __restrict gh,
                                                   const float* __restrict hp, float* __restrict hn,
                                                   float* __restrict sv) {
   for (int j = 0; j < H; ++j) {
-    float r = sigmoid(gi[j] + gh[j]);
-    float z = sigmoid(gi[H + j] + gh[H + j]);
+    float r = Gate::forward(gi[j] + gh[j]);
+    float z = Gate::forward(gi[H + j] + gh[H + j]);
     float ghn = gh[2 * H + j];
     float n = tanhf(gi[2 * H + j] + (ResetAfter ? r * ghn : ghn));
     hn[j] = (1.f - z) * n + z * hp[j];
@@ -70,6 +71,7 @@ __attribute__((always_inline)) inline void gruRow(int H, const float* __restrict
   }
 }
 
+template <typename Gate>
 RNNKIT_INLINE void forwardRowImpl(const CellForwardStep& s, int b) {
   const int H = s.hidden;
   const float* __restrict gi = s.gi + (std::size_t)b * s.ldgi;
@@ -90,18 +92,18 @@ RNNKIT_INLINE void forwardRowImpl(const CellForwardStep& s, int b) {
     case CellKind::Lstm: {
       const float* cp = s.cPrev + (std::size_t)b * H;
       float* cn = s.cNext + (std::size_t)b * H;
-      if (s.saved) lstmRow<true>(H, gi, gh, cp, cn, hn, s.saved + (std::size_t)b * 4 * H);
-      else lstmRow<false>(H, gi, gh, cp, cn, hn, nullptr);
+      if (s.saved) lstmRow<true, Gate>(H, gi, gh, cp, cn, hn, s.saved + (std::size_t)b * 4 * H);
+      else lstmRow<false, Gate>(H, gi, gh, cp, cn, hn, nullptr);
       break;
     }
     case CellKind::Gru: {
       float* sv = s.saved ? s.saved + (std::size_t)b * 4 * H : nullptr;
       if (s.resetAfter) {
-        if (sv) gruRow<true, true>(H, gi, gh, hp, hn, sv);
-        else gruRow<false, true>(H, gi, gh, hp, hn, nullptr);
+        if (sv) gruRow<true, true, Gate>(H, gi, gh, hp, hn, sv);
+        else gruRow<false, true, Gate>(H, gi, gh, hp, hn, nullptr);
       } else {
-        if (sv) gruRow<true, false>(H, gi, gh, hp, hn, sv);
-        else gruRow<false, false>(H, gi, gh, hp, hn, nullptr);
+        if (sv) gruRow<true, false, Gate>(H, gi, gh, hp, hn, sv);
+        else gruRow<false, false, Gate>(H, gi, gh, hp, hn, nullptr);
       }
       break;
     }
@@ -140,7 +142,7 @@ RNNKIT_INLINE void rnnBackwardRow(bool relu, int H, const float* __restrict dhIn
   }
 }
 
-template <bool HasDy>
+template <bool HasDy, typename Gate>
 RNNKIT_INLINE void lstmBackwardRow(int H, const float* __restrict dhIn, const float* __restrict dy,
                                    const float* __restrict sv, const float* __restrict cp,
                                    const float* __restrict cn, const float* __restrict dcIn, float* __restrict dG,
@@ -150,10 +152,10 @@ RNNKIT_INLINE void lstmBackwardRow(int H, const float* __restrict dhIn, const fl
     const float dh = totalDh<HasDy>(dhIn, dy, j);
     const float tc = tanhf(cn[j]);
     const float dc = dcIn[j] + dh * o * (1.f - tc * tc);
-    dG[j] = dc * g * i * (1.f - i);
-    dG[H + j] = dc * cp[j] * f * (1.f - f);
+    dG[j] = Gate::gradient(dc * g, i);
+    dG[H + j] = Gate::gradient(dc * cp[j], f);
     dG[2 * H + j] = dc * i * (1.f - g * g);
-    dG[3 * H + j] = dh * tc * o * (1.f - o);
+    dG[3 * H + j] = Gate::gradient(dh * tc, o);
     dcp[j] = dc * f;
     dhp[j] = 0.f;
   }
@@ -162,7 +164,7 @@ RNNKIT_INLINE void lstmBackwardRow(int H, const float* __restrict dhIn, const fl
 // GRU: h' = (1-z)*n + z*h. Reset-after: n = tanh(gi_n + r*ghn), so r's gradient goes through ghn (kept in the saved
 // activations) and the recurrent side of n is scaled by r. Reset-before: r's gradient needs dn_pre x W_hn first, so
 // gruResetGateBackward fills it in later (dGh aliases dGi there).
-template <bool HasDy, bool ResetAfter>
+template <bool HasDy, bool ResetAfter, typename Gate>
 RNNKIT_INLINE void gruBackwardRow(int H, const float* __restrict dhIn, const float* __restrict dy,
                                   const float* __restrict sv, const float* __restrict hp, float* __restrict dGi,
                                   float* __restrict dGh, float* __restrict dhp) {
@@ -170,12 +172,12 @@ RNNKIT_INLINE void gruBackwardRow(int H, const float* __restrict dhIn, const flo
     const float r = sv[j], z = sv[H + j], n = sv[2 * H + j], extra = sv[3 * H + j];
     const float dh = totalDh<HasDy>(dhIn, dy, j);
     const float dnPre = dh * (1.f - z) * (1.f - n * n);
-    const float dzPre = dh * (hp[j] - n) * z * (1.f - z);
+    const float dzPre = Gate::gradient(dh * (hp[j] - n), z);
     dhp[j] = dh * z;
     dGi[H + j] = dzPre;
     dGi[2 * H + j] = dnPre;
     if (ResetAfter) {
-      const float drPre = dnPre * extra * r * (1.f - r);
+      const float drPre = Gate::gradient(dnPre * extra, r);
       dGi[j] = drPre;
       dGh[j] = drPre;
       dGh[H + j] = dzPre;
@@ -186,7 +188,7 @@ RNNKIT_INLINE void gruBackwardRow(int H, const float* __restrict dhIn, const flo
   }
 }
 
-template <bool HasDy>
+template <bool HasDy, typename Gate>
 RNNKIT_INLINE void backwardRowWith(const CellBackwardStep& s, int b) {
   const int H = s.hidden;
   const float* dhIn = s.dh + (std::size_t)b * H;
@@ -203,79 +205,105 @@ RNNKIT_INLINE void backwardRowWith(const CellBackwardStep& s, int b) {
       rnnBackwardRow<HasDy>(s.cell == CellKind::RnnRelu, H, dhIn, dy, hn, dGi, dhp);
       break;
     case CellKind::Lstm:
-      lstmBackwardRow<HasDy>(H, dhIn, dy, sv, s.cPrev + (std::size_t)b * H, s.cNext + (std::size_t)b * H,
+      lstmBackwardRow<HasDy, Gate>(H, dhIn, dy, sv, s.cPrev + (std::size_t)b * H, s.cNext + (std::size_t)b * H,
                              s.dc + (std::size_t)b * H, dGi, s.dcPrev + (std::size_t)b * H, dhp);
       break;
     case CellKind::Gru:
-      if (s.resetAfter) gruBackwardRow<HasDy, true>(H, dhIn, dy, sv, hp, dGi, dGh, dhp);
-      else gruBackwardRow<HasDy, false>(H, dhIn, dy, sv, hp, dGi, dGh, dhp);
+      if (s.resetAfter) gruBackwardRow<HasDy, true, Gate>(H, dhIn, dy, sv, hp, dGi, dGh, dhp);
+      else gruBackwardRow<HasDy, false, Gate>(H, dhIn, dy, sv, hp, dGi, dGh, dhp);
       break;
   }
 }
 
+template <typename Gate>
 RNNKIT_INLINE void backwardRowImpl(const CellBackwardStep& s, int b) {
-  if (s.dy) backwardRowWith<true>(s, b);
-  else backwardRowWith<false>(s, b);
+  if (s.dy) backwardRowWith<true, Gate>(s, b);
+  else backwardRowWith<false, Gate>(s, b);
 }
 
-RNNKIT_SIMD_VARIANTS(void, forwardRow, forwardRowImpl, (const CellForwardStep& s, int b), (s, b))
-RNNKIT_SIMD_VARIANTS(void, backwardRow, backwardRowImpl, (const CellBackwardStep& s, int b), (s, b))
+// Reset-before GRU: r * h for the W_hn GEMM, and later r's gradient once d(r*h) is known.
+template <typename Gate>
+void resetGateRows(const CellForwardStep& s, float* rh, std::size_t b0, std::size_t b1) {
+  const int H = s.hidden;
+  for (std::size_t b = b0; b < b1; ++b) {
+    const float* gi = s.gi + b * s.ldgi;
+    const float* gh = s.gh + b * s.ldgh;
+    const float* hp = s.hPrev + b * H;
+    float* out = rh + b * H;
+    for (int j = 0; j < H; ++j) out[j] = Gate::forward(gi[j] + gh[j]) * hp[j];
+  }
+}
+
+template <typename Gate>
+void resetGateBackwardRows(const CellBackwardStep& s, const float* drh, std::size_t b0, std::size_t b1) {
+  const int H = s.hidden;
+  for (std::size_t b = b0; b < b1; ++b) {
+    if (!rowActive(s.lengths, (int)b, s.t)) continue;
+    const float* sv = s.saved + b * 4 * H;
+    const float* hp = s.hPrev + b * H;
+    const float* d = drh + b * H;
+    float* dG = s.dGi + b * s.ldgi;
+    float* dhp = s.dhPrev + b * H;
+    for (int j = 0; j < H; ++j) {
+      float r = sv[j];
+      dG[j] = Gate::gradient(d[j] * hp[j], r);
+      dhp[j] += d[j] * r;
+    }
+  }
+}
+
+// One dispatched kernel per gate activation, chosen once per step: the sigmoid kernels are the functions they were
+// before the hard sigmoid existed (the rnn cells, which have no gates, use them too).
+RNNKIT_SIMD_VARIANTS(void, forwardRowSigmoid, forwardRowImpl<SigmoidGate>, (const CellForwardStep& s, int b), (s, b))
+RNNKIT_SIMD_VARIANTS(void, forwardRowHardSigmoid, forwardRowImpl<HardSigmoidGate>, (const CellForwardStep& s, int b),
+                     (s, b))
+RNNKIT_SIMD_VARIANTS(void, backwardRowSigmoid, backwardRowImpl<SigmoidGate>, (const CellBackwardStep& s, int b),
+                     (s, b))
+RNNKIT_SIMD_VARIANTS(void, backwardRowHardSigmoid, backwardRowImpl<HardSigmoidGate>,
+                     (const CellBackwardStep& s, int b), (s, b))
+
+// The rows b0..b1 of one step: Row for those that take part, Hold for the others.
+template <typename Step, void (*Row)(const Step&, int), void (*Hold)(const Step&, int)>
+void stepRows(const Step& s, std::size_t b0, std::size_t b1) {
+  for (std::size_t b = b0; b < b1; ++b) {
+    if (rowActive(s.lengths, (int)b, s.t))
+      Row(s, (int)b);
+    else
+      Hold(s, (int)b);
+  }
+}
 
 }  // namespace
 
 void CpuBackend::cellForward(const CellForwardStep& s) {
   const int G = gateCount(s.cell);
   parallelRows(s.batch, (std::size_t)s.hidden * G * 8, [&](std::size_t b0, std::size_t b1) {
-    for (std::size_t b = b0; b < b1; ++b) {
-      if (rowActive(s.lengths, (int)b, s.t))
-        forwardRow(s, (int)b);
-      else
-        holdRow(s, (int)b);
-    }
+    if (s.gate == GateActivation::HardSigmoid) stepRows<CellForwardStep, forwardRowHardSigmoid, holdRow>(s, b0, b1);
+    else stepRows<CellForwardStep, forwardRowSigmoid, holdRow>(s, b0, b1);
   });
 }
 
 void CpuBackend::cellBackward(const CellBackwardStep& s) {
   const int G = gateCount(s.cell);
   parallelRows(s.batch, (std::size_t)s.hidden * G * 8, [&](std::size_t b0, std::size_t b1) {
-    for (std::size_t b = b0; b < b1; ++b) {
-      if (rowActive(s.lengths, (int)b, s.t))
-        backwardRow(s, (int)b);
-      else
-        holdRowBackward(s, (int)b);
-    }
+    if (s.gate == GateActivation::HardSigmoid)
+      stepRows<CellBackwardStep, backwardRowHardSigmoid, holdRowBackward>(s, b0, b1);
+    else
+      stepRows<CellBackwardStep, backwardRowSigmoid, holdRowBackward>(s, b0, b1);
   });
 }
 
 void CpuBackend::gruResetGate(const CellForwardStep& s, float* rh) {
-  const int H = s.hidden;
-  parallelRows(s.batch, (std::size_t)H * 4, [&](std::size_t b0, std::size_t b1) {
-    for (std::size_t b = b0; b < b1; ++b) {
-      const float* gi = s.gi + b * s.ldgi;
-      const float* gh = s.gh + b * s.ldgh;
-      const float* hp = s.hPrev + b * H;
-      float* out = rh + b * H;
-      for (int j = 0; j < H; ++j) out[j] = sigmoid(gi[j] + gh[j]) * hp[j];
-    }
+  parallelRows(s.batch, (std::size_t)s.hidden * 4, [&](std::size_t b0, std::size_t b1) {
+    if (s.gate == GateActivation::HardSigmoid) resetGateRows<HardSigmoidGate>(s, rh, b0, b1);
+    else resetGateRows<SigmoidGate>(s, rh, b0, b1);
   });
 }
 
 void CpuBackend::gruResetGateBackward(const CellBackwardStep& s, const float* drh) {
-  const int H = s.hidden;
-  parallelRows(s.batch, (std::size_t)H * 4, [&](std::size_t b0, std::size_t b1) {
-    for (std::size_t b = b0; b < b1; ++b) {
-      if (!rowActive(s.lengths, (int)b, s.t)) continue;
-      const float* sv = s.saved + b * 4 * H;
-      const float* hp = s.hPrev + b * H;
-      const float* d = drh + b * H;
-      float* dG = s.dGi + b * s.ldgi;
-      float* dhp = s.dhPrev + b * H;
-      for (int j = 0; j < H; ++j) {
-        float r = sv[j];
-        dG[j] = d[j] * hp[j] * r * (1.f - r);
-        dhp[j] += d[j] * r;
-      }
-    }
+  parallelRows(s.batch, (std::size_t)s.hidden * 4, [&](std::size_t b0, std::size_t b1) {
+    if (s.gate == GateActivation::HardSigmoid) resetGateBackwardRows<HardSigmoidGate>(s, drh, b0, b1);
+    else resetGateBackwardRows<SigmoidGate>(s, drh, b0, b1);
   });
 }
 

@@ -1,7 +1,9 @@
 // The fused element-wise kernels of each cell, as native/cpu/cell_kernels.cc: one thread per (batch row b, hidden
 // unit j) of one time step. forwardElement / backwardElement are the CPU's forwardRow / backwardRow with the loop
-// over j replaced by the thread's j; holdElement / holdElementBackward are holdRow / holdRowBackward.
+// over j replaced by the thread's j; holdElement / holdElementBackward are holdRow / holdRowBackward. The kernels are
+// templates over the gate activation, and each launch picks the instance for the layer's.
 #include "cuda_backend.h"
+#include "gate_activation.cuh"
 #include "kernel_util.cuh"
 
 namespace rnnkit::cuda {
@@ -24,6 +26,7 @@ __device__ __forceinline__ void holdElement(const CellForwardStep& s, int b, int
     for (int k = 0; k < width; ++k) s.saved[(std::size_t)b * width * H + (std::size_t)k * H + j] = 0.f;
 }
 
+template <typename Gate>
 __device__ __forceinline__ void forwardElement(const CellForwardStep& s, int b, int j) {
   const int H = s.hidden;
   const float* gi = s.gi + (std::size_t)b * s.ldgi;
@@ -43,10 +46,10 @@ __device__ __forceinline__ void forwardElement(const CellForwardStep& s, int b, 
     case CellKind::Lstm: {
       const float* cp = s.cPrev + (std::size_t)b * H;
       float* cn = s.cNext + (std::size_t)b * H;
-      float i = sigmoid(gi[j] + gh[j]);
-      float f = sigmoid(gi[H + j] + gh[H + j]);
+      float i = Gate::forward(gi[j] + gh[j]);
+      float f = Gate::forward(gi[H + j] + gh[H + j]);
       float g = tanhf(gi[2 * H + j] + gh[2 * H + j]);
-      float o = sigmoid(gi[3 * H + j] + gh[3 * H + j]);
+      float o = Gate::forward(gi[3 * H + j] + gh[3 * H + j]);
       float c = f * cp[j] + i * g;
       cn[j] = c;
       h = o * tanhf(c);
@@ -62,8 +65,8 @@ __device__ __forceinline__ void forwardElement(const CellForwardStep& s, int b, 
     case CellKind::Gru: {
       // Reset-after: r scales the recurrent projection of n; reset-before: gh's n column already holds
       // W_hn(r*h) + b_hn.
-      float r = sigmoid(gi[j] + gh[j]);
-      float z = sigmoid(gi[H + j] + gh[H + j]);
+      float r = Gate::forward(gi[j] + gh[j]);
+      float z = Gate::forward(gi[H + j] + gh[H + j]);
       float ghn = gh[2 * H + j];
       float n = tanhf(gi[2 * H + j] + (s.resetAfter ? r * ghn : ghn));
       h = (1.f - z) * n + z * hp[j];
@@ -81,12 +84,13 @@ __device__ __forceinline__ void forwardElement(const CellForwardStep& s, int b, 
   if (s.y) s.y[(std::size_t)b * s.ldy + j] = h;
 }
 
+template <typename Gate>
 __global__ void cellForwardKernel(const CellForwardStep s, int width) {
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
   if (j >= s.hidden) return;
   RNNKIT_ROWS_2D(b, s.batch) {
     if (rowActive(s.lengths, b, s.t))
-      forwardElement(s, b, j);
+      forwardElement<Gate>(s, b, j);
     else
       holdElement(s, b, j, width);
   }
@@ -101,6 +105,7 @@ __device__ __forceinline__ void holdElementBackward(const CellBackwardStep& s, i
     for (int k = 0; k < G; ++k) s.dGh[(std::size_t)b * s.ldgh + (std::size_t)k * H + j] = 0.f;
 }
 
+template <typename Gate>
 __device__ __forceinline__ void backwardElement(const CellBackwardStep& s, int b, int j) {
   const int H = s.hidden;
   const float* dhIn = s.dh + (std::size_t)b * H;
@@ -130,10 +135,10 @@ __device__ __forceinline__ void backwardElement(const CellBackwardStep& s, int b
       const float i = sv[j], f = sv[H + j], g = sv[2 * H + j], o = sv[3 * H + j];
       const float tc = tanhf(cn[j]);
       const float dc = dcIn[j] + dh * o * (1.f - tc * tc);
-      dG[j] = dc * g * i * (1.f - i);
-      dG[H + j] = dc * cp[j] * f * (1.f - f);
+      dG[j] = Gate::gradient(dc * g, i);
+      dG[H + j] = Gate::gradient(dc * cp[j], f);
       dG[2 * H + j] = dc * i * (1.f - g * g);
-      dG[3 * H + j] = dh * tc * o * (1.f - o);
+      dG[3 * H + j] = Gate::gradient(dh * tc, o);
       dcp[j] = dc * f;
       dhp[j] = 0.f;
       break;
@@ -144,12 +149,12 @@ __device__ __forceinline__ void backwardElement(const CellBackwardStep& s, int b
       // dn_pre x W_hn first, so gruResetGateBackward fills it in later (dGh aliases dGi there).
       const float r = sv[j], z = sv[H + j], n = sv[2 * H + j], extra = sv[3 * H + j];
       const float dnPre = dh * (1.f - z) * (1.f - n * n);
-      const float dzPre = dh * (hp[j] - n) * z * (1.f - z);
+      const float dzPre = Gate::gradient(dh * (hp[j] - n), z);
       dhp[j] = dh * z;
       dGi[H + j] = dzPre;
       dGi[2 * H + j] = dnPre;
       if (s.resetAfter) {
-        const float drPre = dnPre * extra * r * (1.f - r);
+        const float drPre = Gate::gradient(dnPre * extra, r);
         dGi[j] = drPre;
         dGh[j] = drPre;
         dGh[H + j] = dzPre;
@@ -162,18 +167,20 @@ __device__ __forceinline__ void backwardElement(const CellBackwardStep& s, int b
   }
 }
 
+template <typename Gate>
 __global__ void cellBackwardKernel(const CellBackwardStep s, int G) {
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
   if (j >= s.hidden) return;
   RNNKIT_ROWS_2D(b, s.batch) {
     if (rowActive(s.lengths, b, s.t))
-      backwardElement(s, b, j);
+      backwardElement<Gate>(s, b, j);
     else
       holdElementBackward(s, b, j, G);
   }
 }
 
 // Every row, as on the CPU (a held row's r*h is never used: its n column is not read by holdElement).
+template <typename Gate>
 __global__ void gruResetGateKernel(const CellForwardStep s, float* rh) {
   const int H = s.hidden;
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
@@ -183,10 +190,11 @@ __global__ void gruResetGateKernel(const CellForwardStep s, float* rh) {
     const float* gh = s.gh + (std::size_t)b * s.ldgh;
     const float* hp = s.hPrev + (std::size_t)b * H;
     float* out = rh + (std::size_t)b * H;
-    out[j] = sigmoid(gi[j] + gh[j]) * hp[j];
+    out[j] = Gate::forward(gi[j] + gh[j]) * hp[j];
   }
 }
 
+template <typename Gate>
 __global__ void gruResetGateBackwardKernel(const CellBackwardStep s, const float* drh) {
   const int H = s.hidden;
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
@@ -199,7 +207,7 @@ __global__ void gruResetGateBackwardKernel(const CellBackwardStep s, const float
     float* dG = s.dGi + (std::size_t)b * s.ldgi;
     float* dhp = s.dhPrev + (std::size_t)b * H;
     float r = sv[j];
-    dG[j] = d[j] * hp[j] * r * (1.f - r);
+    dG[j] = Gate::gradient(d[j] * hp[j], r);
     dhp[j] += d[j] * r;
   }
 }
@@ -211,28 +219,44 @@ dim3 cellGrid(int batch, int hidden) { return grid2d(batch, hidden, kCellThreads
 void CudaBackend::cellForward(const CellForwardStep& s) {
   if (s.batch <= 0 || s.hidden <= 0) return;
   useDevice();
-  cellForwardKernel<<<cellGrid(s.batch, s.hidden), kCellThreads, 0, stream_>>>(s, savedWidth(s.cell));
+  const dim3 grid = cellGrid(s.batch, s.hidden);
+  if (s.gate == GateActivation::HardSigmoid)
+    cellForwardKernel<HardSigmoidGate><<<grid, kCellThreads, 0, stream_>>>(s, savedWidth(s.cell));
+  else
+    cellForwardKernel<SigmoidGate><<<grid, kCellThreads, 0, stream_>>>(s, savedWidth(s.cell));
   checkLaunch("cellForward");
 }
 
 void CudaBackend::cellBackward(const CellBackwardStep& s) {
   if (s.batch <= 0 || s.hidden <= 0) return;
   useDevice();
-  cellBackwardKernel<<<cellGrid(s.batch, s.hidden), kCellThreads, 0, stream_>>>(s, gateCount(s.cell));
+  const dim3 grid = cellGrid(s.batch, s.hidden);
+  if (s.gate == GateActivation::HardSigmoid)
+    cellBackwardKernel<HardSigmoidGate><<<grid, kCellThreads, 0, stream_>>>(s, gateCount(s.cell));
+  else
+    cellBackwardKernel<SigmoidGate><<<grid, kCellThreads, 0, stream_>>>(s, gateCount(s.cell));
   checkLaunch("cellBackward");
 }
 
 void CudaBackend::gruResetGate(const CellForwardStep& s, float* rh) {
   if (s.batch <= 0 || s.hidden <= 0) return;
   useDevice();
-  gruResetGateKernel<<<cellGrid(s.batch, s.hidden), kCellThreads, 0, stream_>>>(s, rh);
+  const dim3 grid = cellGrid(s.batch, s.hidden);
+  if (s.gate == GateActivation::HardSigmoid)
+    gruResetGateKernel<HardSigmoidGate><<<grid, kCellThreads, 0, stream_>>>(s, rh);
+  else
+    gruResetGateKernel<SigmoidGate><<<grid, kCellThreads, 0, stream_>>>(s, rh);
   checkLaunch("gruResetGate");
 }
 
 void CudaBackend::gruResetGateBackward(const CellBackwardStep& s, const float* drh) {
   if (s.batch <= 0 || s.hidden <= 0) return;
   useDevice();
-  gruResetGateBackwardKernel<<<cellGrid(s.batch, s.hidden), kCellThreads, 0, stream_>>>(s, drh);
+  const dim3 grid = cellGrid(s.batch, s.hidden);
+  if (s.gate == GateActivation::HardSigmoid)
+    gruResetGateBackwardKernel<HardSigmoidGate><<<grid, kCellThreads, 0, stream_>>>(s, drh);
+  else
+    gruResetGateBackwardKernel<SigmoidGate><<<grid, kCellThreads, 0, stream_>>>(s, drh);
   checkLaunch("gruResetGateBackward");
 }
 

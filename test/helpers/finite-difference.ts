@@ -144,10 +144,13 @@ export function compareProbes(
 // code: for forward checks.
 
 export type RefCell = 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru';
+export type RefGateActivation = 'sigmoid' | 'hard_sigmoid';
 
 export interface RefSpec {
   cell: RefCell;
   resetAfter?: boolean;
+  /** LSTM and GRU gates (default sigmoid). */
+  gateActivation?: RefGateActivation;
   inputSize: number;
   hiddenSize: number;
   numLayers?: number;
@@ -165,6 +168,11 @@ export interface RefInput {
 }
 
 const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
+// TF.js's hardSigmoid.
+const hardSigmoid = (v: number): number => Math.min(1, Math.max(0, 0.2 * v + 0.5));
+
+/** Receives every gate pre-activation (LSTM i, f, o; GRU r, z) a reference forward computes. */
+export type GateObserver = (preActivation: number) => void;
 
 /** W [rows, cols] row-major, rows r0..r0+n-1, times v. */
 function matvec(W: ArrayLike<number>, cols: number, r0: number, n: number, v: ArrayLike<number>): number[] {
@@ -179,16 +187,22 @@ function matvec(W: ArrayLike<number>, cols: number, r0: number, n: number, v: Ar
 
 /** One step of one cell for one batch row. */
 export function referenceCell(
-  spec: { cell: RefCell; resetAfter?: boolean },
+  spec: { cell: RefCell; resetAfter?: boolean; gateActivation?: RefGateActivation },
   p: { wih: ArrayLike<number>; whh: ArrayLike<number>; bih: ArrayLike<number>; bhh: ArrayLike<number> },
   I: number,
   H: number,
   x: ArrayLike<number>,
   h: number[],
   c: number[],
+  observe?: GateObserver,
 ): { h: number[]; c: number[] } {
   const lin = (W: ArrayLike<number>, cols: number, b: ArrayLike<number>, gate: number, v: ArrayLike<number>) =>
     matvec(W, cols, gate * H, H, v).map((s, j) => s + b[gate * H + j]);
+  const gateFn = spec.gateActivation === 'hard_sigmoid' ? hardSigmoid : sigmoid;
+  const gateOf = (pre: number): number => {
+    observe?.(pre);
+    return gateFn(pre);
+  };
   switch (spec.cell) {
     case 'rnn_tanh':
     case 'rnn_relu': {
@@ -203,10 +217,10 @@ export function referenceCell(
         const b = lin(p.whh, H, p.bhh, g, h);
         return a.map((v, j) => v + b[j]);
       };
-      const i = gate(0).map(sigmoid);
-      const f = gate(1).map(sigmoid);
+      const i = gate(0).map(gateOf);
+      const f = gate(1).map(gateOf);
       const g = gate(2).map(Math.tanh);
-      const o = gate(3).map(sigmoid);
+      const o = gate(3).map(gateOf);
       const cNext = c.map((cj, j) => f[j] * cj + i[j] * g[j]);
       return { h: cNext.map((cj, j) => o[j] * Math.tanh(cj)), c: cNext };
     }
@@ -215,8 +229,8 @@ export function referenceCell(
       const hr = lin(p.whh, H, p.bhh, 0, h);
       const xz = lin(p.wih, I, p.bih, 1, x);
       const hz = lin(p.whh, H, p.bhh, 1, h);
-      const r = xr.map((v, j) => sigmoid(v + hr[j]));
-      const z = xz.map((v, j) => sigmoid(v + hz[j]));
+      const r = xr.map((v, j) => gateOf(v + hr[j]));
+      const z = xz.map((v, j) => gateOf(v + hz[j]));
       const xn = lin(p.wih, I, p.bih, 2, x);
       let n: number[];
       if (spec.resetAfter ?? true) {
@@ -239,6 +253,7 @@ export function referenceForward(
   spec: RefSpec,
   params: Record<string, ArrayLike<number>>,
   input: RefInput,
+  observe?: GateObserver,
 ): { y: Float64Array; hn: Float64Array; cn: Float64Array } {
   const H = spec.hiddenSize;
   const L = spec.numLayers ?? 1;
@@ -268,7 +283,7 @@ export function referenceForward(
         for (let s = 0; s < len; ++s) {
           const t = d === 1 ? len - 1 - s : s;
           const xt = Array.from({ length: I }, (_, i) => layerIn[(t * B + b) * I + i]);
-          ({ h, c } = referenceCell(spec, p, I, H, xt, h, c));
+          ({ h, c } = referenceCell(spec, p, I, H, xt, h, c, observe));
           for (let j = 0; j < H; ++j) y[(t * B + b) * D * H + d * H + j] = h[j];
         }
         for (let j = 0; j < H; ++j) {
