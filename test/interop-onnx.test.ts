@@ -265,8 +265,8 @@ t.test('TF.js model (fromTfjs): reset-before GRU and goBackwards LSTM', async (t
   await checkAgainstOrt(t, m, features(2, 5, 3, 9));
 });
 
-// TF.js's hardSigmoid gates (clip(0.2 x + 0.5, 0, 1)): the exported graph must compute what TF.js computes. The
-// rnnkit builder layer carries `recurrentActivation` as a plain field; the weights are copied into a TF.js model of
+// TF.js's hardSigmoid gates (clip(0.2 x + 0.5, 0, 1)): the exported graph, and rnnkit itself, must compute what TF.js
+// computes. The weights are copied into a TF.js model of
 // the same shape (Keras layouts: kernels transposed, one bias; LSTM gates i,f,c,o as PyTorch's; GRU z,r,h).
 t.test('recurrentActivation hardSigmoid exports as ONNX HardSigmoid (alpha 0.2, beta 0.5) and matches TF.js', async (t) => {
   await tf.setBackend('cpu');
@@ -305,6 +305,7 @@ t.test('recurrentActivation hardSigmoid exports as ONNX HardSigmoid (alpha 0.2, 
     const want = (tm.predict(tf.tensor3d(x.data, x.shape as [number, number, number])) as tf.Tensor).dataSync();
     const out = await runOnnx(cell === 'lstm' ? bytes : m.toOnnx(), { input: ortTensor(x) });
     close(t, out.output.data as Float32Array, want, `${cell}: ONNX Runtime vs TF.js`);
+    close(t, (await m.predict(x)).data, want, `${cell}: rnnkit's own hard-sigmoid gates vs TF.js`);
     hasSignal(t, want, `${cell}: TF.js`);
   }
 });
@@ -355,10 +356,15 @@ t.test('exportOnnx writes the same bytes as toOnnx, atomically', async (t) => {
 
 t.test('layers ONNX cannot express are refused with ERR_RNNKIT_ARGUMENT naming the layer', async (t) => {
   const lstm = (extra: Record<string, unknown>) => ({ kind: 'recurrent', cell: 'lstm', units: 3, name: 'enc', ...extra }) as LayerConfig;
+  // Gate activations the engine itself refuses never reach the exporter: the model's network cannot be built.
+  const unbuildable: [string, LayerConfig, RegExp][] = [
+    ['unknown gate activation', lstm({ recurrentActivation: 'relu' }), /recurrentActivation must be 'sigmoid' or 'hardSigmoid', got "relu"/],
+    ['gate activation on a simple RNN', { kind: 'recurrent', cell: 'rnn_tanh', units: 3, name: 'plain', recurrentActivation: 'hardSigmoid' } as LayerConfig, /gate activation is for lstm and gru cells, not rnn_tanh/],
+  ];
+  for (const [what, layer, message] of unbuildable)
+    throwsCode(t, () => build({ inputSize: 2, layers: [layer] }).toOnnx(), 'ERR_RNNKIT_ARGUMENT', message, `${what} (refused by the builder)`);
   const cases: [string, LayerConfig, RegExp][] = [
-    ['unknown gate activation', lstm({ recurrentActivation: 'relu' }), /layer 'enc' cannot be exported to ONNX: recurrentActivation "relu" is not supported/],
     ['cell activation other than tanh', lstm({ activation: 'relu' }), /layer 'enc' cannot be exported.*activation "relu"/],
-    ['gate activation on a simple RNN', { kind: 'recurrent', cell: 'rnn_tanh', units: 3, name: 'plain', recurrentActivation: 'hardSigmoid' } as LayerConfig, /layer 'plain'.*has no gates/],
   ];
   for (const [what, layer, message] of cases) {
     const m = build({ inputSize: 2, layers: [layer] });
