@@ -82,6 +82,9 @@ t.test('placement: overlaps found past empty tensors, limits on nesting', async 
   t.throws(() => parseSafetensors(file(`{"a":${entry('F32', [1], [0, 4])},"x":${'['.repeat(100)}${']'.repeat(100)}}`, 4)), fmt(/over the JSON reader's limits: more than 64 nested levels/));
   t.throws(() => parseSafetensors(file('{"a\\u0000b":1}')), fmt(/tensor 'a\\u0000b' has no description/));
   t.throws(() => parseSafetensors(file('{"__metadata__":[]}')), fmt(/__metadata__ must be an object of strings/));
+  const overCap = Buffer.alloc(8 + 100 * 2 ** 20 + 1);
+  overCap.writeBigUInt64LE(BigInt(100 * 2 ** 20 + 1), 0);
+  t.throws(() => parseSafetensors(overCap), fmt(/header length 104857601 is over the limit of 104857600 bytes/), 'a header past 100 MiB, even one the file holds');
 });
 
 t.test('the result belongs to JavaScript: copied out of the input, ordinary ArrayBuffers', async (t) => {
