@@ -24,6 +24,8 @@
         "native/core/dense_stage.cc",
         "native/core/dropout_stage.cc",
         "native/core/sampling.cc",
+        "native/core/json_reader.cc",
+        "native/core/safetensors_reader.cc",
         "native/cpu/cell_kernels.cc",
         "native/cpu/cpu_backend.cc",
         "native/cpu/gemm_builtin.cc",
@@ -38,6 +40,7 @@
         "native/addon/module.cc",
         "native/addon/network_handle.cc",
         "native/addon/network_jobs.cc",
+        "native/addon/safetensors_js.cc",
         "native/addon/stream_handle.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

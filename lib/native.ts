@@ -134,6 +134,8 @@ interface NativeModule {
   devices(): DeviceInfo[];
   setThreads(n: number): void;
   errorCodes: string[];
+  /** The safetensors reader (lib/safetensors.ts wraps it): tensors in file order, converted to float32. */
+  parseSafetensors(bytes: Uint8Array): { tensors: { name: string; shape: number[]; data: Float32Array }[]; metadata: Record<string, string> };
 }
 
 interface GypBuild {

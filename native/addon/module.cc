@@ -16,6 +16,7 @@
 #include "device.h"
 #include "js_errors.h"
 #include "network_handle.h"
+#include "safetensors_js.h"
 #include "stream_handle.h"
 
 namespace rnnkit::addon {
@@ -149,6 +150,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("errorCodes", ErrorCodes(env));
   exports.Set("sampleIndex", Napi::Function::New(env, SampleIndex, "sampleIndex"));
   exports.Set("benchGemm", Napi::Function::New(env, BenchGemm, "benchGemm"));
+  exports.Set("parseSafetensors", Napi::Function::New(env, ParseSafetensors, "parseSafetensors"));
   return exports;
 }
 
