@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
-import { native } from './native';
+import { native, environmentBeforeLoad } from './native';
 import { SeededRandom } from './random';
 import { layers } from './layers';
 import { sequential, type Sequential } from './model';
@@ -689,7 +689,8 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
       log(`${p} ${name} ...`);
       // A slow peer stops timing after max_seconds (its first call alone, when that took so long): the child's limit
       // leaves room for a first call several times that long.
-      const r = await runChild(st.command[0], [...st.command.slice(1), JSON.stringify(task)], { ...process.env, OMP_NUM_THREADS: String(threads) }, Math.max(900, maxPeerSeconds * 10));
+      // Peers run in the environment the user gave, not the one rnnkit's BLAS loading adjusted for itself.
+      const r = await runChild(st.command[0], [...st.command.slice(1), JSON.stringify(task)], { ...environmentBeforeLoad, OMP_NUM_THREADS: String(threads) }, Math.max(900, maxPeerSeconds * 10));
       const entry = (results[name].peers ??= {}) as Record<string, unknown>;
       if (!r.ok) { entry[p] = { error: r.error }; log(`  ${r.error}`); continue; }
       const f = withFlops(name, r.figures!);

@@ -199,4 +199,8 @@ function load(): NativeModule {
   }
 }
 
+/** The environment as the process had it before the addon was loaded: loading it may set variables for the BLAS it
+ *  finds (OPENBLAS_THREAD_TIMEOUT), which child processes of other libraries should not inherit. */
+export const environmentBeforeLoad: Readonly<NodeJS.ProcessEnv> = { ...process.env };
+
 export const native: NativeModule = load();
