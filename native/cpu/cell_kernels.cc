@@ -147,6 +147,9 @@ RNNKIT_INLINE void lstmBackwardRow(int H, const float* __restrict dhIn, const fl
                                    const float* __restrict sv, const float* __restrict cp,
                                    const float* __restrict cn, const float* __restrict dcIn, float* __restrict dG,
                                    float* __restrict dcp, float* __restrict dhp) {
+  // The gate blocks of dG are disjoint: no iteration reads what another writes. Without saying so GCC wants more
+  // run-time alias checks than it allows and leaves the loop scalar.
+  RNNKIT_LOOP_INDEPENDENT
   for (int j = 0; j < H; ++j) {
     const float i = sv[j], f = sv[H + j], g = sv[2 * H + j], o = sv[3 * H + j];
     const float dh = totalDh<HasDy>(dhIn, dy, j);
@@ -168,6 +171,7 @@ template <bool HasDy, bool ResetAfter, typename Gate>
 RNNKIT_INLINE void gruBackwardRow(int H, const float* __restrict dhIn, const float* __restrict dy,
                                   const float* __restrict sv, const float* __restrict hp, float* __restrict dGi,
                                   float* __restrict dGh, float* __restrict dhp) {
+  RNNKIT_LOOP_INDEPENDENT  // as in lstmBackwardRow
   for (int j = 0; j < H; ++j) {
     const float r = sv[j], z = sv[H + j], n = sv[2 * H + j], extra = sv[3 * H + j];
     const float dh = totalDh<HasDy>(dhIn, dy, j);
