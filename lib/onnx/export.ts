@@ -273,7 +273,8 @@ class OnnxWriter {
   /** The node's activation attributes for D directions (nothing where ONNX's defaults are rnnkit's). */
   #cellActivations(spec: RecurrentSpec, config: LayerConfig | undefined): (D: number) => Record<string, string[] | { floats: number[] } | undefined> {
     const extra = (config ?? {}) as { recurrentActivation?: unknown; activation?: unknown };
-    const gate = extra.recurrentActivation ?? 'sigmoid';
+    // The native spec says what the engine computes; the builder config is the fallback for specs without it.
+    const gate = spec.gateActivation === 'hard_sigmoid' ? 'hardSigmoid' : extra.recurrentActivation ?? 'sigmoid';
     const repeat = <T>(list: T[], D: number): T[] => Array.from({ length: D }, () => list).flat();
     if (spec.cell === 'rnn_tanh' || spec.cell === 'rnn_relu') {
       if (extra.recurrentActivation !== undefined)
