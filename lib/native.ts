@@ -135,7 +135,7 @@ interface NativeModule {
   setThreads(n: number): void;
   errorCodes: string[];
   /** The safetensors reader (lib/safetensors.ts wraps it): tensors in file order, converted to float32. */
-  parseSafetensors(bytes: Uint8Array): { tensors: { name: string; shape: number[]; data: Float32Array }[]; metadata: Record<string, string> };
+  parseSafetensors(bytes: Uint8Array, options?: { only?: string[] }): { tensors: { name: string; shape: number[]; data: Float32Array }[]; metadata: Record<string, string> };
 }
 
 interface GypBuild {

@@ -17,14 +17,35 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
+/** The tensor names a header declares, or none where it cannot be read (the native reader then says why). */
+function declaredNames(buf: Uint8Array): string[] {
+  if (buf.byteLength < 8) return [];
+  const length = new DataView(buf.buffer, buf.byteOffset, 8).getBigUint64(0, true);
+  if (length > BigInt(Math.min(buf.byteLength - 8, MAX_HEADER_BYTES))) return [];
+  try {
+    const header: unknown = JSON.parse(Buffer.from(buf.buffer, buf.byteOffset + 8, Number(length)).toString('utf8'));
+    return typeof header === 'object' && header !== null && !Array.isArray(header)
+      ? Object.keys(header).filter((k) => k !== '__metadata__')
+      : [];
+  } catch {
+    return [];
+  }
+}
+
+// The native reader's own cap; names are only looked for in headers it could accept.
+const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
 /**
  * Parse a safetensors buffer. Floating tensors of any dtype (F32, F64, F16, BF16) are returned as Float32Array.
  * The checks (every length, offset, dtype, shape and name, before anything is allocated) are the native reader's,
  * native/core/safetensors_reader.cc, which is fuzzed (test/native/fuzz).
+ *
+ * With `select`, only the tensors it accepts are converted and returned; the others are still checked (placement,
+ * shape, byte count, duplicate names) but may have any dtype, as a whole PyTorch state_dict's int64 buffers do.
  */
-export function parseSafetensors(buf: Uint8Array): SafetensorsFile {
+export function parseSafetensors(buf: Uint8Array, select?: (name: string) => boolean): SafetensorsFile {
   if (!(buf instanceof Uint8Array)) throw rnnkitError('ERR_RNNKIT_TYPE', 'safetensors: expected a Buffer or Uint8Array');
-  const parsed = native.parseSafetensors(buf);
+  const parsed = select ? native.parseSafetensors(buf, { only: declaredNames(buf).filter(select) }) : native.parseSafetensors(buf);
   const tensors = new Map<string, NamedTensor>();
   for (const t of parsed.tensors) tensors.set(t.name, t);
   return { tensors, metadata: parsed.metadata };

@@ -161,3 +161,30 @@ t.test('fromTorch ignores tensors of other modules, whatever their dtype', async
   t.throws(() => fromTorchSync(file, { cell: 'lstm', rnnPrefix: '', headPrefix: 'bn.' }), { code: 'ERR_RNNKIT_FORMAT', message: /num_batches_tracked.*I64/ },
     'a tensor under a prefix of the spec is checked');
 });
+
+t.test("fromTorch checks other modules' tensors too: duplicate names, overlaps, byte counts", async (t) => {
+  const src = fs.readFileSync(path.join(DIR, 'lstm_1layer.safetensors'));
+  const hl = Number(src.readBigUInt64LE(0));
+  const headerText = src.subarray(8, 8 + hl).toString('utf8');
+  const data = src.subarray(8 + hl);
+  const build = (text: string, extra = 8): Buffer => {
+    const json = Buffer.from(text);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    return Buffer.concat([len, json, data, Buffer.alloc(extra)]);
+  };
+  const withEntry = (entry: string): string => headerText.replace(/\}\s*$/, `,${entry}}`);
+  const spec = { cell: 'lstm' as const, rnnPrefix: 'rnn.' };
+  const bn = (offsets: [number, number], dtype = 'I64') => `"bn.num_batches_tracked":{"dtype":"${dtype}","shape":[],"data_offsets":[${offsets}]}`;
+  const ok = fromTorchSync(build(withEntry(bn([data.length, data.length + 8]))), spec);
+  t.equal(Object.keys(ok.getWeights()).length, 4, 'a well-placed int64 buffer of another module is fine');
+  ok.dispose();
+  t.throws(() => fromTorchSync(build(withEntry(`${bn([data.length, data.length + 8])},${bn([data.length, data.length + 8])}`)), spec),
+    { code: 'ERR_RNNKIT_FORMAT', message: /"bn\.num_batches_tracked" appears twice/ }, 'a name given twice');
+  t.throws(() => fromTorchSync(build(withEntry(bn([0, 8]))), spec), { code: 'ERR_RNNKIT_FORMAT', message: /overlap/ },
+    "another module's tensor lying over ours");
+  t.throws(() => fromTorchSync(build(withEntry(bn([data.length, data.length + 4]))), spec),
+    { code: 'ERR_RNNKIT_FORMAT', message: /dtype I64 needs 8 bytes, its offsets give 4/ }, 'an int64 scalar in 4 bytes');
+  t.throws(() => fromTorchSync(build(withEntry(bn([data.length, data.length + 16]))), spec),
+    { code: 'ERR_RNNKIT_FORMAT', message: /outside the data section/ }, 'past the end of the data');
+});

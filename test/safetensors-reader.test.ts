@@ -98,3 +98,17 @@ t.test('the result belongs to JavaScript: copied out of the input, ordinary Arra
   t.throws(() => native.parseSafetensors(new Float32Array(4) as never), { code: 'ERR_RNNKIT_TYPE', name: 'TypeError' });
   t.throws(() => parseSafetensors('abc' as never), { code: 'ERR_RNNKIT_TYPE' });
 });
+
+t.test('selecting tensors: the others are checked but may have any dtype, and are not returned', async (t) => {
+  const buf = file(`{"keep":${entry('F32', [2], [0, 8])},"ints":${entry('I64', [1], [8, 16])},"odd":${entry('X9', [3], [16, 19])}}`, 19);
+  const picked = parseSafetensors(buf, (name) => name === 'keep');
+  t.same([...picked.tensors.keys()], ['keep'], 'only the selected tensor');
+  t.throws(() => parseSafetensors(buf), fmt(/'ints' has dtype "I64"; supported: F32, F64, F16, BF16/), 'without a selection every dtype must be a float one');
+  t.throws(() => parseSafetensors(buf, (name) => name !== 'odd'), fmt(/'ints' has dtype "I64"/), 'a selected tensor must be a float one');
+  t.throws(() => parseSafetensors(file(`{"keep":${entry('F32', [2], [0, 8])},"ints":${entry('I64', [2], [8, 16])}}`, 16), (n) => n === 'keep'),
+    fmt(/'ints' of shape \[2\] and dtype I64 needs 16 bytes, its offsets give 8/), 'byte counts of known dtypes are still checked');
+  t.throws(() => parseSafetensors(file(`{"keep":${entry('F32', [2], [0, 8])},"ints":${entry('I64', [1], [4, 12])}}`, 12), (n) => n === 'keep'),
+    fmt(/overlap/), 'and their placement');
+  t.throws(() => native.parseSafetensors(buf, { only: 'keep' as never }), { code: 'ERR_RNNKIT_TYPE', message: /options\.only must be an array/ });
+  t.throws(() => native.parseSafetensors(buf, { only: [1 as never] }), { code: 'ERR_RNNKIT_TYPE', message: /options\.only must be an array/ });
+});

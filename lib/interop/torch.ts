@@ -80,35 +80,6 @@ function shapeEq(t: NamedTensor, want: number[]): void {
 }
 
 /**
- * The file with only the tensors of the modules named by the spec kept in its header (the data section is unchanged), so that
- * other modules' tensors (an int64 `num_batches_tracked`, say) neither fail the dtype checks nor get converted.
- * The kept entries are validated by parseSafetensors as usual.
- */
-function onlyOurs(buf: Uint8Array, ours: (name: string) => boolean): Uint8Array {
-  if (!(buf instanceof Uint8Array) || buf.byteLength < 8) return buf; // parseSafetensors reports it
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const length = view.getBigUint64(0, true);
-  if (length > BigInt(buf.byteLength - 8)) return buf;
-  const hl = Number(length);
-  let header: unknown;
-  try {
-    header = JSON.parse(Buffer.from(buf.buffer, buf.byteOffset + 8, hl).toString('utf8'));
-  } catch {
-    return buf;
-  }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) return buf;
-  const entries = Object.entries(header as Record<string, unknown>);
-  const keep = entries.filter(([name]) => name === '__metadata__' || ours(name));
-  if (keep.length === entries.length) return buf;
-  const json = Buffer.from(JSON.stringify(Object.fromEntries(keep)), 'utf8');
-  const out = Buffer.alloc(8 + json.length + (buf.byteLength - 8 - hl));
-  out.writeBigUInt64LE(BigInt(json.length), 0);
-  json.copy(out, 8);
-  out.set(buf.subarray(8 + hl), 8 + json.length);
-  return out;
-}
-
-/**
  * Build a Sequential model from a PyTorch state_dict saved as safetensors (a path or the file's bytes). The model
  * takes batch-first input: token ids `[batch, time]` with an embedding or `vocabSize`, features otherwise.
  */
@@ -140,7 +111,8 @@ export function fromTorchSync(buf: Uint8Array, spec: TorchSpec): Sequential {
   const ours = (name: string): boolean =>
     (name.startsWith(rnnPrefix) && (rnnPrefix !== '' || RNN_PARAM.test(name))) ||
     [embPrefix, headPrefix].some((p) => p !== undefined && name.startsWith(p));
-  const file = parseSafetensors(onlyOurs(buf, ours));
+  // Other modules' tensors (an int64 num_batches_tracked, say) are checked but neither converted nor dtype-checked.
+  const file = parseSafetensors(buf, ours);
   const tensors = file.tensors;
   const get = (name: string): NamedTensor => {
     const t = tensors.get(name);

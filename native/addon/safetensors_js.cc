@@ -1,5 +1,7 @@
 #include "safetensors_js.h"
 
+#include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "../core/error.h"
@@ -19,7 +21,26 @@ Napi::Value ParseSafetensors(const Napi::CallbackInfo& info) {
     const std::uint8_t* file = bytes.Data();
     const std::size_t size = bytes.ByteLength();
 
-    const SafetensorsHeader header = readSafetensorsHeader(file, size);
+    // parseSafetensors(bytes, { only: names }): read just these tensors; the rest are checked but not converted.
+    std::unordered_set<std::string> only;
+    bool selecting = false;
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      Napi::Object options = requireObject(info[1], "options");
+      Napi::Value names = options.Get("only");
+      if (!names.IsUndefined()) {
+        if (!names.IsArray()) fail(ErrorCode::Type, "safetensors: options.only must be an array of tensor names");
+        Napi::Array list = names.As<Napi::Array>();
+        for (uint32_t i = 0; i < list.Length(); ++i) {
+          Napi::Value name = list.Get(i);
+          if (!name.IsString()) fail(ErrorCode::Type, "safetensors: options.only must be an array of tensor names");
+          only.insert(name.As<Napi::String>().Utf8Value());
+        }
+        selecting = true;
+      }
+    }
+    const SafetensorsHeader header = selecting
+        ? readSafetensorsHeader(file, size, [&](const std::string& name) { return only.count(name) > 0; })
+        : readSafetensorsHeader(file, size);
     // Only now, with every size proven to be backed by the file, is anything allocated. The arrays are V8's own
     // (never external, which Electron forbids) and are filled in place, without a second copy.
     Napi::Array tensors = Napi::Array::New(env, header.tensors.size());

@@ -26,6 +26,15 @@ constexpr DtypeInfo kDtypes[] = {
     {"BF16", SafetensorsDtype::BF16, 2},
 };
 
+// The other dtypes of the format: accepted only for tensors that are not read, so that their byte counts can still be
+// checked.
+struct OtherDtype {
+  const char* name;
+  unsigned itemSize;
+};
+constexpr OtherDtype kOtherDtypes[] = {{"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"I16", 2},
+                                       {"U16", 2},  {"I32", 4}, {"U32", 4}, {"I64", 8},     {"U64", 8}};
+
 const DtypeInfo& infoOf(SafetensorsDtype dtype) {
   for (const DtypeInfo& d : kDtypes)
     if (d.dtype == dtype) return d;
@@ -59,7 +68,9 @@ bool readIntegers(const json::Value* v, std::size_t maxLength, std::vector<std::
   return true;
 }
 
-SafetensorsEntry readEntry(const std::string& name, const json::Value& desc, std::uint64_t dataLength) {
+// `decoded`: the tensor will be read, so its dtype must be a float one. Otherwise any string will do, and the byte
+// count is checked only for the format's own dtypes.
+SafetensorsEntry readEntry(const std::string& name, const json::Value& desc, std::uint64_t dataLength, bool decoded) {
   const std::string what = tensorName(name);
   if (!desc.isObject()) formatError(what + " has no description");
   SafetensorsEntry e;
@@ -67,11 +78,22 @@ SafetensorsEntry readEntry(const std::string& name, const json::Value& desc, std
 
   const json::Value* dtype = desc.find("dtype");
   const DtypeInfo* info = nullptr;
-  if (dtype && dtype->isString())
+  const char* dtypeName = nullptr;
+  unsigned itemSize = 0;  // 0: unknown, the byte count is not checked
+  if (dtype && dtype->isString()) {
     for (const DtypeInfo& d : kDtypes)
       if (dtype->text == d.name) info = &d;
-  if (!info) formatError(what + " has dtype " + describeField(dtype) + "; supported: F32, F64, F16, BF16");
-  e.dtype = info->dtype;
+    if (info) {
+      dtypeName = info->name;
+      itemSize = info->itemSize;
+    } else if (!decoded) {
+      for (const OtherDtype& d : kOtherDtypes)
+        if (dtype->text == d.name) dtypeName = d.name, itemSize = d.itemSize;
+    }
+  }
+  if (!info && (decoded || !dtype || !dtype->isString()))
+    formatError(what + " has dtype " + describeField(dtype) + "; supported: F32, F64, F16, BF16");
+  if (info) e.dtype = info->dtype;
 
   const json::Value* shape = desc.find("shape");
   if (!readIntegers(shape, kSafetensorsMaxDims, e.shape))
@@ -98,9 +120,9 @@ SafetensorsEntry readEntry(const std::string& name, const json::Value& desc, std
       count *= d;
     }
   }
-  const std::uint64_t needed = count * info->itemSize;  // < 2^56: no overflow
-  if (needed != end - begin)
-    formatError(what + " of shape [" + joined(e.shape) + "] and dtype " + info->name + " needs " +
+  const std::uint64_t needed = count * itemSize;  // < 2^56: no overflow
+  if (itemSize && needed != end - begin)
+    formatError(what + " of shape [" + joined(e.shape) + "] and dtype " + dtypeName + " needs " +
                 std::to_string(needed) + " bytes, its offsets give " + std::to_string(end - begin));
   e.elements = count;
   e.begin = begin;
@@ -151,7 +173,8 @@ float doubleToFloat(double d) {
 
 const char* safetensorsDtypeName(SafetensorsDtype dtype) { return infoOf(dtype).name; }
 
-SafetensorsHeader readSafetensorsHeader(const std::uint8_t* file, std::size_t size) {
+SafetensorsHeader readSafetensorsHeader(const std::uint8_t* file, std::size_t size,
+                                        const std::function<bool(const std::string&)>& select) {
   if (size < 8) formatError("the file has " + std::to_string(size) + " bytes, too short for a header");
   const std::uint64_t headerLength = readLittleEndian(file, 8);
   if (headerLength > size - 8)
@@ -173,6 +196,7 @@ SafetensorsHeader readSafetensorsHeader(const std::uint8_t* file, std::size_t si
 
   const std::uint64_t dataLength = size - 8 - headerLength;
   SafetensorsHeader out;
+  std::vector<SafetensorsEntry> placed;  // every tensor, read or not, for the overlap check
   for (std::size_t i = 0; i < header.keys.size(); ++i) {
     const std::string& name = header.keys[i];
     const json::Value& entry = header.items[i];
@@ -185,11 +209,13 @@ SafetensorsHeader readSafetensorsHeader(const std::uint8_t* file, std::size_t si
       }
       continue;
     }
-    out.tensors.push_back(readEntry(name, entry, dataLength));
-    out.tensors.back().begin += 8 + headerLength;
-    out.tensors.back().end += 8 + headerLength;
+    const bool decoded = !select || select(name);
+    placed.push_back(readEntry(name, entry, dataLength, decoded));
+    placed.back().begin += 8 + headerLength;
+    placed.back().end += 8 + headerLength;
+    if (decoded) out.tensors.push_back(placed.back());
   }
-  checkNoOverlap(out.tensors);
+  checkNoOverlap(placed);
   return out;
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,7 +27,7 @@ struct SafetensorsEntry {
 };
 
 struct SafetensorsHeader {
-  std::vector<SafetensorsEntry> tensors;                       // in file order
+  std::vector<SafetensorsEntry> tensors;                       // in file order (the selected ones, with a selection)
   std::vector<std::pair<std::string, std::string>> metadata;  // __metadata__, in file order
 };
 
@@ -35,7 +36,12 @@ constexpr std::size_t kSafetensorsMaxHeaderBytes = std::size_t(100) << 20;
 constexpr std::size_t kSafetensorsMaxDims = 8;
 
 // Validates the whole file (header and the placement of every tensor) without touching tensor data.
-SafetensorsHeader readSafetensorsHeader(const std::uint8_t* file, std::size_t size);
+//
+// With `select`, only the tensors it accepts are returned (and must have a float dtype); the others, a PyTorch
+// state_dict's int64 buffers of other modules say, are still checked (names, shapes, offsets inside the data, byte
+// counts where their dtype is a safetensors one, no overlaps, no duplicate names) but may have any dtype.
+SafetensorsHeader readSafetensorsHeader(const std::uint8_t* file, std::size_t size,
+                                        const std::function<bool(const std::string&)>& select = nullptr);
 
 // Converts one validated tensor to float32 into out (entry.elements floats). file and size must be those that
 // readSafetensorsHeader accepted.
