@@ -100,19 +100,22 @@ t.test('the same network on the CPU and on CUDA', { skip: cuda.length === 0 ? 'n
 // Loading the addon tells OpenBLAS's threads to sleep right after each product (they would otherwise spin on the
 // cores the pool needs), unless the user chose a value, and the environment from before the load is kept for child
 // processes of other libraries.
-t.test('OPENBLAS_THREAD_TIMEOUT: set to 4 when unset, a user value kept', { skip: process.platform === 'win32' ? 'no system BLAS is loaded on Windows' : false }, async (t) => {
+t.test('OPENBLAS_THREAD_TIMEOUT: set to 4 when unset before a BLAS is looked for, a user value kept', { skip: process.platform === 'win32' ? 'no system BLAS is loaded on Windows' : false }, async (t) => {
   const { spawnSync } = await import('node:child_process');
   const path = await import('node:path');
   const script = `const n = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'native.js'))});` +
     'console.log(JSON.stringify([process.env.OPENBLAS_THREAD_TIMEOUT ?? null, n.environmentBeforeLoad.OPENBLAS_THREAD_TIMEOUT ?? null]))';
-  const run = (value?: string): unknown => {
+  const run = (value?: string, blas?: string): unknown => {
     const env = { ...process.env };
     delete env.OPENBLAS_THREAD_TIMEOUT;
+    delete env.RNNKIT_BLAS;
     if (value !== undefined) env.OPENBLAS_THREAD_TIMEOUT = value;
+    if (blas !== undefined) env.RNNKIT_BLAS = blas;
     const r = spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8' });
     t.equal(r.status, 0, `the child exits cleanly${r.stderr ? `: ${r.stderr}` : ''}`);
     return JSON.parse(r.stdout.trim());
   };
   t.same(run(), ['4', null], 'unset: 4 after loading, unset before');
   t.same(run('9'), ['9', '9'], "the user's value is left alone");
+  t.same(run(undefined, 'none'), [null, null], 'RNNKIT_BLAS=none: no BLAS is looked for, nothing is set');
 });
