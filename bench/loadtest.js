@@ -154,6 +154,23 @@ function run(options) {
   });
 }
 
+/** One autocannon run, with the CPU time of the server, its threads, this process and the machine over it, written
+ *  into `result` (load, serverCpuCores, serverThreads, clientCpuCores, machineBusyCores). Returns autocannon's result. */
+async function measuredRun(pid, options, result) {
+  const cpu0 = readCpu(pid);
+  const threads0 = readThreadCpu(pid);
+  const machine0 = readMachineCpu();
+  const self0 = process.cpuUsage();
+  const r = await run(options);
+  result.load = summarize(r, r.duration);
+  result.serverCpuCores = (readCpu(pid) - cpu0) / r.duration;
+  result.serverThreads = threadCores(pid, threads0, readThreadCpu(pid), r.duration);
+  const s = process.cpuUsage(self0);
+  result.clientCpuCores = (s.user + s.system) / 1e6 / r.duration;
+  result.machineBusyCores = (readMachineCpu() - machine0) / r.duration;
+  return r;
+}
+
 function summarize(r, seconds) {
   const total = r.requests.total;
   return {
@@ -241,19 +258,9 @@ async function main() {
     if (soak) {
       // One autocannon run covers warm-up and measurement, so the load never pauses; RSS is sampled all along.
       const timer = setInterval(sampler, sampleEvery * 1000);
-      const cpu0 = readCpu(child.pid);
-      const threads0 = readThreadCpu(child.pid);
-      const machine0 = readMachineCpu();
-      const self0 = process.cpuUsage();
-      const r = await run({ url, connections, duration: warmup + duration, pipelining: 1, onTick });
+      const r = await measuredRun(child.pid, { url, connections, duration: warmup + duration, pipelining: 1, onTick }, result);
       clearInterval(timer);
       if (Date.now() - lastSample > 1000) sampler();
-      result.load = summarize(r, r.duration);
-      result.serverCpuCores = (readCpu(child.pid) - cpu0) / r.duration;
-      result.serverThreads = threadCores(child.pid, threads0, readThreadCpu(child.pid), r.duration);
-      const s = process.cpuUsage(self0);
-      result.clientCpuCores = (s.user + s.system) / 1e6 / r.duration;
-      result.machineBusyCores = (readMachineCpu() - machine0) / r.duration;
       warm = series.filter((p) => p.t >= warmup);
       const base = warm[0]?.rssBytes;
       const maxDev = Math.max(...warm.map((p) => Math.abs(p.rssBytes - base) / base));
@@ -273,17 +280,7 @@ async function main() {
       await run({ url, connections, duration: warmup, pipelining: 1 });
       result.rssBeforeBytes = readRss(child.pid);
       log(`measuring ${duration} s ...`);
-      const cpu0 = readCpu(child.pid);
-      const threads0 = readThreadCpu(child.pid);
-      const machine0 = readMachineCpu();
-      const self0 = process.cpuUsage();
-      const r = await run({ url, connections, duration, pipelining: 1 });
-      result.load = summarize(r, r.duration);
-      result.serverCpuCores = (readCpu(child.pid) - cpu0) / r.duration;
-      result.serverThreads = threadCores(child.pid, threads0, readThreadCpu(child.pid), r.duration);
-      const s = process.cpuUsage(self0);
-      result.clientCpuCores = (s.user + s.system) / 1e6 / r.duration;
-      result.machineBusyCores = (readMachineCpu() - machine0) / r.duration;
+      await measuredRun(child.pid, { url, connections, duration, pipelining: 1 }, result);
       result.rssAfterBytes = readRss(child.pid);
     }
     result.loadAverageAfter = os.loadavg()[0];
