@@ -110,7 +110,7 @@ void CpuBackend::packStepWeights(const StepWeights& w) {
 void CpuBackend::gemmStep(int M, float alpha, const float* A, int lda, const StepWeights& w, float beta, float* C,
                           int ldc) {
   if (!w.panels) {
-    gemm(false, w.transB, M, w.N, w.K, alpha, A, lda, w.B, w.ldb, beta, C, ldc);
+    Backend::gemmStep(M, alpha, A, lda, w, beta, C, ldc);  // in place, through gemm (and its BLAS choice)
     return;
   }
   builtinSgemmPackedB(M, w.N, w.K, alpha, A, lda, w.panels, beta, C, ldc, ThreadPool::instance());
