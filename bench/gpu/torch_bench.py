@@ -37,41 +37,44 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def time_events(fn, device, min_time):
-    """Per-call milliseconds with CUDA events (host timing on the CPU)."""
+def host_ms(fn):
+    """One call on the host clock, in milliseconds."""
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def event_ms(fn):
+    """One call timed with CUDA events, in milliseconds."""
+    a = torch.cuda.Event(enable_timing=True)
+    b = torch.cuda.Event(enable_timing=True)
+    a.record()
+    fn()
+    b.record()
+    b.synchronize()
+    return a.elapsed_time(b)
+
+
+def timed(fn, device, min_time, one_call):
+    """(median ms, min ms, calls) of fn after 3 warm-up calls: at least 10 calls, at most 1000, for min_time s."""
     for _ in range(3):
         fn()
     sync(device)
     samples = []
     start = time.perf_counter()
     while len(samples) < 10 or (len(samples) < 1000 and time.perf_counter() - start < min_time):
-        if device.type == "cuda":
-            a = torch.cuda.Event(enable_timing=True)
-            b = torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            samples.append(a.elapsed_time(b))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            samples.append((time.perf_counter() - t0) * 1e3)
+        samples.append(one_call(fn))
     return statistics.median(samples), min(samples), len(samples)
+
+
+def time_events(fn, device, min_time):
+    """Per-call milliseconds with CUDA events (host timing on the CPU)."""
+    return timed(fn, device, min_time, event_ms if device.type == "cuda" else host_ms)
 
 
 def time_host(fn, device, min_time):
     """Per-call milliseconds on the host clock; fn must end with a copy to the host (which waits for the GPU)."""
-    for _ in range(3):
-        fn()
-    sync(device)
-    samples = []
-    start = time.perf_counter()
-    while len(samples) < 10 or (len(samples) < 1000 and time.perf_counter() - start < min_time):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(samples), min(samples), len(samples)
+    return timed(fn, device, min_time, host_ms)
 
 
 def run_workload(w, device, min_time):
