@@ -17,7 +17,14 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
-/** The tensor names a header declares, or none where it cannot be read (the native reader then says why). */
+// The native reader's own cap; names are only looked for in headers it could accept.
+const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+/**
+ * The tensor names a header declares, or none where it cannot be read (the native reader then says why). The header
+ * is read here and again natively so that the caller's predicate runs before the native read, never during it: a
+ * predicate could otherwise detach the buffer under the reader.
+ */
 function declaredNames(buf: Uint8Array): string[] {
   if (buf.byteLength < 8) return [];
   const length = new DataView(buf.buffer, buf.byteOffset, 8).getBigUint64(0, true);
@@ -31,9 +38,6 @@ function declaredNames(buf: Uint8Array): string[] {
     return [];
   }
 }
-
-// The native reader's own cap; names are only looked for in headers it could accept.
-const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
 /**
  * Parse a safetensors buffer. Floating tensors of any dtype (F32, F64, F16, BF16) are returned as Float32Array.
