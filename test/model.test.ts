@@ -268,6 +268,42 @@ t.test('a stream fed one step at a time matches the whole-sequence prediction', 
   m.dispose();
 });
 
+t.test('a stream of feature steps matches the whole-sequence prediction for every cell and batch size', async (t) => {
+  // A single step with feature inputs runs its input and recurrent products as one pass (few rows) or as two
+  // GEMMs (more rows); both must give what the whole-sequence forward gives.
+  const rng = new rk.SeededRandom(11);
+  const F = 5, T = 4;
+  const cells: Array<[string, () => ReturnType<typeof layers.lstm>]> = [
+    ['rnn tanh', () => layers.simpleRNN({ units: 7, numLayers: 2, returnSequences: true })],
+    ['rnn relu', () => layers.simpleRNN({ units: 7, activation: 'relu', returnSequences: true })],
+    ['lstm', () => layers.lstm({ units: 9, numLayers: 2, returnSequences: true })],
+    ['lstm hard sigmoid', () => layers.lstm({ units: 9, recurrentActivation: 'hardSigmoid', returnSequences: true })],
+    ['gru', () => layers.gru({ units: 8, numLayers: 2, returnSequences: true })],
+    ['gru reset-before', () => layers.gru({ units: 8, resetAfter: false, returnSequences: true })],
+    ['gru hard sigmoid', () => layers.gru({ units: 8, recurrentActivation: 'hardSigmoid', returnSequences: true })],
+  ];
+  for (const [name, make] of cells) {
+    const m = sequential({ inputSize: F, seed: 3, layers: [make(), layers.dense({ units: 3 })] });
+    for (const B of [1, 3, 6]) {
+      const x = randn(rng, B * T * F);
+      const whole = await m.predict({ data: x, shape: [B, T, F] });
+      const s = m.stream();
+      let worst = 0;
+      for (let step = 0; step < T; step++) {
+        const xt = new Float32Array(B * F);
+        for (let b = 0; b < B; b++) xt.set(x.subarray((b * T + step) * F, (b * T + step + 1) * F), b * F);
+        const out = s.stepSync({ data: xt, shape: [B, F] });
+        t.equal(out.data.length, B * 3, `${name}, batch ${B}: one output row per batch row`);
+        for (let b = 0; b < B; b++)
+          for (let o = 0; o < 3; o++) worst = Math.max(worst, Math.abs(out.data[b * 3 + o] - whole.data[(b * T + step) * 3 + o]));
+      }
+      t.ok(worst < 1e-5, `${name}, batch ${B}: steps match the sequence (max |diff| ${worst.toExponential(2)})`);
+      s.dispose();
+    }
+    m.dispose();
+  }
+});
+
 t.test('generation is reproducible from a seed', async (t) => {
   const m = sequential({ vocabSize: 20, seed: 8, layers: [layers.lstm({ units: 16, returnSequences: true }), layers.dense({ units: 20, activation: 'softmax' })] });
   const a = await m.generate({ prompt: [1, 2], length: 40, seed: 42, temperature: 1.2 });

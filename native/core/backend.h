@@ -89,6 +89,19 @@ struct StepWeights {
   float* panels = nullptr;
 };
 
+// One product C[M, N] = A[M, K] * B[N, K]^T + beta * C of a time step with few rows of A (a stream step): the
+// weights B are read once, so the step is bound by how fast they stream in.
+struct RowProduct {
+  int M = 0, N = 0, K = 0;
+  const float* A = nullptr;
+  int lda = 0;
+  const float* B = nullptr;
+  int ldb = 0;
+  float beta = 0.f;
+  float* C = nullptr;
+  int ldc = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -123,6 +136,15 @@ class Backend {
   virtual void gemmStep(int M, float alpha, const float* A, int lda, const StepWeights& w, float beta, float* C,
                         int ldc) {
     gemm(false, w.transB, M, w.N, w.K, alpha, A, lda, w.B, w.ldb, beta, C, ldc);
+  }
+
+  // Independent products of one time step, which a backend may run as one pass over all their weights (one
+  // parallel region instead of one per product); by default one gemm each.
+  virtual void gemmRowProducts(const RowProduct* products, int count) {
+    for (int i = 0; i < count; ++i) {
+      const RowProduct& p = products[i];
+      gemm(false, true, p.M, p.N, p.K, 1.f, p.A, p.lda, p.B, p.ldb, p.beta, p.C, p.ldc);
+    }
   }
 
   // C[r, :cols] = bias for every row (the starting value of a GEMM that then accumulates with beta = 1).

@@ -70,11 +70,14 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
     inputBias = folded;
   }
   float* gi = gi_.reserveFloats(N * GH);
+  // A single step (a stream) runs its input product together with the recurrent one, in one pass over both
+  // weight matrices: at batch 1 the step is bound by reading the weights, not by arithmetic.
+  const bool singleStep = T == 1 && !in.tokens && !gruBefore;
   if (in.tokens) {
     be_.gatherColumns(w.wih, GH, input_, inputBias, in.tokens, (int)N, gi, GH);
   } else {
     be_.broadcastRows(gi, (int)N, GH, GH, inputBias);
-    be_.gemm(false, true, (int)N, GH, input_, 1.f, in.x, in.ldx, w.wih, input_, 1.f, gi, GH);
+    if (!singleStep) be_.gemm(false, true, (int)N, GH, input_, 1.f, in.x, in.ldx, w.wih, input_, 1.f, gi, GH);
   }
 
   const int slots = train ? T + 1 : 2;
@@ -130,6 +133,13 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
       be_.gemm(false, true, B, 2 * H, H, 1.f, step.hPrev, H, w.whh, H, 1.f, gh, GH);
       be_.gruResetGate(step, rh);
       be_.gemm(false, true, B, H, H, 1.f, rh, H, w.whh + (std::size_t)2 * H * H, H, 1.f, gh + 2 * H, GH);
+    } else if (singleStep) {
+      if (!foldsBiases(cell_)) be_.broadcastRows(gh, B, GH, GH, w.bhh);
+      const RowProduct products[2] = {
+          {B, GH, input_, in.x, in.ldx, w.wih, input_, 1.f, gi, GH},
+          {B, GH, H, step.hPrev, H, w.whh, H, foldsBiases(cell_) ? 0.f : 1.f, gh, GH},
+      };
+      be_.gemmRowProducts(products, 2);
     } else if (foldsBiases(cell_)) {
       be_.gemmStep(B, 1.f, step.hPrev, H, whh, 0.f, gh, GH);
     } else {

@@ -116,6 +116,21 @@ void CpuBackend::gemmStep(int M, float alpha, const float* A, int lda, const Ste
   builtinSgemmPackedB(M, w.N, w.K, alpha, A, lda, w.panels, beta, C, ldc, ThreadPool::instance());
 }
 
+void CpuBackend::gemmRowProducts(const RowProduct* products, int count) {
+  FewRowProduct few[4];
+  bool fits = count <= 4;
+  for (int i = 0; fits && i < count; ++i) {
+    const RowProduct& p = products[i];
+    fits = p.M <= kFewRows;
+    few[i] = FewRowProduct{p.M, p.N, p.K, p.A, p.lda, p.B, p.ldb, p.beta, p.C, p.ldc};
+  }
+  if (!fits) {
+    Backend::gemmRowProducts(products, count);
+    return;
+  }
+  builtinFewRowProducts(few, count, ThreadPool::instance());
+}
+
 void CpuBackend::broadcastRows(float* C, int rows, int cols, int ldc, const float* bias) {
   parallelRows(rows, cols, [&](std::size_t r0, std::size_t r1) {
     for (std::size_t r = r0; r < r1; ++r) std::memcpy(C + r * ldc, bias, sizeof(float) * cols);

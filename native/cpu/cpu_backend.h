@@ -28,6 +28,7 @@ class CpuBackend final : public Backend {
   // step's product runs on the built-in kernel, a system BLAS or not: a BLAS call re-packs them at every step.
   std::size_t stepWeightsBytes(const StepWeights& w, int rows, int steps) const override;
   void packStepWeights(const StepWeights& w) override;
+  void gemmRowProducts(const RowProduct* products, int count) override;
   void gemmStep(int M, float alpha, const float* A, int lda, const StepWeights& w, float beta, float* C,
                 int ldc) override;
 

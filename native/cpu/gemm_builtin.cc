@@ -510,6 +510,103 @@ __attribute__((target("avx512f"))) void wideAvx512(int kc, const float* a, const
     }
   }
 }
+
+// AVX-512 dot-product kernel (see dotBlockAvx2). A batch-1 step is a matrix-vector product that reads every weight
+// once, so its speed is the rate at which B streams in: a block of JB rows of B keeps JB independent FMA chains
+// (JB >= 8 covers the FMA latency with one row of A) and the tail of K is a masked load rather than a scalar loop.
+// Rows of B per block: eight FMA chains per row of A (one or two rows of A at a time).
+constexpr int kDotRowsAvx512 = 8;
+
+// GCC 12's avx512fintrin.h builds the "undefined" operand of its shuffles from itself, which -Wuninitialized
+// reports at every inlining site; the lanes it stands for are never used.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+__attribute__((target("avx512f"), always_inline)) inline float sumLanesAvx512(__m512 v) {
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+  __m128 x = _mm512_castps512_ps128(v);
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_add_ss(x, _mm_shuffle_ps(x, x, 1));
+  return _mm_cvtss_f32(x);
+}
+
+// 16 values of k (those set in `mask`): the MI rows of A against the JB rows of B, added to acc.
+template <int MI, int JB>
+__attribute__((target("avx512f"), always_inline)) inline void dotStepAvx512(__m512 (&acc)[MI][JB], const float* a,
+                                                                             std::ptrdiff_t lda, const float* b,
+                                                                             std::ptrdiff_t ldb, __mmask16 mask) {
+  __m512 av[MI];
+#pragma GCC unroll 4
+  for (int i = 0; i < MI; ++i) av[i] = _mm512_maskz_loadu_ps(mask, a + i * lda);
+#pragma GCC unroll 8
+  for (int j = 0; j < JB; ++j) {
+    const __m512 bv = _mm512_maskz_loadu_ps(mask, b + j * ldb);
+    // The rows of the next block: eight streams at once are more than the hardware prefetcher follows well.
+    _mm_prefetch(reinterpret_cast<const char*>(b + (j + JB) * ldb), _MM_HINT_T0);
+#pragma GCC unroll 4
+    for (int i = 0; i < MI; ++i) acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+  }
+}
+
+template <int MI, int JB>
+__attribute__((target("avx512f"))) void dotBlockAvx512(int K, const float* a, std::ptrdiff_t lda, const float* b,
+                                                        std::ptrdiff_t ldb, float* c, std::ptrdiff_t ldc,
+                                                        float alpha, float beta) {
+  __m512 acc[MI][JB];
+#pragma GCC unroll 4
+  for (int i = 0; i < MI; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < JB; ++j) acc[i][j] = _mm512_setzero_ps();
+  int k = 0;
+  for (; k + 16 <= K; k += 16) dotStepAvx512<MI, JB>(acc, a + k, lda, b + k, ldb, static_cast<__mmask16>(0xFFFF));
+  if (k < K) dotStepAvx512<MI, JB>(acc, a + k, lda, b + k, ldb, static_cast<__mmask16>((1u << (K - k)) - 1u));
+#pragma GCC unroll 4
+  for (int i = 0; i < MI; ++i) {
+    float* cr = c + i * ldc;
+#pragma GCC unroll 8
+    for (int j = 0; j < JB; ++j) {
+      const float sum = sumLanesAvx512(acc[i][j]);
+      cr[j] = beta == 0.f ? alpha * sum : alpha * sum + beta * cr[j];
+    }
+  }
+}
+
+template <int MI, int JB = kDotRowsAvx512>
+void dotRowsAvx512(int n, int K, const float* a, std::ptrdiff_t lda, const float* b, std::ptrdiff_t ldb, float* c,
+                   std::ptrdiff_t ldc, float alpha, float beta) {
+  int j = 0;
+  for (; j + JB <= n; j += JB) dotBlockAvx512<MI, JB>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta);
+  if constexpr (JB > 1) {
+    if (n - j >= JB / 2) {
+      dotBlockAvx512<MI, JB / 2>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta);
+      j += JB / 2;
+    }
+  }
+  for (; j < n; ++j) dotBlockAvx512<MI, 1>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta);
+}
+
+void dotAvx512(int m, int n, int K, const float* a, std::ptrdiff_t lda, const float* b, std::ptrdiff_t ldb, float* c,
+               std::ptrdiff_t ldc, float alpha, float beta) {
+  // One row of A: B streams past once, block after block. More rows: column strips of B that stay in L1 while
+  // every row group of A passes over them.
+  const int strip = m <= 2 ? n : 24;
+  for (int j0 = 0; j0 < n; j0 += strip) {
+    const int nj = std::min(strip, n - j0);
+    const float* bs = b + j0 * ldb;
+    for (int i = 0; i < m; i += 2) {
+      const float* ai = a + i * lda;
+      float* ci = c + i * ldc + j0;
+      if (m - i >= 2) dotRowsAvx512<2>(nj, K, ai, lda, bs, ldb, ci, ldc, alpha, beta);
+      else dotRowsAvx512<1>(nj, K, ai, lda, bs, ldb, ci, ldc, alpha, beta);
+    }
+  }
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #endif  // RNNKIT_X86
 
 template <int... Is, typename F>
@@ -548,7 +645,7 @@ Arch makeAvx2() {
 }
 
 Arch makeAvx512() {
-  Arch a{"avx512", kAvx512MR, kAvx512NR, 256, 140, 1024, {}, interleaveAvx2, dotAvx2, {}, {}};
+  Arch a{"avx512", kAvx512MR, kAvx512NR, 256, 140, 1024, {}, interleaveAvx2, dotAvx512, {}, {}};
   fillTable(a.kernel, [](auto h) -> KernelFn { return &kernelAvx512<decltype(h)::value>; },
             std::make_integer_sequence<int, kAvx512MR>{});
   a.wide[1] = &wideAvx512<1>;
@@ -938,6 +1035,51 @@ void builtinSgemmPackedB(int M, int N, int K, float alpha, const float* A, int l
   p.packedB = packedB;
   p.paddedN = (N + arch().nr - 1) / arch().nr * arch().nr;
   runProblem(p, pool);
+}
+
+void builtinFewRowProducts(const FewRowProduct* products, int count, ThreadPool& pool) {
+  const Arch& ar = arch();
+  double flops = 0.0, weights = 0.0;
+  for (int i = 0; i < count; ++i) {
+    flops += 2.0 * products[i].M * products[i].N * products[i].K;
+    weights += static_cast<double>(products[i].N) * products[i].K;
+  }
+  const int threads = static_cast<int>(std::min<double>(pool.size(), std::max(1.0, flops / kMinFlopsPerThread)));
+  auto run = [&](const FewRowProduct& p, int n0, int n1) {
+    if (n1 <= n0) return;
+    const float* B = p.B + static_cast<std::ptrdiff_t>(n0) * p.ldb;
+    float* C = p.C + n0;
+    if (p.K <= 0) {
+      scaleC(C, p.ldc, 0, p.M, n1 - n0, p.beta);
+    } else if (ar.dot) {
+      ar.dot(p.M, n1 - n0, p.K, p.A, p.lda, B, p.ldb, C, p.ldc, 1.f, p.beta);
+    } else {
+      gemmBlock(Problem{false, true, p.M, n1 - n0, p.K, 1.f, p.beta, p.A, p.lda, B, p.ldb, C, p.ldc}, 0, p.M, 0,
+                n1 - n0);
+    }
+  };
+  if (threads <= 1) {
+    for (int i = 0; i < count; ++i) run(products[i], 0, products[i].N);
+    return;
+  }
+  // Thread t takes the weights [t, t+1) * weights / threads of the products laid end to end, cut at whole blocks
+  // of 8 rows, so each thread reads the same amount whatever the mix of input and recurrent widths.
+  pool.parallelFor(static_cast<std::size_t>(threads), 1, [&](std::size_t t0, std::size_t t1) {
+    const double begin = weights * static_cast<double>(t0) / threads, end = weights * static_cast<double>(t1) / threads;
+    double offset = 0.0;
+    for (int i = 0; i < count; ++i) {
+      const FewRowProduct& p = products[i];
+      const double size = static_cast<double>(p.N) * p.K;
+      auto rowAt = [&](double at) {
+        if (at <= offset) return 0;
+        if (at >= offset + size) return p.N;
+        const int row = static_cast<int>((at - offset) / std::max(1, p.K) + 0.5);
+        return std::min(p.N, (row + 4) / 8 * 8);
+      };
+      run(p, rowAt(begin), rowAt(end));
+      offset += size;
+    }
+  });
 }
 
 namespace {

@@ -216,7 +216,7 @@ void correctness(GemmFn fn, const char* impl) {
     for (int tb = 0; tb < 2; ++tb)
       for (int M = 1; M <= 5; ++M)
         for (int N : {200, 300, 1041})
-          for (int K : {1, 9, 300}) {
+          for (int K : {1, 9, 16, 17, 65, 300}) {
             Case c{ta != 0, tb != 0, M, N, K, randi(0, 2), randi(0, 2), randi(0, 2), alphas[randi(0, 2)],
                    betas[randi(0, 2)], false};
             c.nanC = c.beta == 0.f;
@@ -235,6 +235,74 @@ void correctness(GemmFn fn, const char* impl) {
         runCase(Case{ta != 0, tb != 0, s.M, s.N, s.K, 0, 0, 0, 1.f, ta ? 1.f : 0.f, !ta}, fn, impl, big ? 2000 : 0);
       }
   std::printf("%s: %s\n", impl, gFailed == before ? "all cases passed" : "FAILURES");
+}
+
+// builtinFewRowProducts: several thin products (B [N, K] read in place) split across the pool as one pass. Each
+// product is checked in full against a double reference, and nothing around its C window may be written.
+void fewRowProductTests() {
+  const int before = gFailed;
+  struct Spec {
+    int M, N, K, padA, padB, padC;
+    float beta;
+  };
+  const std::vector<std::vector<Spec>> groups = {
+      {{1, 1024, 65, 0, 0, 0, 1.f}, {1, 1024, 256, 0, 0, 0, 0.f}},  // a stream step's input + recurrent product
+      {{1, 1024, 256, 0, 0, 0, 1.f}, {1, 1024, 256, 0, 0, 0, 0.f}},
+      {{2, 300, 17, 1, 3, 2, 1.f}, {2, 300, 33, 0, 1, 0, 0.f}},
+      {{3, 7, 5, 0, 0, 1, 0.f}, {3, 13, 300, 2, 0, 0, 1.f}},
+      {{4, 1, 1, 0, 0, 0, 0.75f}, {4, 9, 16, 0, 0, 0, 0.f}, {4, 1041, 40, 1, 1, 1, 1.f}},
+      {{1, 768, 0, 0, 0, 0, 0.5f}, {1, 5, 3, 0, 0, 0, 0.f}},  // K == 0 scales C by beta
+  };
+  for (const auto& group : groups) {
+    struct Buffers {
+      std::vector<float> A, B, C, C0;
+      int lda, ldb, ldc;
+    };
+    std::vector<Buffers> buf(group.size());
+    std::vector<rnnkit::cpu::FewRowProduct> products;
+    const float sentinel = 12345.f;
+    for (size_t g = 0; g < group.size(); ++g) {
+      const Spec& s = group[g];
+      Buffers& b = buf[g];
+      b.lda = std::max(s.K, 1) + s.padA;
+      b.ldb = std::max(s.K, 1) + s.padB;
+      b.ldc = s.N + s.padC;
+      b.A.resize(static_cast<size_t>(s.M) * b.lda);
+      b.B.resize(static_cast<size_t>(s.N) * b.ldb);
+      b.C.assign(static_cast<size_t>(s.M) * b.ldc + 16, sentinel);
+      for (auto& v : b.A) v = randf();
+      for (auto& v : b.B) v = randf();
+      for (int i = 0; i < s.M; ++i)
+        for (int j = 0; j < s.N; ++j) b.C[static_cast<size_t>(i) * b.ldc + j] = randf();
+      b.C0 = b.C;
+      products.push_back({s.M, s.N, s.K, b.A.data(), b.lda, b.B.data(), b.ldb, s.beta, b.C.data(), b.ldc});
+    }
+    rnnkit::cpu::builtinFewRowProducts(products.data(), static_cast<int>(products.size()), ThreadPool::instance());
+    for (size_t g = 0; g < group.size(); ++g) {
+      const Spec& s = group[g];
+      const Buffers& b = buf[g];
+      int bad = 0, clobbered = 0;
+      for (size_t idx = 0; idx < b.C.size(); ++idx) {
+        const int i = static_cast<int>(idx / b.ldc), j = static_cast<int>(idx % b.ldc);
+        if (i >= s.M || j >= s.N) {
+          if (b.C[idx] != sentinel) ++clobbered;
+          continue;
+        }
+        double ref = s.beta * static_cast<double>(b.C0[idx]), scale = 1.0 + std::fabs(ref);
+        for (int k = 0; k < s.K; ++k) {
+          const double p = static_cast<double>(b.A[static_cast<size_t>(i) * b.lda + k]) * b.B[static_cast<size_t>(j) * b.ldb + k];
+          ref += p;
+          scale += std::fabs(p);
+        }
+        if (!(std::fabs(b.C[idx] - ref) / scale <= 2e-5 * std::sqrt(s.K + 1.0) + 1e-6)) ++bad;
+      }
+      check(bad == 0 && clobbered == 0,
+            "few-row products: " + std::to_string(s.M) + "x" + std::to_string(s.N) + "x" + std::to_string(s.K) +
+                " beta " + std::to_string(s.beta) + " (product " + std::to_string(g + 1) + " of " +
+                std::to_string(group.size()) + ")");
+    }
+  }
+  std::printf("few-row products: %s\n", gFailed == before ? "all cases passed" : "FAILURES");
 }
 
 void threadPoolTests() {
@@ -424,6 +492,7 @@ int main(int argc, char** argv) {
   threadPoolTests();
   correctness(runBuiltin, "builtin");
   correctness(runPacked, "builtin, B packed once");
+  fewRowProductTests();
   if (sys.available()) correctness(runSystem, sys.name().c_str());
   if (bench) timingTable();
 
