@@ -40,6 +40,7 @@
         "native/addon/module.cc",
         "native/addon/network_handle.cc",
         "native/addon/network_jobs.cc",
+        "native/addon/property_keys.cc",
         "native/addon/safetensors_js.cc",
         "native/addon/stream_handle.cc"
       ],

@@ -4,10 +4,13 @@
 
 #include <napi.h>
 
+#include "property_keys.h"
+
 namespace rnnkit::addon {
 
 struct AddonData {
   Napi::FunctionReference networkConstructor;
+  PropertyKeys keys;
 };
 
 }  // namespace rnnkit::addon

@@ -1,4 +1,5 @@
 #include "js_convert.h"
+#include "property_keys.h"
 
 #include <cmath>
 #include <cstring>
@@ -112,9 +113,7 @@ std::vector<long long> readShape(const Napi::Value& value, const std::string& wh
   return shape;
 }
 
-bool has(const Napi::Object& obj, const char* key) {
-  return obj.Has(key) && !obj.Get(key).IsUndefined();
-}
+bool has(const Napi::Object& obj, const char* key) { return !obj.Get(key).IsUndefined(); }
 
 Napi::Object requireObject(const Napi::Value& value, const std::string& what) {
   if (!value.IsObject() || value.IsArray() || value.IsTypedArray())
@@ -122,16 +121,19 @@ Napi::Object requireObject(const Napi::Value& value, const std::string& what) {
   return value.As<Napi::Object>();
 }
 
-bool optionalBool(const Napi::Object& obj, const char* key, bool fallback) {
-  if (!has(obj, key)) return fallback;
-  Napi::Value v = obj.Get(key);
-  if (!v.IsBoolean()) fail(ErrorCode::Type, std::string(key) + " must be a boolean, got " + typeName(v));
+bool optionalBool(const Napi::Value& v, const char* name, bool fallback) {
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsBoolean()) fail(ErrorCode::Type, std::string(name) + " must be a boolean, got " + typeName(v));
   return v.As<Napi::Boolean>().Value();
 }
 
+bool optionalBool(const Napi::Object& obj, const char* key, bool fallback) {
+  return optionalBool(obj.Get(key), key, fallback);
+}
+
 double optionalNumber(const Napi::Object& obj, const char* key, double fallback) {
-  if (!has(obj, key)) return fallback;
   Napi::Value v = obj.Get(key);
+  if (v.IsUndefined()) return fallback;
   if (!v.IsNumber()) fail(ErrorCode::Type, std::string(key) + " must be a number, got " + typeName(v));
   double d = v.As<Napi::Number>().DoubleValue();
   if (std::isnan(d)) fail(ErrorCode::Value, std::string(key) + " must not be NaN");
@@ -147,8 +149,8 @@ int optionalInt(const Napi::Object& obj, const char* key, int fallback) {
 }
 
 std::string optionalString(const Napi::Object& obj, const char* key, const std::string& fallback) {
-  if (!has(obj, key)) return fallback;
   Napi::Value v = obj.Get(key);
+  if (v.IsUndefined()) return fallback;
   if (!v.IsString()) fail(ErrorCode::Type, std::string(key) + " must be a string, got " + typeName(v));
   return v.As<Napi::String>().Utf8Value();
 }
@@ -167,8 +169,8 @@ Napi::Array toShape(Napi::Env env, const std::vector<long long>& shape) {
 
 Napi::Object toTensor(Napi::Env env, const std::vector<float>& data, const std::vector<long long>& shape) {
   Napi::Object t = Napi::Object::New(env);
-  t.Set("data", toFloat32Array(env, data));
-  t.Set("shape", toShape(env, shape));
+  setField(t, Key::Data, toFloat32Array(env, data));
+  setField(t, Key::Shape, toShape(env, shape));
   return t;
 }
 

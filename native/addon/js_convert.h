@@ -20,6 +20,8 @@ std::vector<long long> readShape(const Napi::Value& value, const std::string& wh
 
 // Optional typed fields of an options object: absent or undefined -> the fallback.
 bool optionalBool(const Napi::Object& obj, const char* key, bool fallback);
+// The same for a value already read (`name` for the message).
+bool optionalBool(const Napi::Value& value, const char* name, bool fallback);
 double optionalNumber(const Napi::Object& obj, const char* key, double fallback);
 int optionalInt(const Napi::Object& obj, const char* key, int fallback);
 std::string optionalString(const Napi::Object& obj, const char* key, const std::string& fallback);

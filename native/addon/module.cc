@@ -139,6 +139,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // Find the system BLAS now, on the thread that requires the addon, rather than inside the first job on a worker.
   cpu::SystemBlas::instance();
   auto* data = new AddonData();
+  createPropertyKeys(env, data->keys);
   Napi::Function network = NetworkHandle::define(env);
   data->networkConstructor = Napi::Persistent(network);
   env.SetInstanceData<AddonData>(data);  // deleted by N-API when this environment is torn down

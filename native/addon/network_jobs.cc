@@ -4,6 +4,7 @@
 
 #include "../core/error.h"
 #include "js_convert.h"
+#include "property_keys.h"
 
 namespace rnnkit::addon {
 
@@ -23,11 +24,12 @@ std::vector<T> nonEmpty(std::vector<T> data, const std::string& what) {
 
 // The optional `shape` of a tensor object: it must hold exactly `size` values; required when `shape` is wanted.
 void readShapeOf(const Napi::Object& obj, const std::string& what, std::size_t size, std::vector<long long>* shape) {
-  if (!has(obj, "shape")) {
+  const Napi::Value given = getField(obj, Key::Shape);
+  if (given.IsUndefined()) {
     if (shape) fail(ErrorCode::Shape, what + " needs a shape");
     return;
   }
-  std::vector<long long> s = readShape(obj.Get("shape"), what + ".shape");
+  std::vector<long long> s = readShape(given, what + ".shape");
   long double count = 1;
   for (long long d : s) count *= (long double)d;
   if (count != (long double)size)
@@ -43,8 +45,9 @@ std::vector<float> readFloatTensorData(const Napi::Value& value, const std::stri
   if (!value.IsObject() || value.IsArray())
     fail(ErrorCode::Type, what + " must be a Float32Array or { data: Float32Array, shape }, got " + typeName(value));
   Napi::Object obj = value.As<Napi::Object>();
-  if (!has(obj, "data")) fail(ErrorCode::Type, what + " must be a Float32Array or { data: Float32Array, shape }");
-  std::vector<float> data = readFloat32(obj.Get("data"), what + ".data");
+  const Napi::Value given = getField(obj, Key::Data);
+  if (given.IsUndefined()) fail(ErrorCode::Type, what + " must be a Float32Array or { data: Float32Array, shape }");
+  std::vector<float> data = readFloat32(given, what + ".data");
   readShapeOf(obj, what, data.size(), shape);
   return data;
 }
@@ -56,8 +59,9 @@ std::vector<int32_t> readIntTensorData(const Napi::Value& value, const std::stri
     return readInt32(value, what);
   }
   Napi::Object obj = requireObject(value, what);
-  if (!has(obj, "data")) fail(ErrorCode::Type, what + " must be { data: Int32Array, shape }");
-  std::vector<int32_t> data = readInt32(obj.Get("data"), what + ".data");
+  const Napi::Value given = getField(obj, Key::Data);
+  if (given.IsUndefined()) fail(ErrorCode::Type, what + " must be { data: Int32Array, shape }");
+  std::vector<int32_t> data = readInt32(given, what + ".data");
   readShapeOf(obj, what, data.size(), shape);
   return data;
 }
@@ -183,19 +187,22 @@ OptimizerConfig parseOptimizerConfig(const Napi::Value& value) {
 SequenceInput parseSequenceInput(const Napi::Value& value, int vocabSize) {
   Napi::Object o = requireObject(value, "input");
   SequenceInput in;
-  in.batchFirst = optionalBool(o, "batchFirst", false);
+  in.batchFirst = optionalBool(getField(o, Key::BatchFirst), "batchFirst", false);
   if (vocabSize > 0) {
-    if (!has(o, "tokens"))
+    const Napi::Value tokens = getField(o, Key::Tokens);
+    if (tokens.IsUndefined())
       fail(ErrorCode::Argument, "input.tokens is required: this network reads token ids over " +
                                     std::to_string(vocabSize) + " symbols");
-    in.tokens = readIntTensorData(o.Get("tokens"), "input.tokens", &in.shape);
+    in.tokens = readIntTensorData(tokens, "input.tokens", &in.shape);
   } else {
-    if (!has(o, "x")) fail(ErrorCode::Argument, "input.x is required: { data: Float32Array, shape }");
-    in.x = readFloatTensorData(o.Get("x"), "input.x", &in.shape);
+    const Napi::Value x = getField(o, Key::X);
+    if (x.IsUndefined()) fail(ErrorCode::Argument, "input.x is required: { data: Float32Array, shape }");
+    in.x = readFloatTensorData(x, "input.x", &in.shape);
   }
-  if (has(o, "lengths")) in.lengths = nonEmpty(readInt32(o.Get("lengths"), "input.lengths"), "input.lengths");
-  if (has(o, "h0")) in.h0 = nonEmpty(readFloatTensorData(o.Get("h0"), "input.h0"), "input.h0");
-  if (has(o, "c0")) in.c0 = nonEmpty(readFloatTensorData(o.Get("c0"), "input.c0"), "input.c0");
+  const Napi::Value lengths = getField(o, Key::Lengths), h0 = getField(o, Key::H0), c0 = getField(o, Key::C0);
+  if (!lengths.IsUndefined()) in.lengths = nonEmpty(readInt32(lengths, "input.lengths"), "input.lengths");
+  if (!h0.IsUndefined()) in.h0 = nonEmpty(readFloatTensorData(h0, "input.h0"), "input.h0");
+  if (!c0.IsUndefined()) in.c0 = nonEmpty(readFloatTensorData(c0, "input.c0"), "input.c0");
   return in;
 }
 
@@ -225,7 +232,7 @@ ForwardJob::ForwardJob(const Napi::CallbackInfo& info, const Network& net) {
 
 Napi::Value ForwardJob::toJs(Napi::Env env) const {
   Napi::Object out = Napi::Object::New(env);
-  out.Set("output", toTensor(env, result.output, result.shape));
+  setField(out, Key::Output, toTensor(env, result.output, result.shape));
   out.Set("hn", toFloat32Array(env, result.hn));
   if (!result.cn.empty()) out.Set("cn", toFloat32Array(env, result.cn));
   return out;

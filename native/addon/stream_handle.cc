@@ -2,6 +2,7 @@
 
 #include "../core/error.h"
 #include "js_convert.h"
+#include "property_keys.h"
 #include "js_errors.h"
 #include "network_jobs.h"
 
@@ -23,7 +24,7 @@ struct StreamStepJob {
   void run(Network& net) { result = net.forward(input, false, state); }
   Napi::Value toJs(Napi::Env env) const {
     Napi::Object out = Napi::Object::New(env);
-    out.Set("output", toTensor(env, result.output, result.shape));
+    setField(out, Key::Output, toTensor(env, result.output, result.shape));
     return out;
   }
   SequenceInput input;
