@@ -544,8 +544,6 @@ __attribute__((target("avx512f"), always_inline)) inline void dotStepAvx512(__m5
 #pragma GCC unroll 8
   for (int j = 0; j < JB; ++j) {
     const __m512 bv = _mm512_maskz_loadu_ps(mask, b + j * ldb);
-    // The rows of the next block: eight streams at once are more than the hardware prefetcher follows well.
-    _mm_prefetch(reinterpret_cast<const char*>(b + (j + JB) * ldb), _MM_HINT_T0);
 #pragma GCC unroll 4
     for (int i = 0; i < MI; ++i) acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
   }
