@@ -32,6 +32,7 @@
         "native/cpu/layer_kernels.cc",
         "native/cpu/simd_dispatch.cc",
         "native/cpu/optimizer_kernels.cc",
+        "native/cpu/read_bench.cc",
         "native/cpu/system_blas.cc",
         "native/cpu/thread_pool.cc",
         "native/cpu/thread_priority.cc",

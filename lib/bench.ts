@@ -284,6 +284,8 @@ function detectPeers(threads: number): Record<PeerName, PeerStatus> {
 
 interface GemmFigure { m: number; n: number; k: number; trans_b: boolean; gflops: number; gemm: string; builtin_gflops?: number; used_by?: string[] }
 
+type BenchReadFn = (bytes: number, reps: number) => { bestSeconds: number; medianSeconds: number; gbPerSecond: number; threads: number };
+
 type BenchGemmFn = (M: number, N: number, K: number, reps: number, o?: { transB?: boolean; builtin?: boolean }) =>
   { bestSeconds: number; medianSeconds: number; gflops: number; gemm: string; threads: number };
 
@@ -423,10 +425,11 @@ export function formatReport(report: Report, defs: Record<string, Workload>, mar
   } else {
     out.push('SGEMM roofline: not measured (the native module has no benchGemm: rebuild it)');
   }
-  for (const [name, b] of Object.entries((m.step_weight_read ?? {}) as Record<string, { bytes: number; us: number }>)) {
+  for (const [name, b] of Object.entries((m.step_weight_read ?? {}) as Record<string, { bytes: number; us: number; read_us?: number }>)) {
     const f = report.workloads[name] as Figures | undefined;
-    out.push(`${name}: reading its ${fmt(b.bytes / 2 ** 20, 3)} MiB of weights once takes ${fmt(b.us, 3)} us here` +
-      `${f?.weight_read_fraction !== undefined ? ` (${fmt(100 * f.weight_read_fraction, 2)}% of the step's time)` : ''}`);
+    out.push(`${name}: one matrix-vector product over its ${fmt(b.bytes / 2 ** 20, 3)} MiB of weights takes ${fmt(b.us, 3)} us here` +
+      `${f?.weight_read_fraction !== undefined ? ` (${fmt(100 * f.weight_read_fraction, 2)}% of the step's time)` : ''}` +
+      `${b.read_us !== undefined ? `; merely reading those bytes, ${m.threads} threads, best of many passes: ${fmt(b.read_us, 3)} us` : ''}`);
   }
   out.push('');
   out.push(markdown ? 'Tokens per second (step: microseconds per step); peers: their figure and (rnnkit speed / peer speed).' : 'tokens/s (step: us per step); peer columns: figure (rnnkit / peer speed)');
@@ -614,7 +617,14 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
       const floats = workloadGemmShapes(w).reduce((sum, g) => sum + g.n * g.k, 0);
       const rows = Math.ceil(floats / w.hidden);
       const gflops = gemmBest(benchGemm, 1, rows, w.hidden, true, false, tiny ? 0.01 : 0.5);
-      readBound[n] = { bytes: rows * w.hidden * 4, us: (2 * rows * w.hidden) / (gflops * 1e9) * 1e6 };
+      const bytes = rows * w.hidden * 4;
+      readBound[n] = { bytes, us: (2 * rows * w.hidden) / (gflops * 1e9) * 1e6 };
+      // And the machine's own floor: the same bytes read and summed, nothing else, split across the same threads.
+      const benchRead = (native as unknown as { benchRead?: BenchReadFn }).benchRead;
+      if (typeof benchRead === 'function') {
+        const r = benchRead(bytes, tiny ? 20 : 20000);
+        Object.assign(readBound[n] as object, { read_us: r.bestSeconds * 1e6, read_median_us: r.medianSeconds * 1e6 });
+      }
     }
     machine.step_weight_read = readBound;
   }

@@ -45,4 +45,21 @@ t.test('npm run bench -- --json --tiny prints one JSON object covering every wor
     t.notOk('peers' in got, `${name}: no peer ran in the smoke run`);
   }
   for (const [p, s] of Object.entries(report.peers ?? {})) t.equal(s.available, false, `peer ${p} skipped`);
+  // The step's floors: a matrix-vector product over its weights, and a plain read of as many bytes.
+  const floors = report.machine.step_weight_read as Record<string, { bytes: number; us: number; read_us: number }>;
+  for (const name of Object.keys(spec.workloads).filter((n) => n.startsWith('step_'))) {
+    const f = floors?.[name];
+    t.ok(f && finitePositive(f.bytes) && finitePositive(f.us) && finitePositive(f.read_us), `${name}: both floors measured`);
+  }
+});
+
+t.test('benchRead times a read of the bytes it is given and rejects what is not a size', async (t) => {
+  const native = require(path.join(root, 'dist', 'native.js')).native as {
+    benchRead: (bytes: unknown, reps: unknown) => { bestSeconds: number; medianSeconds: number; gbPerSecond: number; threads: number };
+  };
+  const r = native.benchRead(1 << 16, 5);
+  t.ok(r.bestSeconds > 0 && r.bestSeconds <= r.medianSeconds, 'best <= median, both positive');
+  t.ok(r.gbPerSecond > 0 && r.threads >= 1);
+  for (const [bytes, reps] of [[-1, 1], [1.5, 1], ['64', 1], [1 << 16, 0], [1 << 16, NaN], [2 ** 31, 1], [undefined, undefined]])
+    t.throws(() => native.benchRead(bytes, reps), { code: 'ERR_RNNKIT_VALUE' }, `benchRead(${String(bytes)}, ${String(reps)})`);
 });

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -10,7 +11,9 @@
 #include "../core/sampling.h"
 #include "js_convert.h"
 #include "../cpu/cpu_backend.h"
+#include "../core/device_buffer.h"
 #include "../cpu/gemm.h"
+#include "../cpu/read_bench.h"
 #include "../cpu/thread_pool.h"
 #include "addon_data.h"
 #include "device.h"
@@ -123,6 +126,38 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
   });
 }
 
+// benchRead(bytes, repetitions): one pass over a buffer of `bytes` split across the pool, timed `repetitions` times
+// after a warm-up pass (so that a buffer that fits the caches is read from them, as a step's weights are).
+Napi::Value BenchRead(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] {
+    auto numberArg = [&](size_t i, const char* name, double lo, double hi) {
+      double v = info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : -1;
+      if (!(v >= lo && v <= hi) || std::floor(v) != v)
+        fail(ErrorCode::Value, std::string("benchRead: ") + name + " must be an integer in [" +
+                                   std::to_string((long long)lo) + ", " + std::to_string((long long)hi) + "]");
+      return v;
+    };
+    const std::size_t floats = (std::size_t)(numberArg(0, "bytes", 64, 1024.0 * 1024 * 1024) / sizeof(float));
+    const int reps = (int)numberArg(1, "repetitions", 1, 1000000);
+    DeviceBuffer buffer(&cpuBackend());
+    float* data = buffer.reserveFloats(floats);
+    for (std::size_t i = 0; i < floats; ++i) data[i] = (float)(i % 7) * 0.125f;
+    float sink = 0.f;
+    cpu::timedReadPass(data, floats, cpu::ThreadPool::instance(), &sink);
+    std::vector<double> times((size_t)reps);
+    for (double& t : times) t = cpu::timedReadPass(data, floats, cpu::ThreadPool::instance(), &sink);
+    std::sort(times.begin(), times.end());
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("bestSeconds", times.front());
+    o.Set("medianSeconds", times[times.size() / 2]);
+    o.Set("gbPerSecond", (double)floats * sizeof(float) / std::max(times.front(), 1e-12) / 1e9);
+    o.Set("threads", cpu::ThreadPool::instance().size());
+    o.Set("checksum", sink);
+    return o;
+  });
+}
+
 Napi::Value ErrorCodes(Napi::Env env) {
   const ErrorCode codes[] = {ErrorCode::Argument, ErrorCode::Type,     ErrorCode::Shape,     ErrorCode::Value,
                              ErrorCode::UnknownParam, ErrorCode::State, ErrorCode::Disposed, ErrorCode::Busy,
@@ -151,6 +186,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("errorCodes", ErrorCodes(env));
   exports.Set("sampleIndex", Napi::Function::New(env, SampleIndex, "sampleIndex"));
   exports.Set("benchGemm", Napi::Function::New(env, BenchGemm, "benchGemm"));
+  exports.Set("benchRead", Napi::Function::New(env, BenchRead, "benchRead"));
   exports.Set("parseSafetensors", Napi::Function::New(env, ParseSafetensors, "parseSafetensors"));
   return exports;
 }
