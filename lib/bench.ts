@@ -499,6 +499,9 @@ function targetChecks(report: Report): Report['targets'] {
   if (W.step_lstm2x256_b1) add('step_lstm2x256_b1 <= 20 us per step', W.step_lstm2x256_b1.us_per_step, (v) => v <= 20);
   const rf = (report.machine as Record<string, any>).roofline;
   add('built-in GEMM >= 70% of the system BLAS (SGEMM 2048^3)', rf?.builtin_vs_blas, (v) => v >= 0.7);
+  // The same on the workloads themselves: rnnkit with RNNKIT_BLAS=none over rnnkit with the BLAS, the lowest one.
+  const perWorkload = Object.values(W).map((w) => w.builtin_vs_blas).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  if (perWorkload.length) add('built-in GEMM >= 70% of the system BLAS on every workload (lowest ratio)', Math.min(...perWorkload), (v) => v >= 0.7);
   return checks;
 }
 
