@@ -311,17 +311,17 @@ __attribute__((target("avx2,fma"))) void dotBlockAvx2(int K, const float* a, std
   __m256 acc[MI][JB];
 #pragma GCC unroll 4
   for (int i = 0; i < MI; ++i)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int j = 0; j < JB; ++j) acc[i][j] = _mm256_setzero_ps();
   int k = 0;
   for (; k + 8 <= K; k += 8) {
     __m256 bv[JB];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int j = 0; j < JB; ++j) bv[j] = _mm256_loadu_ps(b + j * ldb + k);
 #pragma GCC unroll 4
     for (int i = 0; i < MI; ++i) {
       const __m256 av = _mm256_loadu_ps(a + i * lda + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int j = 0; j < JB; ++j) acc[i][j] = _mm256_fmadd_ps(av, bv[j], acc[i][j]);
     }
   }
@@ -330,49 +330,64 @@ __attribute__((target("avx2,fma"))) void dotBlockAvx2(int K, const float* a, std
     const __m256i mask =
         _mm256_cmpgt_epi32(_mm256_set1_epi32(K - k), _mm256_load_si256(reinterpret_cast<const __m256i*>(kLanes)));
     __m256 bv[JB];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int j = 0; j < JB; ++j) bv[j] = _mm256_maskload_ps(b + j * ldb + k, mask);
 #pragma GCC unroll 4
     for (int i = 0; i < MI; ++i) {
       const __m256 av = _mm256_maskload_ps(a + i * lda + k, mask);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int j = 0; j < JB; ++j) acc[i][j] = _mm256_fmadd_ps(av, bv[j], acc[i][j]);
     }
   }
+  // Fully unrolled, so that acc stays in registers (an index the compiler cannot resolve would put it in memory).
+#pragma GCC unroll 4
   for (int i = 0; i < MI; ++i) {
-    alignas(16) float sums[4];
-    // Reduce up to four accumulators at once: two rounds of hadd then fold the 128-bit halves.
-    __m256 x[4];
-    for (int j = 0; j < 4; ++j) x[j] = j < JB ? acc[i][j] : _mm256_setzero_ps();
-    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(x[0], x[1]), _mm256_hadd_ps(x[2], x[3]));
-    _mm_store_ps(sums, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
     float* cr = c + i * ldc;
-    for (int j = 0; j < JB; ++j) cr[j] = beta == 0.f ? alpha * sums[j] : alpha * sums[j] + beta * cr[j];
+    // Reduce four accumulators at a time: two rounds of hadd then fold the 128-bit halves.
+#pragma GCC unroll 2
+    for (int j0 = 0; j0 < JB; j0 += 4) {
+      alignas(16) float sums[4];
+      __m256 x[4];
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) x[j] = j0 + j < JB ? acc[i][j0 + j] : _mm256_setzero_ps();
+      const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(x[0], x[1]), _mm256_hadd_ps(x[2], x[3]));
+      _mm_store_ps(sums, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j)
+        if (j0 + j < JB) cr[j0 + j] = beta == 0.f ? alpha * sums[j] : alpha * sums[j] + beta * cr[j0 + j];
+    }
   }
 }
 
-// 4 rows of A x 3 rows of B: 12 accumulators + 3 B vectors + 1 A vector fill the 16 ymm registers exactly.
+// Rows of B per block for MI rows of A: MI x JB accumulators plus the vectors in flight fit the 16 ymm registers,
+// and one row of A still gets eight FMA chains, enough to hide the FMA latency (with three it was latency-bound).
 constexpr int kDotMaxM = 4;
-constexpr int kDotJB = 3;
-
 template <int MI>
+constexpr int dotRowsPerBlockAvx2() {
+  return MI == 1 ? 8 : MI == 2 ? 6 : MI == 3 ? 4 : 3;
+}
+
+template <int MI, int JB = dotRowsPerBlockAvx2<MI>()>
 void dotRowsAvx2(int n, int K, const float* a, std::ptrdiff_t lda, const float* b, std::ptrdiff_t ldb, float* c,
                  std::ptrdiff_t ldc, float alpha, float beta) {
   int j = 0;
-  for (; j + kDotJB <= n; j += kDotJB) dotBlockAvx2<MI, kDotJB>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta);
-  switch (n - j) {
-    case 2: dotBlockAvx2<MI, 2>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta); break;
-    case 1: dotBlockAvx2<MI, 1>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta); break;
-    default: break;
+  for (; j + JB <= n; j += JB) dotBlockAvx2<MI, JB>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta);
+  if constexpr (JB > 2) {
+    if (n - j >= JB / 2) {
+      dotBlockAvx2<MI, JB / 2>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta);
+      j += JB / 2;
+    }
   }
+  for (; j < n; ++j) dotBlockAvx2<MI, 1>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta);
 }
 
 void dotAvx2(int m, int n, int K, const float* a, std::ptrdiff_t lda, const float* b, std::ptrdiff_t ldb, float* c,
              std::ptrdiff_t ldc, float alpha, float beta) {
-  // Walk B in column strips that stay in L1 while every row group of A passes over them.
-  constexpr int kStrip = 15;
-  for (int j0 = 0; j0 < n; j0 += kStrip) {
-    const int nj = std::min(kStrip, n - j0);
+  // One row of A: B streams past once. More rows: column strips of B that stay in L1 while every row group of A
+  // passes over them (24 rows: whole blocks for every block height).
+  const int strip = m <= 1 ? n : 24;
+  for (int j0 = 0; j0 < n; j0 += strip) {
+    const int nj = std::min(strip, n - j0);
     const float* bs = b + j0 * ldb;
     for (int i = 0; i < m; i += kDotMaxM) {
       const float* ai = a + i * lda;
@@ -511,100 +526,6 @@ __attribute__((target("avx512f"))) void wideAvx512(int kc, const float* a, const
   }
 }
 
-// AVX-512 dot-product kernel (see dotBlockAvx2). A batch-1 step is a matrix-vector product that reads every weight
-// once, so its speed is the rate at which B streams in: a block of JB rows of B keeps JB independent FMA chains
-// (JB >= 8 covers the FMA latency with one row of A) and the tail of K is a masked load rather than a scalar loop.
-// Rows of B per block: eight FMA chains per row of A (one or two rows of A at a time).
-constexpr int kDotRowsAvx512 = 8;
-
-// GCC 12's avx512fintrin.h builds the "undefined" operand of its shuffles from itself, which -Wuninitialized
-// reports at every inlining site; the lanes it stands for are never used.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-__attribute__((target("avx512f"), always_inline)) inline float sumLanesAvx512(__m512 v) {
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
-  __m128 x = _mm512_castps512_ps128(v);
-  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  x = _mm_add_ss(x, _mm_shuffle_ps(x, x, 1));
-  return _mm_cvtss_f32(x);
-}
-
-// 16 values of k (those set in `mask`): the MI rows of A against the JB rows of B, added to acc.
-template <int MI, int JB>
-__attribute__((target("avx512f"), always_inline)) inline void dotStepAvx512(__m512 (&acc)[MI][JB], const float* a,
-                                                                             std::ptrdiff_t lda, const float* b,
-                                                                             std::ptrdiff_t ldb, __mmask16 mask) {
-  __m512 av[MI];
-#pragma GCC unroll 4
-  for (int i = 0; i < MI; ++i) av[i] = _mm512_maskz_loadu_ps(mask, a + i * lda);
-#pragma GCC unroll 8
-  for (int j = 0; j < JB; ++j) {
-    const __m512 bv = _mm512_maskz_loadu_ps(mask, b + j * ldb);
-#pragma GCC unroll 4
-    for (int i = 0; i < MI; ++i) acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
-  }
-}
-
-template <int MI, int JB>
-__attribute__((target("avx512f"))) void dotBlockAvx512(int K, const float* a, std::ptrdiff_t lda, const float* b,
-                                                        std::ptrdiff_t ldb, float* c, std::ptrdiff_t ldc,
-                                                        float alpha, float beta) {
-  __m512 acc[MI][JB];
-#pragma GCC unroll 4
-  for (int i = 0; i < MI; ++i)
-#pragma GCC unroll 8
-    for (int j = 0; j < JB; ++j) acc[i][j] = _mm512_setzero_ps();
-  int k = 0;
-  for (; k + 16 <= K; k += 16) dotStepAvx512<MI, JB>(acc, a + k, lda, b + k, ldb, static_cast<__mmask16>(0xFFFF));
-  if (k < K) dotStepAvx512<MI, JB>(acc, a + k, lda, b + k, ldb, static_cast<__mmask16>((1u << (K - k)) - 1u));
-#pragma GCC unroll 4
-  for (int i = 0; i < MI; ++i) {
-    float* cr = c + i * ldc;
-#pragma GCC unroll 8
-    for (int j = 0; j < JB; ++j) {
-      const float sum = sumLanesAvx512(acc[i][j]);
-      cr[j] = beta == 0.f ? alpha * sum : alpha * sum + beta * cr[j];
-    }
-  }
-}
-
-template <int MI, int JB = kDotRowsAvx512>
-void dotRowsAvx512(int n, int K, const float* a, std::ptrdiff_t lda, const float* b, std::ptrdiff_t ldb, float* c,
-                   std::ptrdiff_t ldc, float alpha, float beta) {
-  int j = 0;
-  for (; j + JB <= n; j += JB) dotBlockAvx512<MI, JB>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta);
-  if constexpr (JB > 1) {
-    if (n - j >= JB / 2) {
-      dotBlockAvx512<MI, JB / 2>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta);
-      j += JB / 2;
-    }
-  }
-  for (; j < n; ++j) dotBlockAvx512<MI, 1>(K, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta);
-}
-
-void dotAvx512(int m, int n, int K, const float* a, std::ptrdiff_t lda, const float* b, std::ptrdiff_t ldb, float* c,
-               std::ptrdiff_t ldc, float alpha, float beta) {
-  // One row of A: B streams past once, block after block. More rows: column strips of B that stay in L1 while
-  // every row group of A passes over them.
-  const int strip = m <= 2 ? n : 24;
-  for (int j0 = 0; j0 < n; j0 += strip) {
-    const int nj = std::min(strip, n - j0);
-    const float* bs = b + j0 * ldb;
-    for (int i = 0; i < m; i += 2) {
-      const float* ai = a + i * lda;
-      float* ci = c + i * ldc + j0;
-      if (m - i >= 2) dotRowsAvx512<2>(nj, K, ai, lda, bs, ldb, ci, ldc, alpha, beta);
-      else dotRowsAvx512<1>(nj, K, ai, lda, bs, ldb, ci, ldc, alpha, beta);
-    }
-  }
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 #endif  // RNNKIT_X86
 
 template <int... Is, typename F>
@@ -643,7 +564,9 @@ Arch makeAvx2() {
 }
 
 Arch makeAvx512() {
-  Arch a{"avx512", kAvx512MR, kAvx512NR, 256, 140, 1024, {}, interleaveAvx2, dotAvx512, {}, {}};
+  // The dot kernel stays AVX2: the few-row products stream their weights from memory, and with 512-bit vectors they
+  // measured slower (benchGemm(1, 3332, 256): 27.2-27.4 against 24.0-24.9 us on a Zen 4, which splits 512-bit ops).
+  Arch a{"avx512", kAvx512MR, kAvx512NR, 256, 140, 1024, {}, interleaveAvx2, dotAvx2, {}, {}};
   fillTable(a.kernel, [](auto h) -> KernelFn { return &kernelAvx512<decltype(h)::value>; },
             std::make_integer_sequence<int, kAvx512MR>{});
   a.wide[1] = &wideAvx512<1>;
