@@ -117,18 +117,12 @@ void CpuBackend::gemmStep(int M, float alpha, const float* A, int lda, const Ste
 }
 
 void CpuBackend::gemmRowProducts(const RowProduct* products, int count) {
-  FewRowProduct few[4];
-  bool fits = count <= 4;
-  for (int i = 0; fits && i < count; ++i) {
-    const RowProduct& p = products[i];
-    fits = p.M <= kFewRows;
-    few[i] = FewRowProduct{p.M, p.N, p.K, p.A, p.lda, p.B, p.ldb, p.beta, p.C, p.ldc};
-  }
-  if (!fits) {
-    Backend::gemmRowProducts(products, count);
-    return;
-  }
-  builtinFewRowProducts(few, count, ThreadPool::instance());
+  for (int i = 0; i < count; ++i)
+    if (products[i].M > kFewRows) {
+      Backend::gemmRowProducts(products, count);
+      return;
+    }
+  builtinFewRowProducts(products, count, ThreadPool::instance());
 }
 
 void CpuBackend::broadcastRows(float* C, int rows, int cols, int ldc, const float* bias) {

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <string>
 
+#include "../core/backend.h"
+
 namespace rnnkit::cpu {
 
 class ThreadPool;
@@ -26,18 +28,8 @@ void builtinSgemmPackedB(int M, int N, int K, float alpha, const float* A, int l
 // Products with at most kFewRows rows of A against B^T (B [N, K] read in place), all split across the pool in one
 // parallel region: each thread takes an equal share of the weights, in whichever products they lie. A batch-1
 // time step's input and recurrent products thus cost one hand-off to the workers instead of one each.
-struct FewRowProduct {
-  int M, N, K;
-  const float* A;
-  int lda;
-  const float* B;
-  int ldb;
-  float beta;
-  float* C;
-  int ldc;
-};
 constexpr int kFewRows = 4;
-void builtinFewRowProducts(const FewRowProduct* products, int count, ThreadPool& pool);
+void builtinFewRowProducts(const RowProduct* products, int count, ThreadPool& pool);
 
 // Name of the SIMD micro-kernel the built-in GEMM uses on this CPU ("avx512", "avx2", "neon", "generic").
 const char* builtinKernelName();

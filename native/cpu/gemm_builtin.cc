@@ -958,26 +958,20 @@ void builtinSgemmPackedB(int M, int N, int K, float alpha, const float* A, int l
   runProblem(p, pool);
 }
 
-void builtinFewRowProducts(const FewRowProduct* products, int count, ThreadPool& pool) {
-  const Arch& ar = arch();
+void builtinFewRowProducts(const RowProduct* products, int count, ThreadPool& pool) {
   double flops = 0.0, weights = 0.0;
   for (int i = 0; i < count; ++i) {
     flops += 2.0 * products[i].M * products[i].N * products[i].K;
     weights += static_cast<double>(products[i].N) * products[i].K;
   }
   const int threads = static_cast<int>(std::min<double>(pool.size(), std::max(1.0, flops / kMinFlopsPerThread)));
-  auto run = [&](const FewRowProduct& p, int n0, int n1) {
-    if (n1 <= n0) return;
-    const float* B = p.B + static_cast<std::ptrdiff_t>(n0) * p.ldb;
-    float* C = p.C + n0;
+  // Rows [n0, n1) of product p's C on this thread (gemmBlock picks the dot kernel for so few rows of A).
+  auto run = [](const RowProduct& p, int n0, int n1) {
     if (p.K <= 0) {
-      scaleC(C, p.ldc, 0, p.M, n1 - n0, p.beta);
-    } else if (ar.dot) {
-      ar.dot(p.M, n1 - n0, p.K, p.A, p.lda, B, p.ldb, C, p.ldc, 1.f, p.beta);
-    } else {
-      gemmBlock(Problem{false, true, p.M, n1 - n0, p.K, 1.f, p.beta, p.A, p.lda, B, p.ldb, C, p.ldc}, 0, p.M, 0,
-                n1 - n0);
+      scaleC(p.C + n0, p.ldc, 0, p.M, n1 - n0, p.beta);
+      return;
     }
+    gemmBlock(Problem{false, true, p.M, p.N, p.K, 1.f, p.beta, p.A, p.lda, p.B, p.ldb, p.C, p.ldc}, 0, p.M, n0, n1);
   };
   if (threads <= 1) {
     for (int i = 0; i < count; ++i) run(products[i], 0, products[i].N);
@@ -989,7 +983,7 @@ void builtinFewRowProducts(const FewRowProduct* products, int count, ThreadPool&
     const double begin = weights * static_cast<double>(t0) / threads, end = weights * static_cast<double>(t1) / threads;
     double offset = 0.0;
     for (int i = 0; i < count; ++i) {
-      const FewRowProduct& p = products[i];
+      const RowProduct& p = products[i];
       const double size = static_cast<double>(p.N) * p.K;
       auto rowAt = [&](double at) {
         if (at <= offset) return 0;

@@ -259,7 +259,7 @@ void fewRowProductTests() {
       int lda, ldb, ldc;
     };
     std::vector<Buffers> buf(group.size());
-    std::vector<rnnkit::cpu::FewRowProduct> products;
+    std::vector<rnnkit::RowProduct> products;
     const float sentinel = 12345.f;
     for (size_t g = 0; g < group.size(); ++g) {
       const Spec& s = group[g];
