@@ -587,6 +587,7 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
   // The SGEMM roofline of this machine, with the thread count in use: the best of the GEMM the networks use and of
   // the built-in kernel, at a large square product; and the shapes the workloads run.
   const benchGemm = (native as unknown as { benchGemm?: BenchGemmFn }).benchGemm;
+  const benchRead = (native as unknown as { benchRead?: BenchReadFn }).benchRead;
   if (typeof benchGemm === 'function') {
     const S = tiny ? 256 : 2048;
     const secs = tiny ? 0.05 : 1.5;
@@ -623,7 +624,6 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
       const bytes = rows * w.hidden * 4;
       readBound[n] = { bytes, us: (2 * rows * w.hidden) / (gflops * 1e9) * 1e6 };
       // And the machine's own floor: the same bytes read and summed, nothing else, split across the same threads.
-      const benchRead = (native as unknown as { benchRead?: BenchReadFn }).benchRead;
       if (typeof benchRead === 'function') {
         const r = benchRead(bytes, tiny ? 20 : 20000);
         Object.assign(readBound[n] as object, { read_us: r.bestSeconds * 1e6, read_median_us: r.medianSeconds * 1e6 });

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <chrono>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -67,18 +68,43 @@ Napi::Value SampleIndex(const Napi::CallbackInfo& info) {
   });
 }
 
+// An integer argument of a bench function in [lo, hi], or ERR_RNNKIT_VALUE naming the function and the argument.
+double integerArg(const Napi::CallbackInfo& info, std::size_t i, const char* fn, const char* name, double lo,
+                  double hi) {
+  const double v = info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : -1;
+  if (!(v >= lo && v <= hi) || std::floor(v) != v)
+    fail(ErrorCode::Value, std::string(fn) + ": " + name + " must be an integer in [" + std::to_string((long long)lo) +
+                               ", " + std::to_string((long long)hi) + "]");
+  return v;
+}
+
+struct Timings {
+  double bestSeconds, medianSeconds;
+};
+
+// One untimed warm-up call of `run`, then `reps` timed calls.
+Timings timeCalls(int reps, const std::function<void()>& run) {
+  run();
+  std::vector<double> times;
+  times.reserve(reps);
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  const double median = reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
+  return {times.front(), median};
+}
+
 // benchGemm(M, N, K, repetitions, options?) -> { bestSeconds, medianSeconds, gflops, gemm, threads }: times
 // C[M,N] = A[M,K] x op(B) through the CPU backend's GEMM (the one the networks use: system BLAS or built-in), or the
 // built-in kernel with options.builtin. One untimed warm-up call; gflops = 2*M*N*K / bestSeconds. For the
 // benchmark harness (the machine's SGEMM roofline); synchronous, so it blocks the event loop while it runs.
 Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] {
-    auto intArg = [&](size_t i, const char* name, double lo, double hi) {
-      double v = info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : -1;
-      if (!(v >= lo && v <= hi) || (double)(long long)v != v)
-        fail(ErrorCode::Value, std::string("benchGemm: ") + name + " must be an integer in [" + std::to_string((long long)lo) +
-                                   ", " + std::to_string((long long)hi) + "]");
-      return (int)v;
+    auto intArg = [&](std::size_t i, const char* name, double lo, double hi) {
+      return (int)integerArg(info, i, "benchGemm", name, lo, hi);
     };
     const int M = intArg(0, "M", 1, 65536), N = intArg(1, "N", 1, 65536), K = intArg(2, "K", 1, 65536);
     const int reps = intArg(3, "repetitions", 1, 100000);
@@ -105,21 +131,12 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
       else
         cpuBackend().gemm(false, transB, M, N, K, 1.f, A.data(), K, B.data(), ldb, 0.f, C.data(), N);
     };
-    run();
-    std::vector<double> times;
-    times.reserve(reps);
-    for (int r = 0; r < reps; ++r) {
-      auto t0 = std::chrono::steady_clock::now();
-      run();
-      times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-    std::sort(times.begin(), times.end());
-    const double median = reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
+    const Timings t = timeCalls(reps, run);
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
-    o.Set("bestSeconds", times.front());
-    o.Set("medianSeconds", median);
-    o.Set("gflops", 2.0 * M * N * K / std::max(times.front(), 1e-12) / 1e9);
+    o.Set("bestSeconds", t.bestSeconds);
+    o.Set("medianSeconds", t.medianSeconds);
+    o.Set("gflops", 2.0 * M * N * K / std::max(t.bestSeconds, 1e-12) / 1e9);
     o.Set("gemm", useBuiltin ? std::string("builtin-") + cpu::builtinKernelName() : cpuBackend().gemmName());
     o.Set("threads", cpu::ThreadPool::instance().size());
     return o;
@@ -130,28 +147,19 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
 // after a warm-up pass (so that a buffer that fits the caches is read from them, as a step's weights are).
 Napi::Value BenchRead(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] {
-    auto numberArg = [&](size_t i, const char* name, double lo, double hi) {
-      double v = info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : -1;
-      if (!(v >= lo && v <= hi) || std::floor(v) != v)
-        fail(ErrorCode::Value, std::string("benchRead: ") + name + " must be an integer in [" +
-                                   std::to_string((long long)lo) + ", " + std::to_string((long long)hi) + "]");
-      return v;
-    };
-    const std::size_t floats = (std::size_t)(numberArg(0, "bytes", 64, 1024.0 * 1024 * 1024) / sizeof(float));
-    const int reps = (int)numberArg(1, "repetitions", 1, 1000000);
+    const std::size_t floats =
+        (std::size_t)(integerArg(info, 0, "benchRead", "bytes", 64, 1024.0 * 1024 * 1024) / sizeof(float));
+    const int reps = (int)integerArg(info, 1, "benchRead", "repetitions", 1, 1000000);
     DeviceBuffer buffer(&cpuBackend());
     float* data = buffer.reserveFloats(floats);
     for (std::size_t i = 0; i < floats; ++i) data[i] = (float)(i % 7) * 0.125f;
     float sink = 0.f;
-    cpu::timedReadPass(data, floats, cpu::ThreadPool::instance(), &sink);
-    std::vector<double> times((size_t)reps);
-    for (double& t : times) t = cpu::timedReadPass(data, floats, cpu::ThreadPool::instance(), &sink);
-    std::sort(times.begin(), times.end());
+    const Timings t = timeCalls(reps, [&] { sink += cpu::readAcrossPool(data, floats, cpu::ThreadPool::instance()); });
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
-    o.Set("bestSeconds", times.front());
-    o.Set("medianSeconds", times[times.size() / 2]);
-    o.Set("gbPerSecond", (double)floats * sizeof(float) / std::max(times.front(), 1e-12) / 1e9);
+    o.Set("bestSeconds", t.bestSeconds);
+    o.Set("medianSeconds", t.medianSeconds);
+    o.Set("gbPerSecond", (double)floats * sizeof(float) / std::max(t.bestSeconds, 1e-12) / 1e9);
     o.Set("threads", cpu::ThreadPool::instance().size());
     o.Set("checksum", sink);
     return o;

@@ -8,9 +8,9 @@ namespace rnnkit::cpu {
 
 class ThreadPool;
 
-// Seconds for one pass over `floats` values split in contiguous slices across the pool (one hand-off, like a
-// step's products), each thread summing its slice with the widest vectors the CPU has. `sink` receives the sum so
-// that the reads cannot be optimized away.
-double timedReadPass(const float* data, std::size_t floats, ThreadPool& pool, float* sink);
+// One pass over `floats` values split in contiguous slices across the pool (one hand-off, like a step's products),
+// each thread summing its slice with the widest vectors the CPU has. The sum is returned so that the reads cannot be
+// optimized away.
+float readAcrossPool(const float* data, std::size_t floats, ThreadPool& pool);
 
 }  // namespace rnnkit::cpu
