@@ -81,12 +81,8 @@ interface Predictor {
   maxRowSteps: number;
 }
 
-function resolveModelFile(file: string): string {
-  return fs.existsSync(file) && fs.statSync(file).isDirectory() ? path.join(file, 'model.safetensors') : file;
-}
-
 async function makePredictor(file: string, topK: number, maxTokens: number): Promise<Predictor> {
-  const model = await load(resolveModelFile(file));
+  const model = await load(file);
   if (!model.vocabSize) throw new Error(`${file}: rnnkit predict needs a model over token ids; this one takes dense input`);
   const vj = (model.metadata as { vocabulary?: CharVocabularyJSON }).vocabulary;
   const vocab = vj ? CharVocabulary.fromJSON(vj) : null;

@@ -10,6 +10,7 @@ import { load, sequential, type Sequential } from './model';
 import { optimizers } from './optimizers';
 import { CharVocabulary, SequenceDataset, splitText } from './text';
 import { defaultCorpus } from './corpus';
+import { readTextFileSync } from './files';
 
 const HELP: Record<string, string> = {
   main: `usage: rnnkit <command> [options]
@@ -194,7 +195,7 @@ async function train(argv: string[]): Promise<number> {
   const quiet = values.quiet ?? false;
   if (values.threads !== undefined) (await import('./index')).setThreads(int(values.threads, 'threads', 1));
 
-  const text = values.data !== undefined ? fs.readFileSync(values.data, 'utf8') : defaultCorpus();
+  const text = values.data !== undefined ? readTextFileSync(values.data, 'training text') : defaultCorpus();
   const progress = new Progress(steps, process.stderr.isTTY === true, quiet);
   fs.mkdirSync(out, { recursive: true });
   const checkpointPath = path.join(out, 'checkpoint.safetensors');
@@ -308,8 +309,7 @@ async function sample(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) throw new UsageError('sample needs one MODEL argument (a model.safetensors or its directory)');
-  let file = positionals[0];
-  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'model.safetensors');
+  const file = positionals[0];
   const model = await load(file);
   const vocabJson = (model.metadata as { vocabulary?: unknown }).vocabulary;
   if (!vocabJson) throw new UsageError(`${file} has no vocabulary: was it written by 'rnnkit train'?`);
@@ -339,6 +339,21 @@ async function bench(argv: string[]): Promise<number> {
   return runBenchmarks(argv);
 }
 
+/** The one place where an error that ends a command becomes a message on stderr and an exit status. */
+function reportError(e: unknown): number {
+  if (isRnnkitError(e)) {
+    process.stderr.write(`rnnkit: ${e.message} (${e.code})\n`);
+    return 1;
+  }
+  // A system error that no check turned into an rnnkit one (ENOSPC while writing, say): still one line.
+  const code = (e as { code?: unknown })?.code;
+  const message = String((e as Error)?.message ?? e).split('\n')[0];
+  process.stderr.write(`rnnkit: ${message}${typeof code === 'string' ? ` (${code})` : ''}\n`);
+  if (process.env.RNNKIT_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
+  else if (typeof code !== 'string') process.stderr.write('rnnkit: this is a bug in rnnkit; RNNKIT_DEBUG=1 prints the stack trace\n');
+  return 1;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -366,11 +381,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`rnnkit: ${(e as Error).message}\n${command && HELP[command] ? '' : HELP.main}`);
       return 2;
     }
-    if (isRnnkitError(e)) {
-      process.stderr.write(`rnnkit: ${e.message} (${e.code})\n`);
-      return 1;
-    }
-    throw e;
+    return reportError(e);
   }
 }
 

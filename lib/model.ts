@@ -1,6 +1,5 @@
 // The sequential model builder: Keras/TF.js-style layers compiled into one native pipeline, trained off the main
 // thread, saved as safetensors with the architecture in the header.
-import * as fs from 'node:fs';
 import { native, type NativeNetwork, type NativeLayerSpec, type NativeModelSpec, type NativeSequenceInput,
   type NativeLossTarget, type NativeStream } from './native';
 import { rnnkitError } from './errors';
@@ -8,7 +7,8 @@ import type { LayerConfig, Activation } from './layers';
 import { layers as layerFactory, gateActivationOf } from './layers';
 import type { OptimizerConfig } from './optimizers';
 import { SeededRandom } from './random';
-import { parseSafetensors, serializeSafetensors, writeFileAtomic, type NamedTensor } from './safetensors';
+import { readModelFile, writeFileAtomic } from './files';
+import { parseSafetensors, serializeSafetensors, type NamedTensor } from './safetensors';
 import type { Tensor, IntTensor } from './tensor';
 import type { OnnxExportOptions, ExportLayer } from './onnx/export';
 
@@ -780,9 +780,13 @@ export function sequential(options: ModelOptions): Sequential {
   return new Sequential(options);
 }
 
-/** Load a model saved by `model.save` (weights, architecture, and the optimizer state of a checkpoint). */
+/**
+ * Load a model saved by `model.save` (weights, architecture, and the optimizer state of a checkpoint): a file, a
+ * folder holding `model.safetensors` (as `rnnkit train` writes), or the file's bytes. Only regular files are read
+ * (ERR_RNNKIT_FILE otherwise, and for a missing file).
+ */
 export async function load(file: string | Uint8Array): Promise<Sequential> {
-  const buf = typeof file === 'string' ? await fs.promises.readFile(file) : file;
+  const buf = file instanceof Uint8Array ? file : await readModelFile(file);
   return Sequential.fromFile(buf);
 }
 

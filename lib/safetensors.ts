@@ -1,8 +1,6 @@
 // The safetensors format (an 8-byte little-endian header length, a JSON header, then raw tensor bytes), read by the
-// native core with every length, offset, dtype and shape checked before use, and written atomically (temporary
-// file, fsync, rename), so a crash never leaves a half-written model behind.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+// native core with every length, offset, dtype and shape checked before use (files are written through
+// writeFileAtomic, lib/files.ts).
 import { rnnkitError } from './errors';
 import { native } from './native';
 
@@ -80,33 +78,4 @@ export function serializeSafetensors(tensors: NamedTensor[], metadata: Record<st
     at += t.data.byteLength;
   }
   return out;
-}
-
-/** Write a file atomically: a temporary file beside it, fsync, rename over the target, fsync the directory. */
-export async function writeFileAtomic(file: string, data: Uint8Array): Promise<void> {
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const handle = await fs.promises.open(tmp, 'w');
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await fs.promises.rename(tmp, file);
-  } catch (e) {
-    await fs.promises.rm(tmp, { force: true });
-    throw e;
-  }
-  try {
-    const d = await fs.promises.open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
-  } catch {
-    // Some platforms cannot fsync a directory; the rename itself is still atomic.
-  }
 }

@@ -14,9 +14,9 @@
 //
 // model.json is untrusted input: every weight's dtype, shape and byte range is checked against the weight files
 // before anything is allocated, names must be unique, and weight paths may not leave the model's directory.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { rnnkitError } from '../errors';
+import { readRegularFile } from '../files';
 import { Sequential } from '../model';
 import type { LayerConfig, Activation, RecurrentActivation } from '../layers';
 
@@ -395,9 +395,7 @@ export function fromTfjsArtifacts(artifacts: TfjsArtifacts): Sequential {
  */
 export async function fromTfjs(source: string | TfjsArtifacts): Promise<Sequential> {
   if (typeof source !== 'string') return fromTfjsArtifacts(source);
-  const stat = await fs.promises.stat(source);
-  if (stat.size > MAX_JSON_BYTES) throw fmt(`${source} is too large for a model.json`);
-  const json = parseJson(await fs.promises.readFile(source, 'utf8'));
+  const json = parseJson((await readRegularFile(source, { what: 'model.json', maxBytes: MAX_JSON_BYTES })).toString('utf8'));
   const dir = path.dirname(path.resolve(source));
   const manifest = readManifest(json);
   const files: string[][] = manifest.groups.map((g, gi) =>
@@ -407,27 +405,19 @@ export async function fromTfjs(source: string | TfjsArtifacts): Promise<Sequenti
         throw fmt(`weightsManifest[${gi}] names the file ${JSON.stringify(p)} outside the model's directory`);
       return full;
     }));
-  // Sizes first: a manifest cannot make us read or allocate more than its files hold.
+  // Each weight file is read whole at its measured size (regular files only), so a manifest cannot make us read or
+  // allocate more than its files hold.
   const groupBytes: number[] = [];
+  const parts: Buffer[] = [];
   for (const g of files) {
     let n = 0;
     for (const f of g) {
-      try {
-        n += (await fs.promises.stat(f)).size;
-      } catch {
-        throw fmt(`the weight file ${path.relative(dir, f)} is missing`);
-      }
+      const b = await readRegularFile(f, { what: 'weight file' });
+      parts.push(b);
+      n += b.byteLength;
     }
     groupBytes.push(n);
   }
-  const total = groupBytes.reduce((a, b) => a + b, 0);
-  const data = new Uint8Array(total);
-  let at = 0;
-  for (const f of files.flat()) {
-    const b = await fs.promises.readFile(f);
-    data.set(b.subarray(0, total - at), at);
-    at += b.byteLength;
-  }
-  if (at !== total) throw fmt('the weight files changed while they were read');
+  const data = Buffer.concat(parts);
   return build(json, data, groupBytes);
 }

@@ -10,8 +10,8 @@
 // Rename `<layer>.` to the original prefix (dots instead of '_' where the prefix had them) and
 // `torch.nn.Module.load_state_dict` takes the tensors unchanged (nn.RNN/LSTM/GRU with batch_first=True for the
 // same input layout; for GRUs built here resetAfter is true, as PyTorch's).
-import * as fs from 'node:fs';
 import { rnnkitError } from '../errors';
+import { readRegularFile } from '../files';
 import { Sequential } from '../model';
 import type { LayerConfig, Activation } from '../layers';
 import { parseSafetensors, type NamedTensor } from '../safetensors';
@@ -84,7 +84,7 @@ function shapeEq(t: NamedTensor, want: number[]): void {
  * takes batch-first input: token ids `[batch, time]` with an embedding or `vocabSize`, features otherwise.
  */
 export async function fromTorch(file: string | Uint8Array, spec: TorchSpec): Promise<Sequential> {
-  const buf = typeof file === 'string' ? await fs.promises.readFile(file) : file;
+  const buf = file instanceof Uint8Array ? file : await readRegularFile(file, { what: 'state_dict file' });
   return fromTorchSync(buf, spec);
 }
 

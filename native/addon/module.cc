@@ -169,7 +169,7 @@ Napi::Value BenchRead(const Napi::CallbackInfo& info) {
 Napi::Value ErrorCodes(Napi::Env env) {
   const ErrorCode codes[] = {ErrorCode::Argument, ErrorCode::Type,     ErrorCode::Shape,     ErrorCode::Value,
                              ErrorCode::UnknownParam, ErrorCode::State, ErrorCode::Disposed, ErrorCode::Busy,
-                             ErrorCode::Format,   ErrorCode::Device,   ErrorCode::OutOfMemory, ErrorCode::Internal};
+                             ErrorCode::Format,   ErrorCode::File,     ErrorCode::Device,   ErrorCode::OutOfMemory, ErrorCode::Internal};
   Napi::Array arr = Napi::Array::New(env);
   uint32_t i = 0;
   for (ErrorCode c : codes) arr.Set(i++, errorCodeName(c));

@@ -13,6 +13,7 @@ const char* errorCodeName(ErrorCode code) {
     case ErrorCode::Disposed: return "ERR_RNNKIT_DISPOSED";
     case ErrorCode::Busy: return "ERR_RNNKIT_BUSY";
     case ErrorCode::Format: return "ERR_RNNKIT_FORMAT";
+    case ErrorCode::File: return "ERR_RNNKIT_FILE";
     case ErrorCode::Device: return "ERR_RNNKIT_DEVICE";
     case ErrorCode::OutOfMemory: return "ERR_RNNKIT_OUT_OF_MEMORY";
     case ErrorCode::Internal: return "ERR_RNNKIT_INTERNAL";

@@ -16,6 +16,7 @@ enum class ErrorCode {
   Disposed,      // use after dispose() (ERR_RNNKIT_DISPOSED)
   Busy,          // the handle is running another call (ERR_RNNKIT_BUSY)
   Format,        // a malformed or hostile file (ERR_RNNKIT_FORMAT)
+  File,          // a file that cannot be read: missing, not a regular file, too large (ERR_RNNKIT_FILE)
   Device,        // a device that is not available (ERR_RNNKIT_DEVICE)
   OutOfMemory,   // an allocation failed (ERR_RNNKIT_OUT_OF_MEMORY)
   Internal,      // a bug (ERR_RNNKIT_INTERNAL)

@@ -43,6 +43,19 @@ const DtypeInfo& infoOf(SafetensorsDtype dtype) {
 
 [[noreturn]] void formatError(const std::string& message) { fail(ErrorCode::Format, "safetensors: " + message); }
 
+// What a file that is not safetensors seems to be, for the message: the usual mistakes are a model.json, an ONNX
+// or PyTorch pickle file, or text.
+std::string looksLike(const std::uint8_t* file, std::size_t size) {
+  std::size_t i = 0;
+  while (i < size && i < 64 && (file[i] == ' ' || file[i] == '\n' || file[i] == '\r' || file[i] == '\t')) ++i;
+  if (i < size && (file[i] == '{' || file[i] == '['))
+    return "; it looks like JSON (a TF.js model.json is read by fromTfjs)";
+  if (size >= 4 && file[0] == 'P' && file[1] == 'K' && file[2] == 3 && file[3] == 4)
+    return "; it looks like a zip archive (a PyTorch .pt file: save the state_dict with safetensors instead)";
+  if (size >= 2 && file[0] == 0x80 && file[1] <= 5) return "; it looks like a Python pickle";
+  return "";
+}
+
 std::string tensorName(const std::string& name) { return "tensor '" + json::printable(name) + "'"; }
 
 std::string joined(const std::vector<std::uint64_t>& shape) {
@@ -130,8 +143,10 @@ SafetensorsEntry readEntry(const std::string& name, const json::Value& desc, std
   return e;
 }
 
-// Two tensors may not share bytes (a writer bug or a forged file meant to alias); empty tensors share nothing.
-void checkNoOverlap(const std::vector<SafetensorsEntry>& tensors) {
+// Two tensors may not share bytes (a writer bug or a forged file meant to alias); empty tensors share nothing. And,
+// as the format requires, the tensors cover the data section exactly: no gap between two of them and no byte after
+// the last, where a second file (a polyglot) or the remains of another model could hide.
+void checkPlacement(const std::vector<SafetensorsEntry>& tensors, std::uint64_t dataBegin, std::uint64_t dataEnd) {
   std::vector<const SafetensorsEntry*> byStart;
   for (const SafetensorsEntry& t : tensors)
     if (t.end > t.begin) byStart.push_back(&t);
@@ -143,6 +158,16 @@ void checkNoOverlap(const std::vector<SafetensorsEntry>& tensors) {
       formatError("tensors '" + json::printable(reach->name) + "' and '" + json::printable(t->name) + "' overlap");
     if (!reach || t->end > reach->end) reach = t;
   }
+  std::uint64_t covered = dataBegin;
+  for (const SafetensorsEntry* t : byStart) {
+    if (t->begin > covered)
+      formatError("the data section has " + std::to_string(t->begin - covered) + " bytes that no tensor owns, before " +
+                  tensorName(t->name) + " (the format allows no gaps)");
+    covered = t->end;
+  }
+  if (covered < dataEnd)
+    formatError("the file has " + std::to_string(dataEnd - covered) + " bytes after the last tensor's data (the format "
+                "allows none)");
 }
 
 float halfToFloat(std::uint16_t h) {
@@ -178,8 +203,9 @@ SafetensorsHeader readSafetensorsHeader(const std::uint8_t* file, std::size_t si
   if (size < 8) formatError("the file has " + std::to_string(size) + " bytes, too short for a header");
   const std::uint64_t headerLength = readLittleEndian(file, 8);
   if (headerLength > size - 8)
-    formatError("the header length " + std::to_string(headerLength) + " runs past the end of the file (" +
-                std::to_string(size) + " bytes)");
+    formatError("not a safetensors file: the header length " + std::to_string(headerLength) +
+                " in its first 8 bytes runs past the end of the file (" + std::to_string(size) + " bytes)" +
+                looksLike(file, size));
   if (headerLength > kSafetensorsMaxHeaderBytes)
     formatError("the header length " + std::to_string(headerLength) + " is over the limit of " +
                 std::to_string(kSafetensorsMaxHeaderBytes) + " bytes");
@@ -215,7 +241,7 @@ SafetensorsHeader readSafetensorsHeader(const std::uint8_t* file, std::size_t si
     placed.back().end += 8 + headerLength;
     if (decoded) out.tensors.push_back(placed.back());
   }
-  checkNoOverlap(placed);
+  checkPlacement(placed, 8 + headerLength, size);
   return out;
 }
 
