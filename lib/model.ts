@@ -697,21 +697,19 @@ export class Sequential {
       if (typeof l !== 'object' || l === null || !known.has((l as { kind: string }).kind))
         throw rnnkitError('ERR_RNNKIT_FORMAT', 'the model description has an unknown layer');
     let model: Sequential;
+    let declared: { name: string; shape: number[] }[];
     try {
       model = new Sequential({ vocabSize: desc.vocabSize, inputSize: desc.inputSize, seed: desc.seed, layers: desc.layers });
-      model.build();
+      declared = native.modelParameters(model.#spec());
     } catch (e) {
       throw rnnkitError('ERR_RNNKIT_FORMAT', `the model description is invalid: ${(e as Error).message}`);
     }
+    // The description against the tensors present, before anything is built: a small file cannot make us allocate
+    // the model it merely describes.
+    checkFileTensors(declared, file.tensors);
+    model.build();
     const net = model.#n;
-    for (const name of net.paramNames()) {
-      const t = file.tensors.get(name);
-      if (!t) throw rnnkitError('ERR_RNNKIT_FORMAT', `the file has no tensor '${name}'`);
-      const want = net.paramShape(name);
-      if (t.shape.join(',') !== want.join(','))
-        throw rnnkitError('ERR_RNNKIT_FORMAT', `tensor '${name}' has shape [${t.shape}], the model needs [${want}]`);
-      net.setParam(name, t.data);
-    }
+    for (const { name } of declared) net.setParam(name, (file.tensors.get(name) as NamedTensor).data);
     try {
       model.metadata = file.metadata.user ? JSON.parse(file.metadata.user) : {};
     } catch {
@@ -741,6 +739,34 @@ export class Sequential {
 
   /** What a checkpoint stored through `checkpoint.extra` (empty for other files). */
   trainingExtra: Record<string, unknown> = {};
+}
+
+const OPTIMIZER_PREFIX = '__optimizer__.';
+
+/**
+ * A model file's tensors against the parameters its description declares: each one present with the declared
+ * shape (the reader has already matched every shape with its byte count), and no tensor that belongs to neither the
+ * model nor its optimizer state (one float per parameter slot, as the model's parameters need).
+ */
+function checkFileTensors(declared: { name: string; shape: number[] }[], tensors: Map<string, NamedTensor>): void {
+  const names = new Set<string>();
+  let floats = 0;
+  for (const { name, shape } of declared) {
+    names.add(name);
+    const t = tensors.get(name);
+    if (!t) throw rnnkitError('ERR_RNNKIT_FORMAT', `the model description declares a tensor '${name}' [${shape}] that the file does not have`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
+      throw rnnkitError('ERR_RNNKIT_FORMAT', `tensor '${name}' has shape [${t.shape}], the model description declares [${shape}]`);
+    floats += t.data.length;
+  }
+  for (const [name, t] of tensors) {
+    if (names.has(name)) continue;
+    if (!name.startsWith(OPTIMIZER_PREFIX))
+      throw rnnkitError('ERR_RNNKIT_FORMAT', `the file has a tensor '${name}' that the model description does not declare`);
+    // The optimizer keeps one value per parameter (in the parameters' padded layout: at least `floats`).
+    if (t.shape.length !== 1 || t.data.length < floats || t.data.length > floats + 16 * declared.length)
+      throw rnnkitError('ERR_RNNKIT_FORMAT', `the optimizer state '${name.slice(OPTIMIZER_PREFIX.length)}' has shape [${t.shape}], which does not fit the model's ${floats} parameters`);
+  }
 }
 
 /** Step-at-a-time inference with the recurrent state kept natively. */

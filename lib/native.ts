@@ -136,6 +136,8 @@ interface NativeModule {
   errorCodes: string[];
   /** The safetensors reader (lib/safetensors.ts wraps it): tensors in file order, converted to float32. */
   parseSafetensors(bytes: Uint8Array, options?: { only?: string[] }): { tensors: { name: string; shape: number[]; data: Float32Array }[]; metadata: Record<string, string> };
+  /** The parameters a Network of this pipeline spec would have, found without building it. */
+  modelParameters(spec: NativeModelSpec): { name: string; shape: number[] }[];
 }
 
 interface GypBuild {

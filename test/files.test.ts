@@ -185,3 +185,39 @@ t.test('the CLI reports file errors on one coded line, without a stack trace', {
     t.notMatch(r.stderr, /\n\s+at /, `${label}: no stack trace`);
   }
 });
+
+/** A model file whose description is replaced by `model`, with the tensors of `source`'s file. */
+function withDescription(source: Buffer, model: unknown): Buffer {
+  const parsed = parseSafetensors(source);
+  const tensors = [...parsed.tensors.values()];
+  return serializeSafetensors(tensors, { ...parsed.metadata, model: JSON.stringify(model) });
+}
+
+t.test('a small file that describes a huge model is refused before anything is built', async (t) => {
+  const m = rk.sequential({ inputSize: 1024, seed: 1, layers: [rk.layers.dense({ units: 16 })] });
+  const file = path.join(dir, 'small.safetensors');
+  await m.save(file);
+  const small = fs.readFileSync(file);
+  m.dispose();
+  t.ok(small.length < 100_000, `a ${small.length}-byte file`);
+  const huge = { inputSize: 1024, layers: Array.from({ length: 300 }, () => ({ kind: 'dense', units: 1024 })) };
+  const before = process.memoryUsage().rss;
+  checkError(t, await settleError(rk.load(withDescription(small, huge))), 'ERR_RNNKIT_FORMAT',
+    /tensor 'dense_1\.weight' has shape \[16,1024\], the model description declares \[1024,1024\]/, '300 dense layers of 1024 units');
+  const grown = process.memoryUsage().rss - before;
+  t.ok(grown < 64 * 2 ** 20, `memory grew by ${(grown / 2 ** 20).toFixed(1)} MiB, not by the 1.2 GB the description asks for`);
+
+  // The first layer matches the file; the rest does not exist.
+  const firstMatches = { inputSize: 1024, layers: [{ kind: 'dense', units: 16 }, ...Array.from({ length: 300 }, () => ({ kind: 'dense', units: 1024 }))] };
+  checkError(t, await settleError(rk.load(withDescription(small, firstMatches))), 'ERR_RNNKIT_FORMAT', /declares a tensor 'dense_2\.weight' \[1024,16\] that the file does not have/, 'only the first layer in the file');
+  const wrongShape = { inputSize: 1024, layers: [{ kind: 'dense', units: 17 }] };
+  checkError(t, await settleError(rk.load(withDescription(small, wrongShape))), 'ERR_RNNKIT_FORMAT', /'dense_1\.weight' has shape \[16,1024\], the model description declares \[17,1024\]/, 'a shape that differs');
+  const extra = serializeSafetensors([...parseSafetensors(small).tensors.values(), { name: 'smuggled', shape: [2], data: new Float32Array(2) }], parseSafetensors(small).metadata);
+  checkError(t, await settleError(rk.load(extra)), 'ERR_RNNKIT_FORMAT', /a tensor 'smuggled' that the model description does not declare/, 'a tensor the description does not declare');
+
+  // Caps reached while the parameters are only counted.
+  const manyLayers = { inputSize: 4, layers: Array.from({ length: 5000 }, () => ({ kind: 'dense', units: 4 })) };
+  checkError(t, await settleError(rk.load(withDescription(small, manyLayers))), 'ERR_RNNKIT_FORMAT', /at most 4096 layers, got 5000/, '5000 layers');
+  const tooMany = { inputSize: 1024, layers: Array.from({ length: 3 }, () => ({ kind: 'dense', units: 1 << 20 })).flatMap((l) => [l, { kind: 'dense', units: 1024 }]) };
+  checkError(t, await settleError(rk.load(withDescription(small, tooMany))), 'ERR_RNNKIT_FORMAT', /more than 2147483648 parameters/, 'over 2^31 parameters');
+});

@@ -196,6 +196,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("benchGemm", Napi::Function::New(env, BenchGemm, "benchGemm"));
   exports.Set("benchRead", Napi::Function::New(env, BenchRead, "benchRead"));
   exports.Set("parseSafetensors", Napi::Function::New(env, ParseSafetensors, "parseSafetensors"));
+  exports.Set("modelParameters", Napi::Function::New(env, ModelParameters, "modelParameters"));
   return exports;
 }
 

@@ -109,6 +109,22 @@ NetworkHandle::NetworkHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
 
 NetworkHandle::~NetworkHandle() { releaseNative(); }
 
+Napi::Value ModelParameters(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] {
+    Napi::Env env = info.Env();
+    const ParamLayout layout = Network::layoutOf(cpuBackend(), parseModelSpec(info.Length() > 0 ? info[0] : env.Undefined()));
+    Napi::Array out = Napi::Array::New(env, layout.entries().size());
+    for (std::size_t i = 0; i < layout.entries().size(); ++i) {
+      const ParamEntry& e = layout.entries()[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", Napi::String::New(env, e.name));
+      o.Set("shape", toShape(env, std::vector<long long>(e.shape.begin(), e.shape.end())));
+      out.Set((uint32_t)i, o);
+    }
+    return out;
+  });
+}
+
 NetworkHandle* NetworkHandle::fromThis(const Napi::CallbackInfo& info) {
   return fromObject(info.This(), "the receiver of this method");
 }

@@ -10,6 +10,10 @@
 
 namespace rnnkit::addon {
 
+// modelParameters(spec): [{ name, shape }] of the parameters a Network of this pipeline spec would have, computed
+// without building it (nothing is allocated). Throws the spec's errors as the constructor would.
+Napi::Value ModelParameters(const Napi::CallbackInfo& info);
+
 class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
  public:
   // The constructor function, with its methods on the prototype.

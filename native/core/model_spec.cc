@@ -71,6 +71,10 @@ void ModelSpec::validate() const {
     fail(ErrorCode::Argument, "give exactly one of inputSize (dense input) and vocabSize (token input)");
   range(vocabSize > 0 ? "vocabSize" : "inputSize", vocabSize > 0 ? vocabSize : inputSize, 1, kMax);
   if (stages.empty()) fail(ErrorCode::Argument, "a model needs at least one layer");
+  constexpr std::size_t kMaxStages = 4096;
+  if (stages.size() > kMaxStages)
+    fail(ErrorCode::Argument, "a model may have at most " + std::to_string(kMaxStages) + " layers, got " +
+                                  std::to_string(stages.size()));
   bool tokens = vocabSize > 0;
   bool sequence = true;
   int features = inputSize;

@@ -23,6 +23,25 @@ void checkSize(const char* what, std::size_t got, std::size_t want, const std::s
                                std::to_string(want) + " (shape " + shape + ")");
 }
 
+// The stages of a model, their parameters declared in `layout`. Stages allocate nothing until they run.
+std::vector<std::unique_ptr<Stage>> makeStages(Backend& be, const ModelSpec& model, ParamLayout& layout) {
+  std::vector<std::unique_ptr<Stage>> stages;
+  int features = model.inputSize;
+  int vocab = model.vocabSize;
+  for (const StageSpec& s : model.stages) {
+    std::unique_ptr<Stage> stage = makeStage(be, s, features, vocab);
+    stage->declareParams(layout);
+    switch (s.kind) {
+      case StageKind::Embedding: features = s.embeddingDim; vocab = 0; break;
+      case StageKind::Recurrent: features = s.recurrentOutputSize(); vocab = 0; break;
+      case StageKind::Dense: features = s.units; break;
+      case StageKind::Dropout: break;
+    }
+    stages.push_back(std::move(stage));
+  }
+  return stages;
+}
+
 uint64_t seedOf(const ModelSpec& m) {
   return m.hasSeed ? m.seed : ((uint64_t)std::random_device{}() << 32) ^ std::random_device{}();
 }
@@ -56,21 +75,18 @@ Network::Network(Backend& backend, const ModelSpec& spec)
   build();
 }
 
+ParamLayout Network::layoutOf(Backend& backend, const ModelSpec& spec) {
+  spec.validate();
+  ParamLayout layout;
+  makeStages(backend, spec, layout);
+  return layout;
+}
+
 void Network::build() {
-  int features = model_.inputSize;
-  int vocab = model_.vocabSize;
-  for (const StageSpec& s : model_.stages) {
-    std::unique_ptr<Stage> stage = makeStage(be_, s, features, vocab);
-    stage->declareParams(layout_);
+  stages_ = makeStages(be_, model_, layout_);
+  for (const auto& stage : stages_) {
     hPerRow_ += stage->statePerRow();
     if (stage->hasCellState()) cPerRow_ += stage->statePerRow();
-    switch (s.kind) {
-      case StageKind::Embedding: features = s.embeddingDim; vocab = 0; break;
-      case StageKind::Recurrent: features = s.recurrentOutputSize(); vocab = 0; break;
-      case StageKind::Dense: features = s.units; break;
-      case StageKind::Dropout: break;
-    }
-    stages_.push_back(std::move(stage));
   }
   stageInputs_.resize(stages_.size());
   params_.reserveFloats(layout_.total());

@@ -77,6 +77,9 @@ class Network {
   Network(Backend& backend, const NetworkSpec& spec);
   // A pipeline of stages.
   Network(Backend& backend, const ModelSpec& spec);
+  // The parameters (names, shapes) a network of this spec would have, found without allocating any of them: what a
+  // model file is compared with before a network is built from it. Validates the spec; the backend is only named.
+  static ParamLayout layoutOf(Backend& backend, const ModelSpec& spec);
 
   const ModelSpec& modelSpec() const { return model_; }
   // The PyTorch-style spec, when the network was made from one.

@@ -38,22 +38,28 @@ std::string recurrentParamName(const char* kind, int layer, bool reverse) {
 
 std::size_t ParamLayout::add(const std::string& name, std::vector<int> shape) {
   if (find(name)) fail(ErrorCode::Argument, "two parameters are named '" + name + "'");
+  if (entries_.size() >= kMaxTensors)
+    fail(ErrorCode::Argument, "the model has more than " + std::to_string(kMaxTensors) + " parameter tensors");
   ParamEntry e;
   e.name = name;
   e.size = 1;
-  for (int s : shape) e.size *= (std::size_t)s;
+  for (int s : shape) e.size *= (std::size_t)s;  // each stage caps its matrices at 2^30 values
   e.shape = std::move(shape);
   e.offset = total_;
   // Keep every tensor 16-float aligned so that SIMD kernels can assume aligned rows of the flat buffer.
-  total_ += (e.size + 15) / 16 * 16;
+  const std::size_t padded = (e.size + 15) / 16 * 16;
+  if (padded > kMaxFloats - total_)
+    fail(ErrorCode::Argument, "the model has more than " + std::to_string(kMaxFloats) + " parameters (" +
+                                  std::to_string(kMaxFloats * sizeof(float) >> 30) + " GiB)");
+  total_ += padded;
+  index_.emplace(e.name, entries_.size());
   entries_.push_back(std::move(e));
   return entries_.back().offset;
 }
 
 const ParamEntry* ParamLayout::find(const std::string& name) const {
-  for (const ParamEntry& e : entries_)
-    if (e.name == name) return &e;
-  return nullptr;
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &entries_[it->second];
 }
 
 const ParamEntry& ParamLayout::at(const std::string& name) const {

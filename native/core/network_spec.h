@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cell.h"
@@ -44,7 +45,11 @@ struct ParamEntry {
 // Offsets of every parameter in one flat vector (the same layout for parameters, gradients and optimizer state).
 class ParamLayout {
  public:
-  // Adds a tensor at the end; returns its offset.
+  // The most a model may have: tensors, and floats in all (8 GiB). Caps on what a model file may ask for, reached
+  // while the layout is computed, before any parameter memory exists.
+  static constexpr std::size_t kMaxTensors = std::size_t(1) << 16;
+  static constexpr std::size_t kMaxFloats = std::size_t(1) << 31;
+  // Adds a tensor at the end; returns its offset. Throws ERR_RNNKIT_ARGUMENT past the caps above.
   std::size_t add(const std::string& name, std::vector<int> shape);
   const std::vector<ParamEntry>& entries() const { return entries_; }
   std::size_t total() const { return total_; }
@@ -54,6 +59,7 @@ class ParamLayout {
 
  private:
   std::vector<ParamEntry> entries_;
+  std::unordered_map<std::string, std::size_t> index_;  // name -> entry
   std::size_t total_ = 0;
 };
 
