@@ -16,6 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { acquireLock } from './lockfile';
 import { load, type Sequential } from './model';
 import { CharVocabulary, type CharVocabularyJSON } from './text';
 
@@ -424,32 +425,6 @@ async function prepareOutput(file: string, log: (s: string) => void): Promise<nu
   }
 }
 
-/** A lock file beside the output, so two runs never append to the same file; a dead owner's lock is taken over. */
-function takeLock(output: string): () => void {
-  const lock = `${output}.lock`;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
-      return () => fs.rmSync(lock, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number(fs.readFileSync(lock, 'utf8'));
-      let alive = false;
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
-        try {
-          process.kill(pid, 0);
-          alive = true;
-        } catch (err) {
-          alive = (err as NodeJS.ErrnoException).code === 'EPERM';
-        }
-      }
-      if (alive) throw new Error(`${output} is being written by another 'rnnkit predict' (pid ${pid}; lock ${lock})`);
-      fs.rmSync(lock, { force: true });
-    }
-  }
-  throw new Error(`cannot take the lock ${lock}`);
-}
-
 /** Append `data` with one write (looping only on a short write) and fsync, after checking the file ends with '\n'. */
 async function appendChunk(fh: fs.promises.FileHandle, data: Buffer): Promise<void> {
   const size = (await fh.stat()).size;
@@ -489,7 +464,8 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
   if (path.resolve(options.input) === path.resolve(options.output)) throw new Error('the output must be another file than the input');
   const started = performance.now();
   fs.mkdirSync(path.dirname(path.resolve(options.output)), { recursive: true });
-  const unlock = takeLock(options.output);
+  // A lock beside the output, so two runs never append to the same file; a crashed run's lock is taken over.
+  const unlock = await acquireLock(`${options.output}.lock`, `${options.output} is being written by another 'rnnkit predict'`);
   const summary: BatchSummary = { resumedAfter: 0, written: 0, malformed: 0, lastLine: 0, interrupted: false, seconds: 0 };
   let exec: Executor | undefined;
   let fh: fs.promises.FileHandle | undefined;

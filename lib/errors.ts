@@ -8,6 +8,7 @@ export type RnnkitErrorCode =
   | 'ERR_RNNKIT_STATE'
   | 'ERR_RNNKIT_DISPOSED'
   | 'ERR_RNNKIT_BUSY'
+  | 'ERR_RNNKIT_LOCKED'
   | 'ERR_RNNKIT_FORMAT'
   | 'ERR_RNNKIT_FILE'
   | 'ERR_RNNKIT_DEVICE'

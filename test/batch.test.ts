@@ -219,6 +219,35 @@ t.test('a second run on an output that is being written is refused', { skip }, a
   t.equal(readRecords(output).length, 3);
 });
 
+t.test('two runs started together after a crash: one takes the stale lock over, every line is written once', { skip }, async (t) => {
+  const n = 400;
+  const input = path.join(dir, 'race.jsonl');
+  writeInput(input, n);
+  const reference = path.join(dir, 'race.ref.jsonl');
+  await runBatch({ model: modelFile, input, output: reference, workers: 0, log: () => undefined });
+  const run = (output: string): Promise<{ code: number | null; stderr: string }> =>
+    new Promise((resolve) => {
+      const c = spawn(process.execPath, [cli, 'predict', modelFile, '--input', input, '--output', output, '--chunk', '16', '--workers', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      c.stderr.on('data', (d) => (stderr += d));
+      c.once('exit', (code) => resolve({ code, stderr }));
+    });
+  for (let round = 0; round < 2; round++) {
+    const output = path.join(dir, `race.${round}.jsonl`);
+    const crash = await interruptedRun(input, output, 'SIGKILL', 16);
+    t.equal(crash.signal, 'SIGKILL', `round ${round}: the first run crashed`);
+    t.ok(fs.existsSync(`${output}.lock`), `round ${round}: it left its lock`);
+    const both = await Promise.all([run(output), run(output)]);
+    const ok = both.filter((r) => r.code === 0);
+    t.ok(ok.length >= 1, `round ${round}: a run finished (${both.map((r) => r.code).join(', ')})`);
+    for (const r of both) if (r.code !== 0) t.match(r.stderr, /being written by another 'rnnkit predict' \(pid \d+; lock .*\(ERR_RNNKIT_LOCKED\)/, `round ${round}: the other is refused`);
+    const recs = readRecords(output);
+    t.same(recs.map((r) => r.line), Array.from({ length: n }, (_, i) => i + 1), `round ${round}: every input line exactly once, in order`);
+    t.equal(diffRecords(recs, readRecords(reference)), '', `round ${round}: the records of one uninterrupted run`);
+    t.notOk(fs.existsSync(`${output}.lock`), `round ${round}: the lock is released`);
+  }
+});
+
 t.test('usage errors exit with status 2', { skip }, async (t) => {
   const r = spawnSync(process.execPath, [cli, 'predict', modelFile, '--input', 'x.jsonl'], { encoding: 'utf8' });
   t.equal(r.status, 2);
