@@ -24,11 +24,25 @@ export interface ModelOptions {
   seed?: number;
 }
 
+/** Metrics that `compile` can add to the training logs, `evaluate`'s result and the history. */
+export type MetricName = 'accuracy';
+
 export interface CompileOptions {
   loss: LossName;
   optimizer: OptimizerConfig;
   /** Clip the global gradient norm to this value at every step (0 or absent: no clipping). */
   clipNorm?: number;
+  /**
+   * `['accuracy']` (softmaxCrossEntropy only): the share of counted target positions whose largest output is the
+   * target class, in the step and epoch logs, `evaluate`'s result and the history. Positions left out of the loss
+   * (ignore index, past a row's length) are left out of the accuracy too.
+   */
+  metrics?: MetricName[];
+  /**
+   * softmaxCrossEntropy: the class id that marks a target position as padding, left out of the loss and the metrics
+   * (default -1, as PyTorch's `ignore_index`). Every other target must be a class of the output.
+   */
+  ignoreIndex?: number;
 }
 
 /** Model input: token ids `[batch, time]` or features `[batch, time, features]`, batch-first. */
@@ -40,6 +54,8 @@ export interface StepLogs {
   step: number;
   epoch: number;
   loss: number;
+  /** With `metrics: ['accuracy']`. */
+  accuracy?: number;
   gradNorm: number;
   /** Input steps (tokens) per second over this step. */
   tokensPerSecond: number;
@@ -49,8 +65,12 @@ export interface StepLogs {
 export interface EpochLogs {
   epoch: number;
   step: number;
+  /** Mean over every target position counted in the epoch. */
   loss: number;
   valLoss?: number;
+  /** With `metrics: ['accuracy']`. */
+  accuracy?: number;
+  valAccuracy?: number;
   elapsedSeconds: number;
 }
 
@@ -65,16 +85,34 @@ export interface History {
   /** Mean training loss per epoch (or per evaluation interval for fitDataset). */
   loss: number[];
   valLoss: number[];
-  steps: { step: number; loss: number }[];
+  steps: { step: number; loss: number; accuracy?: number }[];
+  /** With `metrics: ['accuracy']`: per epoch (interval), as `loss`. */
+  accuracy?: number[];
+  valAccuracy?: number[];
 }
 
+/** What `evaluate` measures: the mean loss over the counted target positions, and the compiled metrics. */
+export interface EvaluateResult {
+  loss: number;
+  /** With `metrics: ['accuracy']`. */
+  accuracy?: number;
+}
+
+/** Per batch row, its valid steps (see PredictOptions.lengths). */
+export type Lengths = Int32Array | number[];
+
 export interface FitOptions {
+  /**
+   * Valid steps of each row of x, each in [1, time] (packed-sequence semantics, as `predict`'s): the recurrent
+   * layers stop at a row's length, and target positions past it are left out of the loss and the metrics.
+   */
+  lengths?: Lengths;
   epochs?: number;
   /** Stop after this many steps in total (this call), whatever the epochs. */
   steps?: number;
   batchSize?: number;
   shuffle?: boolean;
-  validationData?: { x: ModelInput; y: ModelTarget };
+  validationData?: { x: ModelInput; y: ModelTarget; lengths?: Lengths };
   callbacks?: Callbacks;
   signal?: AbortSignal;
   seed?: number;
@@ -97,7 +135,31 @@ export interface CheckpointOptions {
 
 /** A source of training batches for fitDataset: random windows, a streaming reader, ... */
 export interface BatchSource {
-  nextBatch(): { x: ModelInput; y: ModelTarget; first?: boolean };
+  nextBatch(): { x: ModelInput; y: ModelTarget; first?: boolean; lengths?: Lengths };
+}
+
+export interface TrainOnBatchOptions {
+  /** Start from the final state of the previous carried batch (truncated BPTT). */
+  carryState?: boolean;
+  /** Valid steps of each row (see FitOptions.lengths). */
+  lengths?: Lengths;
+}
+
+export interface TrainOnBatchResult {
+  /** Mean loss over the counted target positions. */
+  loss: number;
+  /** The global gradient norm before clipping. */
+  gradNorm: number;
+  /** With `metrics: ['accuracy']`. */
+  accuracy?: number;
+  /** Target positions the loss counted (see CompileOptions.ignoreIndex and FitOptions.lengths). */
+  counted: number;
+}
+
+export interface EvaluateOptions {
+  batchSize?: number;
+  /** Valid steps of each row of x (see FitOptions.lengths). */
+  lengths?: Lengths;
 }
 
 export interface FitDatasetOptions {
@@ -118,7 +180,7 @@ export interface PredictOptions {
    * state alone, a reverse direction starts at the row's last valid step, and a layer with returnSequences false
    * returns the state at the row's last valid step.
    */
-  lengths?: Int32Array | number[];
+  lengths?: Lengths;
 }
 
 export interface GenerateOptions {
@@ -175,7 +237,7 @@ function takeSteps<T extends { data: ArrayLike<number>; shape: number[] }>(t: T,
   return { data: out, shape: [B, t1 - t0, ...t.shape.slice(2)] } as unknown as T;
 }
 
-/** predict's `lengths`, checked against a batch-first input's shape and copied to an Int32Array. */
+/** A `lengths` option, checked against a batch-first input's shape and copied to an Int32Array. */
 function checkLengths(lengths: unknown, shape: number[]): Int32Array {
   if (!(lengths instanceof Int32Array) && !Array.isArray(lengths))
     throw rnnkitError('ERR_RNNKIT_TYPE', 'lengths must be an Int32Array or an array of integers');
@@ -188,6 +250,64 @@ function checkLengths(lengths: unknown, shape: number[]): Int32Array {
     if (n < 1 || n > T) throw rnnkitError('ERR_RNNKIT_VALUE', `lengths[${b}] = ${n} is outside [1, ${T}]`);
   }
   return Int32Array.from(lengths);
+}
+
+const METRICS: readonly MetricName[] = ['accuracy'];
+
+function checkMetrics(metrics: unknown, loss: LossName): void {
+  if (metrics === undefined) return;
+  if (!Array.isArray(metrics)) throw rnnkitError('ERR_RNNKIT_TYPE', `metrics must be an array of metric names (${METRICS.join(', ')})`);
+  for (const m of metrics) {
+    if (!METRICS.includes(m as MetricName))
+      throw rnnkitError('ERR_RNNKIT_ARGUMENT', `unknown metric ${JSON.stringify(m)}; known metrics: ${METRICS.join(', ')}`);
+    if (m === 'accuracy' && loss !== 'softmaxCrossEntropy')
+      throw rnnkitError('ERR_RNNKIT_ARGUMENT', "the 'accuracy' metric needs the softmaxCrossEntropy loss (class targets)");
+  }
+}
+
+/**
+ * Sums over batches of what the native loss counted, so that an epoch's (or an evaluation's) loss and accuracy are
+ * the means over all its counted target positions, whatever the batch sizes and masks.
+ */
+class MetricTotals {
+  batches = 0;
+  #lossSum = 0;
+  #counted = 0;
+  #correct = 0;
+  #plainSum = 0;
+  add(r: { loss: number; counted: number; correct?: number }, accuracy?: number): void {
+    this.batches++;
+    this.#lossSum += r.loss * r.counted;
+    this.#plainSum += r.loss;
+    this.#counted += r.counted;
+    this.#correct += r.correct ?? (r.counted && accuracy !== undefined ? accuracy * r.counted : 0);
+  }
+  result(withAccuracy: boolean): EvaluateResult {
+    // No counted position at all: the loss is 0 by the native rule (NaN when there was no batch).
+    const loss = this.#counted ? this.#lossSum / this.#counted : this.batches ? this.#plainSum / this.batches : NaN;
+    const out: EvaluateResult = { loss };
+    if (withAccuracy) out.accuracy = this.#counted ? this.#correct / this.#counted : NaN;
+    return out;
+  }
+}
+
+function newHistory(accuracy: boolean): History {
+  return accuracy ? { loss: [], valLoss: [], steps: [], accuracy: [], valAccuracy: [] } : { loss: [], valLoss: [], steps: [] };
+}
+
+function metricsOf(r: TrainOnBatchResult): { loss: number; accuracy?: number } {
+  return r.accuracy === undefined ? { loss: r.loss } : { loss: r.loss, accuracy: r.accuracy };
+}
+
+function stepEntry(step: number, r: TrainOnBatchResult): History['steps'][number] {
+  return { step, ...metricsOf(r) };
+}
+
+function pushEpoch(history: History, logs: EpochLogs): void {
+  history.loss.push(logs.loss);
+  if (logs.valLoss !== undefined) history.valLoss.push(logs.valLoss);
+  if (logs.accuracy !== undefined) history.accuracy?.push(logs.accuracy);
+  if (logs.valAccuracy !== undefined) history.valAccuracy?.push(logs.valAccuracy);
 }
 
 /**
@@ -351,6 +471,13 @@ export class Sequential {
       throw rnnkitError('ERR_RNNKIT_ARGUMENT', `loss must be 'softmaxCrossEntropy' or 'mse', got '${String(options.loss)}'`);
     if (options.clipNorm !== undefined && !(options.clipNorm >= 0))
       throw rnnkitError('ERR_RNNKIT_VALUE', 'clipNorm must be a number >= 0');
+    checkMetrics(options.metrics, options.loss);
+    if (options.ignoreIndex !== undefined) {
+      if (options.loss !== 'softmaxCrossEntropy')
+        throw rnnkitError('ERR_RNNKIT_ARGUMENT', 'ignoreIndex is for the softmaxCrossEntropy loss');
+      if (!Number.isInteger(options.ignoreIndex) || Math.abs(options.ignoreIndex) > 2 ** 31 - 1)
+        throw rnnkitError('ERR_RNNKIT_VALUE', `ignoreIndex must be an integer, got ${String(options.ignoreIndex)}`);
+    }
     this.#n.setOptimizer(options.optimizer);
     this.#compiled = { ...options };
     return this;
@@ -364,6 +491,12 @@ export class Sequential {
   #input(x: ModelInput): NativeSequenceInput {
     checkTensor(x, 'x');
     return isIntInput(x) ? { tokens: x, batchFirst: true } : { x: x as Tensor, batchFirst: true };
+  }
+
+  /** The native input of a training or evaluation batch, with its rows' lengths when given. */
+  #batchInput(x: ModelInput, lengths: Lengths | undefined): NativeSequenceInput {
+    const input = this.#input(x);
+    return lengths === undefined ? input : { ...input, lengths: checkLengths(lengths, x.shape) };
   }
 
   #predictInput(x: ModelInput, options: PredictOptions | undefined): NativeSequenceInput {
@@ -382,7 +515,12 @@ export class Sequential {
       if (!(y.data instanceof Float32Array)) throw rnnkitError('ERR_RNNKIT_TYPE', 'mse targets must be a Float32Array tensor');
       return { kind: 'mse', values: y.data };
     }
-    return { classes: y.data as Int32Array | number[] };
+    const { ignoreIndex } = this.#requireCompiled();
+    return ignoreIndex === undefined ? { classes: y.data as Int32Array | number[] } : { classes: y.data as Int32Array | number[], ignoreIndex };
+  }
+
+  get #accuracy(): boolean {
+    return this.#compiled?.metrics?.includes('accuracy') ?? false;
   }
 
   #enqueue<T>(call: () => Promise<T>): Promise<T> {
@@ -391,33 +529,57 @@ export class Sequential {
     return run;
   }
 
-  /** One optimizer step on a batch (runs on the thread pool). */
-  trainOnBatch(x: ModelInput, y: ModelTarget, options: { carryState?: boolean } = {}): Promise<{ loss: number; gradNorm: number }> {
-    const { clipNorm = 0 } = this.#requireCompiled();
-    const input = this.#input(x);
-    const target = this.#target(y);
+  /**
+   * One optimizer step on a batch (runs on the thread pool). With `lengths`, the recurrent layers stop at each row's
+   * length and target positions past it are left out of the loss.
+   */
+  trainOnBatch(x: ModelInput, y: ModelTarget, options: TrainOnBatchOptions = {}): Promise<TrainOnBatchResult> {
+    let input: NativeSequenceInput;
+    let target: NativeLossTarget;
+    let clipNorm: number;
+    try {
+      clipNorm = this.#requireCompiled().clipNorm ?? 0;
+      if (typeof options !== 'object' || options === null)
+        throw rnnkitError('ERR_RNNKIT_TYPE', 'trainOnBatch options must be an object { carryState?, lengths? }');
+      input = this.#batchInput(x, options.lengths);
+      target = this.#target(y);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const accuracy = this.#accuracy;
     return this.#enqueue(async () => {
       const r = await this.#n.trainStep(input, target, { clipNorm, carryState: options.carryState ?? false });
       this.#step++;
-      return r;
+      const out: TrainOnBatchResult = { loss: r.loss, gradNorm: r.gradNorm, counted: r.counted };
+      if (accuracy) out.accuracy = r.counted ? (r.correct ?? 0) / r.counted : NaN;
+      return out;
     });
   }
 
-  /** Mean loss over the data (no gradients, no dropout). */
-  async evaluate(x: ModelInput, y: ModelTarget, options: { batchSize?: number } = {}): Promise<number> {
+  /**
+   * The mean loss over every counted target position of the data (no gradients, no dropout), and the compiled
+   * metrics. With `lengths`, positions past a row's length are left out.
+   */
+  async evaluate(x: ModelInput, y: ModelTarget, options: EvaluateOptions = {}): Promise<EvaluateResult> {
+    this.#requireCompiled();
     checkTensor(x, 'x');
     checkTensor(y, 'y');
+    if (typeof options !== 'object' || options === null)
+      throw rnnkitError('ERR_RNNKIT_TYPE', 'evaluate options must be an object { batchSize?, lengths? }');
     const n = x.shape[0];
+    if (y.shape[0] !== n) throw rnnkitError('ERR_RNNKIT_SHAPE', `x has ${n} rows but y has ${y.shape[0]}`);
+    const lengths = options.lengths === undefined ? undefined : checkLengths(options.lengths, x.shape);
     const batch = options.batchSize ?? n;
-    let total = 0;
+    if (!Number.isInteger(batch) || batch < 1) throw rnnkitError('ERR_RNNKIT_VALUE', 'batchSize must be an integer >= 1');
+    const totals = new MetricTotals();
     for (let i = 0; i < n; i += batch) {
       const rows = Array.from({ length: Math.min(batch, n - i) }, (_, k) => i + k);
-      const xs = rows.length === n ? x : takeRows(x, rows);
-      const ys = rows.length === n ? y : takeRows(y, rows);
-      const loss = await this.#enqueue(() => this.#n.evaluate(this.#input(xs), this.#target(ys)));
-      total += loss * rows.length;
+      const whole = rows.length === n;
+      const input = this.#batchInput(whole ? x : takeRows(x, rows), lengths && (whole ? lengths : rows.map((r) => lengths[r])));
+      const target = this.#target(whole ? y : takeRows(y, rows));
+      totals.add(await this.#enqueue(() => this.#n.evaluate(input, target)));
     }
-    return total / n;
+    return totals.result(this.#accuracy);
   }
 
   /**
@@ -453,16 +615,20 @@ export class Sequential {
     checkTensor(y, 'y');
     const n = x.shape[0];
     if (y.shape[0] !== n) throw rnnkitError('ERR_RNNKIT_SHAPE', `x has ${n} rows but y has ${y.shape[0]}`);
+    const lengths = options.lengths === undefined ? undefined : checkLengths(options.lengths, x.shape);
+    if (lengths && options.stateful)
+      throw rnnkitError('ERR_RNNKIT_ARGUMENT', 'lengths cannot be combined with stateful (chunks of a row would have no valid step)');
+    const accuracy = this.#accuracy;
     const epochs = options.epochs ?? 1;
     const batchSize = options.stateful ? n : Math.min(options.batchSize ?? 32, n);
     const rng = new SeededRandom(options.seed ?? 0x5eed);
-    const history: History = { loss: [], valLoss: [], steps: [] };
+    const history = newHistory(accuracy);
     const cb = options.callbacks ?? {};
     const started = performance.now();
     let taken = 0;
     await cb.onTrainBegin?.();
     outer: for (let epoch = 0; epoch < epochs; epoch++) {
-      const batches: { x: ModelInput; y: ModelTarget; carry: boolean; tokens: number }[] = [];
+      const batches: { x: ModelInput; y: ModelTarget; lengths?: Int32Array; carry: boolean; tokens: number }[] = [];
       if (options.stateful) {
         const T = x.shape[1];
         const chunk = options.chunkLength ?? T;
@@ -480,30 +646,32 @@ export class Sequential {
           }
         for (let i = 0; i < n; i += batchSize) {
           const rows = order.slice(i, i + batchSize);
-          batches.push({ x: takeRows(x, rows), y: takeRows(y, rows), carry: false, tokens: rows.length * (x.shape[1] ?? 1) });
+          const rowLengths = lengths && Int32Array.from(rows, (r) => lengths[r]);
+          const tokens = rowLengths ? rowLengths.reduce((a, b) => a + b, 0) : rows.length * (x.shape[1] ?? 1);
+          batches.push({ x: takeRows(x, rows), y: takeRows(y, rows), lengths: rowLengths, carry: false, tokens });
         }
       }
-      let sum = 0;
-      let count = 0;
+      const totals = new MetricTotals();
       for (const b of batches) {
         if (options.signal?.aborted) break outer;
         if (options.steps !== undefined && taken >= options.steps) break outer;
         const t0 = performance.now();
-        const r = await this.trainOnBatch(b.x, b.y, { carryState: b.carry });
+        const r = await this.trainOnBatch(b.x, b.y, { carryState: b.carry, lengths: b.lengths });
         taken++;
-        sum += r.loss;
-        count++;
-        history.steps.push({ step: this.#step, loss: r.loss });
+        totals.add(r, r.accuracy);
+        history.steps.push(stepEntry(this.#step, r));
         const seconds = (performance.now() - t0) / 1000;
-        await cb.onStepEnd?.({ step: this.#step, epoch, loss: r.loss, gradNorm: r.gradNorm, tokensPerSecond: b.tokens / seconds, elapsedSeconds: (performance.now() - started) / 1000 });
+        await cb.onStepEnd?.({ step: this.#step, epoch, ...metricsOf(r), gradNorm: r.gradNorm, tokensPerSecond: b.tokens / seconds, elapsedSeconds: (performance.now() - started) / 1000 });
         await this.#maybeCheckpoint(options.checkpoint);
       }
-      const logs: EpochLogs = { epoch, step: this.#step, loss: count ? sum / count : NaN, elapsedSeconds: (performance.now() - started) / 1000 };
-      history.loss.push(logs.loss);
+      const logs: EpochLogs = { epoch, step: this.#step, ...totals.result(accuracy), elapsedSeconds: (performance.now() - started) / 1000 };
       if (options.validationData) {
-        logs.valLoss = await this.evaluate(options.validationData.x, options.validationData.y, { batchSize });
-        history.valLoss.push(logs.valLoss);
+        const v = options.validationData;
+        const val = await this.evaluate(v.x, v.y, { batchSize, lengths: v.lengths });
+        logs.valLoss = val.loss;
+        if (accuracy) logs.valAccuracy = val.accuracy;
       }
+      pushEpoch(history, logs);
       await cb.onEpochEnd?.(logs);
     }
     await cb.onTrainEnd?.(history);
@@ -516,26 +684,28 @@ export class Sequential {
     if (!source || typeof source.nextBatch !== 'function') throw rnnkitError('ERR_RNNKIT_TYPE', 'fitDataset needs a source with nextBatch()');
     if (!Number.isInteger(options?.steps) || options.steps < 0) throw rnnkitError('ERR_RNNKIT_VALUE', 'steps must be an integer >= 0');
     const cb = options.callbacks ?? {};
-    const history: History = { loss: [], valLoss: [], steps: [] };
+    const accuracy = this.#accuracy;
+    const history = newHistory(accuracy);
     const started = performance.now();
-    let sum = 0;
-    let count = 0;
+    let totals = new MetricTotals();
     await cb.onTrainBegin?.();
     const validate = async (): Promise<void> => {
       const v = options.validation;
-      const logs: EpochLogs = { epoch: history.loss.length, step: this.#step, loss: count ? sum / count : NaN, elapsedSeconds: (performance.now() - started) / 1000 };
+      const logs: EpochLogs = { epoch: history.loss.length, step: this.#step, ...totals.result(accuracy), elapsedSeconds: (performance.now() - started) / 1000 };
       if (v) {
-        let total = 0;
+        const val = new MetricTotals();
         for (let i = 0; i < v.batches; i++) {
           const b = v.source.nextBatch();
-          total += await this.evaluate(b.x, b.y);
+          const input = this.#batchInput(b.x, b.lengths);
+          const target = this.#target(b.y);
+          val.add(await this.#enqueue(() => this.#n.evaluate(input, target)));
         }
-        logs.valLoss = total / v.batches;
-        history.valLoss.push(logs.valLoss);
+        const r = val.result(accuracy);
+        logs.valLoss = r.loss;
+        if (accuracy) logs.valAccuracy = r.accuracy;
       }
-      history.loss.push(logs.loss);
-      sum = 0;
-      count = 0;
+      pushEpoch(history, logs);
+      totals = new MetricTotals();
       await cb.onEpochEnd?.(logs);
     };
     for (let i = 0; i < options.steps; i++) {
@@ -543,17 +713,16 @@ export class Sequential {
       const b = source.nextBatch();
       if (options.stateful && b.first) this.#n.resetState();
       const t0 = performance.now();
-      const r = await this.trainOnBatch(b.x, b.y, { carryState: options.stateful ?? false });
-      sum += r.loss;
-      count++;
-      history.steps.push({ step: this.#step, loss: r.loss });
-      const tokens = b.x.shape[0] * (b.x.shape[1] ?? 1);
+      const r = await this.trainOnBatch(b.x, b.y, { carryState: options.stateful ?? false, lengths: b.lengths });
+      totals.add(r, r.accuracy);
+      history.steps.push(stepEntry(this.#step, r));
+      const tokens = b.lengths ? Array.from(b.lengths).reduce((a, c) => a + c, 0) : b.x.shape[0] * (b.x.shape[1] ?? 1);
       const seconds = (performance.now() - t0) / 1000;
-      await cb.onStepEnd?.({ step: this.#step, epoch: history.loss.length, loss: r.loss, gradNorm: r.gradNorm, tokensPerSecond: tokens / seconds, elapsedSeconds: (performance.now() - started) / 1000 });
+      await cb.onStepEnd?.({ step: this.#step, epoch: history.loss.length, ...metricsOf(r), gradNorm: r.gradNorm, tokensPerSecond: tokens / seconds, elapsedSeconds: (performance.now() - started) / 1000 });
       await this.#maybeCheckpoint(options.checkpoint);
       if (options.validation && this.#step % options.validation.every === 0) await validate();
     }
-    if (count > 0) await validate();
+    if (totals.batches > 0) await validate();
     await cb.onTrainEnd?.(history);
     return history;
   }

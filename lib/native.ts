@@ -48,6 +48,18 @@ export type NativeOutputGradient = OutputGradient;
 export type NativeInputGradient = InputGradient;
 export type NativeLossTarget = LossTarget;
 
+/** A loss over a batch: the positions it counted and, for cross-entropy, how many the top score gets right. */
+export interface NativeLossStats {
+  loss: number;
+  counted: number;
+  /** Cross-entropy only. */
+  correct?: number;
+}
+
+export interface NativeTrainStepResult extends NativeLossStats {
+  gradNorm: number;
+}
+
 export interface NativeOptimizerConfig {
   type: 'sgd' | 'adam' | 'adamw' | 'rmsprop';
   lr?: number;
@@ -87,10 +99,10 @@ export interface NativeNetwork {
   backwardSync(grad: NativeOutputGradient): NativeInputGradient;
   loss(target: NativeLossTarget): Promise<NativeInputGradient & { loss: number }>;
   lossSync(target: NativeLossTarget): NativeInputGradient & { loss: number };
-  trainStep(input: NativeSequenceInput, target: NativeLossTarget, options?: { clipNorm?: number; carryState?: boolean }): Promise<{ loss: number; gradNorm: number }>;
-  trainStepSync(input: NativeSequenceInput, target: NativeLossTarget, options?: { clipNorm?: number; carryState?: boolean }): { loss: number; gradNorm: number };
-  evaluate(input: NativeSequenceInput, target: NativeLossTarget): Promise<number>;
-  evaluateSync(input: NativeSequenceInput, target: NativeLossTarget): number;
+  trainStep(input: NativeSequenceInput, target: NativeLossTarget, options?: { clipNorm?: number; carryState?: boolean }): Promise<NativeTrainStepResult>;
+  trainStepSync(input: NativeSequenceInput, target: NativeLossTarget, options?: { clipNorm?: number; carryState?: boolean }): NativeTrainStepResult;
+  evaluate(input: NativeSequenceInput, target: NativeLossTarget): Promise<NativeLossStats>;
+  evaluateSync(input: NativeSequenceInput, target: NativeLossTarget): NativeLossStats;
   /** Forget the state carried between `trainStep(..., { carryState: true })` calls. */
   resetState(): void;
   getRandomState(): number[];

@@ -64,8 +64,15 @@ export interface InputGradient {
   dc0?: Float32Array;
 }
 
+/**
+ * What a loss compares the last output with. Positions left out of a loss (neither its value nor its gradient):
+ * a cross-entropy target equal to `ignoreIndex` (default -1, as PyTorch's `ignore_index`); and, when the forward had
+ * `lengths`, every position of a sequence output past its row's length (its target is not read). Any other class id
+ * must be a class of the output (ERR_RNNKIT_VALUE otherwise). The loss is the mean over the counted positions (mse:
+ * over their values), 0 when none is counted.
+ */
 export type LossTarget =
-  | { kind?: 'softmaxCrossEntropy'; classes: Int32Array | number[] | IntTensor }
+  | { kind?: 'softmaxCrossEntropy'; classes: Int32Array | number[] | IntTensor; ignoreIndex?: number }
   | { kind: 'mse'; values: Float32Array | Tensor };
 
 export type OptimizerOptions = NativeOptimizerConfig;
@@ -74,6 +81,10 @@ export interface TrainStepResult {
   loss: number;
   /** The global gradient norm before clipping. */
   gradNorm: number;
+  /** Output positions the loss counted (see LossTarget). */
+  counted: number;
+  /** Cross-entropy: of the counted positions, those whose largest output is at the target class. */
+  correct?: number;
 }
 
 function invoke<A extends readonly unknown[], T>(call: (...args: A) => Promise<T>, args: A): Promise<T> {

@@ -229,6 +229,14 @@ async function checkCase(tt: Test, c: GradCase): Promise<void> {
   const relu = c.cell === 'rnn_relu';
   const stateSize = L * D * c.B * H;
 
+  // Whether output row i (the input's layout) lies past its row's length: the losses leave it out.
+  const past = (i: number): boolean => {
+    if (!c.lengths) return false;
+    const b = c.batchFirst ? Math.floor(i / c.T) : i % c.B;
+    const t = c.batchFirst ? i % c.T : Math.floor(i / c.B);
+    return t >= c.lengths[b];
+  };
+
   // The objective and its upstream gradients.
   let objective: (out: ReturnType<RecurrentNetwork['forwardSync']>) => number;
   let analytic: () => { dx?: Float32Array; dh0: Float32Array; dc0?: Float32Array; loss?: number };
@@ -245,13 +253,17 @@ async function checkCase(tt: Test, c: GradCase): Promise<void> {
     const classes = new Int32Array(N);
     for (let i = 0; i < N; ++i) classes[i] = rng.int(F);
     for (const i of c.ignored ?? []) classes[i] = -1;
-    const counted = classes.filter((k) => k >= 0).length;
+    // Positions past a row's length are out of the loss whatever their target (an invalid class there is not read).
+    for (let i = 0; i < N; ++i) if (past(i)) classes[i] = i % 2 ? F + 7 : -3;
+    const counts = (i: number): boolean => classes[i] >= 0 && classes[i] < F && !past(i);
+    let counted = 0;
+    for (let i = 0; i < N; ++i) counted += counts(i) ? 1 : 0;
     scale = counted;
     objective = (out) => {
       let total = 0;
       const z = out.output.data;
       for (let i = 0; i < N; ++i) {
-        if (classes[i] < 0) continue;
+        if (!counts(i)) continue;
         let m = -Infinity;
         for (let k = 0; k < F; ++k) m = Math.max(m, z[i * F + k]);
         let sum = 0;
@@ -264,12 +276,14 @@ async function checkCase(tt: Test, c: GradCase): Promise<void> {
       net.lossSync({ classes: { data: classes, shape: c.batchFirst ? [c.B, c.T] : [c.T, c.B] } });
   } else {
     const values = rng.floats(N * F, -1, 1);
-    scale = N * F;
+    let counted = 0;
+    for (let i = 0; i < N; ++i) counted += past(i) ? 0 : F;
+    scale = counted;
     objective = (out) => {
       let total = 0;
       const y = out.output.data;
-      for (let i = 0; i < y.length; ++i) total += (y[i] - values[i]) ** 2;
-      return total / y.length;
+      for (let i = 0; i < y.length; ++i) if (!past(Math.floor(i / F))) total += (y[i] - values[i]) ** 2;
+      return total / counted;
     };
     const shape = c.batchFirst ? [c.B, c.T, F] : [c.T, c.B, F];
     analytic = () => net.lossSync({ kind: 'mse', values: { data: values, shape } });
@@ -505,6 +519,11 @@ t.test('losses through lossSync, and other upstream gradients: gradients match c
       name: 'lstm: tokens + head, 2 layers bidirectional, lengths, h0/c0, ignored targets (-1), cross-entropy',
       cell: 'lstm', vocabSize: 6, hidden: 4, layers: 2, bidirectional: true, head: 4, T: 5, B: 3,
       lengths: [5, 2, 4], h0: true, c0: true, ignored: [1, 7], objective: 'crossEntropy', seed: seed++ * 7919,
+    },
+    {
+      name: 'gru: tokens + head, batchFirst, lengths (invalid targets past them), ignored targets (-1), cross-entropy',
+      cell: 'gru', vocabSize: 5, hidden: 4, head: 3, T: 5, B: 3, lengths: [2, 5, 3], batchFirst: true,
+      ignored: [6], objective: 'crossEntropy', seed: seed++ * 7919,
     },
     {
       name: 'gru (reset-before): tokens + head, batchFirst, h0, cross-entropy',

@@ -96,7 +96,7 @@ t.test('fit learns a many-to-one task and reports history and callbacks', async 
   t.same(epochs, Array.from({ length: 25 }, (_, i) => i));
   t.equal(h.loss.length, 25);
   t.equal(h.valLoss.length, 25);
-  t.ok(after < before * 0.5, `loss fell from ${before} to ${after}`);
+  t.ok(after.loss < before.loss * 0.5, `loss fell from ${before.loss} to ${after.loss}`);
   const p = await m.predict(x);
   let correct = 0;
   for (let i = 0; i < N; i++) correct += (p.data[2 * i + 1] > p.data[2 * i] ? 1 : 0) === y.data[i] ? 1 : 0;

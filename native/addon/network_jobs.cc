@@ -214,6 +214,7 @@ LossTarget parseLossTarget(const Napi::Value& value) {
     t.kind = LossKind::SoftmaxCrossEntropy;
     if (!has(o, "classes")) fail(ErrorCode::Argument, "target.classes is required for softmaxCrossEntropy");
     t.classes = readIntTensorData(o.Get("classes"), "target.classes");
+    t.ignoreIndex = optionalInt(o, "ignoreIndex", kDefaultIgnoreIndex);
   } else if (kind == "mse") {
     t.kind = LossKind::MeanSquaredError;
     if (!has(o, "values")) fail(ErrorCode::Argument, "target.values is required for mse");
@@ -271,6 +272,14 @@ EvaluateJob::EvaluateJob(const Napi::CallbackInfo& info, const Network& net) {
   target = parseLossTarget(argOrUndefined(info, 1));
 }
 
+Napi::Value EvaluateJob::toJs(Napi::Env env) const {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", Napi::Number::New(env, result.loss));
+  out.Set("counted", Napi::Number::New(env, (double)result.counted));
+  if (target.kind == LossKind::SoftmaxCrossEntropy) out.Set("correct", Napi::Number::New(env, (double)result.correct));
+  return out;
+}
+
 TrainStepJob::TrainStepJob(const Napi::CallbackInfo& info, const Network& net) {
   input = parseSequenceInput(argOrUndefined(info, 0), net.vocabSize());
   target = parseLossTarget(argOrUndefined(info, 1));
@@ -287,6 +296,8 @@ Napi::Value TrainStepJob::toJs(Napi::Env env) const {
   Napi::Object out = Napi::Object::New(env);
   out.Set("loss", Napi::Number::New(env, result.loss));
   out.Set("gradNorm", Napi::Number::New(env, result.gradNorm));
+  out.Set("counted", Napi::Number::New(env, (double)result.counted));
+  if (target.kind == LossKind::SoftmaxCrossEntropy) out.Set("correct", Napi::Number::New(env, (double)result.correct));
   return out;
 }
 

@@ -39,12 +39,12 @@ struct LossJob {
 
 struct EvaluateJob {
   EvaluateJob(const Napi::CallbackInfo& info, const Network& net);
-  void run(Network& net) { loss = net.evaluate(input, target); }
-  Napi::Value toJs(Napi::Env env) const { return Napi::Number::New(env, loss); }
+  void run(Network& net) { result = net.evaluate(input, target); }
+  Napi::Value toJs(Napi::Env env) const;
 
   SequenceInput input;
   LossTarget target;
-  double loss = 0;
+  LossStats result;
 };
 
 struct TrainStepJob {

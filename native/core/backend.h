@@ -179,12 +179,17 @@ class Backend {
   // drh * r to dhPrev.
   virtual void gruResetGateBackward(const CellBackwardStep& step, const float* drh) = 0;
 
-  // Softmax cross-entropy of logits [n, classes] against targets (negative = ignored). Writes dLogits =
-  // d(mean loss)/d(logits) and returns the summed loss over the counted rows (count in *counted).
+  // Softmax cross-entropy of logits [n, classes] against targets in [0, classes), a negative target marking a row
+  // left out (Network::computeLoss maps the caller's ignore index and positions past a row's length to -1). Writes
+  // dLogits = d(mean over counted rows)/d(logits), 0 on the rows left out, and returns the summed loss over the
+  // counted rows (count in *counted).
   virtual double softmaxCrossEntropy(const float* logits, int n, int classes, const int32_t* targets,
                                      float* dLogits, int* counted) = 0;
-  // Mean squared error over n values; writes its gradient.
-  virtual double meanSquaredError(const float* out, const float* target, std::size_t n, float* dOut) = 0;
+  // Mean squared error over the values of the counted rows of out [rows, features]: rowCounted[r] != 0 (every row
+  // when rowCounted is null), countedRows of them. Writes its gradient (0 on the other rows); returns the mean, 0 when
+  // no row counts.
+  virtual double meanSquaredError(const float* out, const float* target, std::size_t rows, int features,
+                                  const int32_t* rowCounted, std::size_t countedRows, float* dOut) = 0;
   virtual double sumSquares(const float* p, std::size_t n) = 0;
   virtual void scale(float* p, std::size_t n, float s) = 0;
 

@@ -262,6 +262,7 @@ SequenceOutput Network::forward(const SequenceInput& in, bool train, RecurrentSt
   }
   lastHadLengths_ = !in.lengths.empty();
   if (lastHadLengths_) be_.upload(lengths_.reserveInts(B), in.lengths.data(), B * sizeof(int32_t));
+  lastLengths_ = in.lengths;
 
   const std::size_t hSize = hPerRow_ * B, cSize = cPerRow_ * B;
   if (state && state->batch != 0 && state->batch != B)
@@ -394,18 +395,36 @@ InputGradient Network::backward(const OutputGradient& grad) {
   return out;
 }
 
-double Network::computeLoss(const LossTarget& target, bool* fromLogits) {
+bool Network::pastLength(std::size_t i) const {
+  if (lastLengths_.empty() || !output_.sequence) return false;
+  const std::size_t T = last_.T, B = last_.B;
+  const std::size_t t = last_.batchFirst ? i % T : i / B;
+  const std::size_t b = last_.batchFirst ? i / T : i % B;
+  return (long long)t >= lastLengths_[b];
+}
+
+double Network::computeLoss(const LossTarget& target, bool* fromLogits, LossStats* stats) {
   const std::size_t rows = output_.rows;
   const int F = output_.features;
   float* dOut = dOutput_.reserveFloats(rows * F);
   *fromLogits = false;
+  const char* layoutName = output_.sequence ? (last_.batchFirst ? "[batch, time]" : "[time, batch]") : "[batch]";
+  std::size_t counted = 0;
   if (target.kind == LossKind::SoftmaxCrossEntropy) {
-    checkSize("targets", target.classes.size(), rows,
-              output_.sequence ? (last_.batchFirst ? "[batch, time]" : "[time, batch]") : "[batch]");
-    for (std::size_t i = 0; i < rows; ++i)
-      if (target.classes[i] >= F)
-        fail(ErrorCode::Value, "target " + std::to_string(target.classes[i]) + " at index " + std::to_string(i) +
-                                   " is not a class of the output (it has " + std::to_string(F) + ")");
+    checkSize("targets", target.classes.size(), rows, layoutName);
+    // The rule of LossTarget, in one place: the kernels skip the rows whose class is negative here.
+    countedTargets_.assign(rows, -1);
+    for (std::size_t i = 0; i < rows; ++i) {
+      const int32_t c = target.classes[i];
+      if (c == target.ignoreIndex || pastLength(i)) continue;
+      if (c < 0 || c >= F)
+        fail(ErrorCode::Value, "target " + std::to_string(c) + " at index " + std::to_string(i) +
+                                   " is not a class of the output (it has " + std::to_string(F) +
+                                   "); mark a position left out of the loss with the ignore index (" +
+                                   std::to_string(target.ignoreIndex) + ")");
+      countedTargets_[i] = c;
+      ++counted;
+    }
     // Cross-entropy reads logits: the output of a linear last layer, or the pre-activation of a softmax one.
     auto* dense = dynamic_cast<DenseStage*>(stages_.back().get());
     const bool softmaxHead = dense && dense->activation() == Activation::Softmax;
@@ -414,18 +433,51 @@ double Network::computeLoss(const LossTarget& target, bool* fromLogits) {
                                     activationName(dense->activation()) + "; end with a linear or softmax dense layer");
     const float* logits = softmaxHead ? dense->logits() : output_.data;
     int32_t* classes = targets_.reserveInts(rows);
-    if (output_.sequence) uploadSequence(classes, target.classes.data(), last_);
-    else be_.upload(classes, target.classes.data(), rows * sizeof(int32_t));
-    int counted = 0;
-    const double total = be_.softmaxCrossEntropy(logits, (int)rows, F, classes, dOut, &counted);
+    if (output_.sequence) uploadSequence(classes, countedTargets_.data(), last_);
+    else be_.upload(classes, countedTargets_.data(), rows * sizeof(int32_t));
+    int kernelCounted = 0;
+    const double total = be_.softmaxCrossEntropy(logits, (int)rows, F, classes, dOut, &kernelCounted);
     *fromLogits = softmaxHead;
+    stats->counted = counted;
     return counted > 0 ? total / counted : 0.0;
   }
   checkSize("target", target.values.size(), rows * F, "of the output");
   float* values = staging_.reserveFloats(rows * F);
   if (output_.sequence) uploadSequence(values, target.values.data(), last_, F);
   else be_.upload(values, target.values.data(), rows * F * sizeof(float));
-  return be_.meanSquaredError(output_.data, values, rows * F, dOut);
+  const int32_t* rowCounted = nullptr;
+  counted = rows;
+  if (!lastLengths_.empty() && output_.sequence) {
+    // Per output row (the caller's layout), whether it counts; uploaded in the backend's time-major order.
+    countedRows_.assign(rows, 1);
+    counted = 0;
+    for (std::size_t i = 0; i < rows; ++i) {
+      countedRows_[i] = pastLength(i) ? 0 : 1;
+      counted += countedRows_[i];
+    }
+    int32_t* mask = targets_.reserveInts(rows);
+    uploadSequence(mask, countedRows_.data(), last_);
+    rowCounted = mask;
+  }
+  stats->counted = counted;
+  return be_.meanSquaredError(output_.data, values, rows, F, rowCounted, counted, dOut);
+}
+
+std::size_t Network::countCorrect(const SequenceOutput& out) const {
+  const std::size_t rows = countedTargets_.size();
+  if (rows == 0 || out.output.size() != rows * (std::size_t)output_.features) return 0;
+  const std::size_t F = output_.features;
+  std::size_t correct = 0;
+  for (std::size_t i = 0; i < rows; ++i) {
+    if (countedTargets_[i] < 0) continue;
+    const float* z = out.output.data() + i * F;
+    // The first largest score, as argmax in PyTorch and TF.js; NaN never wins.
+    std::size_t best = 0;
+    for (std::size_t c = 1; c < F; ++c)
+      if (z[c] > z[best]) best = c;
+    correct += best == (std::size_t)countedTargets_[i] ? 1 : 0;
+  }
+  return correct;
 }
 
 LossResult Network::lossBackward(const LossTarget& target) {
@@ -434,7 +486,9 @@ LossResult Network::lossBackward(const LossTarget& target) {
   setStageStates(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, last_.B);
   LossResult result;
   bool fromLogits = false;
-  result.loss = computeLoss(target, &fromLogits);
+  LossStats stats;
+  result.loss = computeLoss(target, &fromLogits, &stats);
+  lastLossCounted_ = stats.counted;
   if (fromLogits) {
     const std::size_t lastStage = stages_.size() - 1;
     auto* dense = static_cast<DenseStage*>(stages_.back().get());
@@ -446,13 +500,17 @@ LossResult Network::lossBackward(const LossTarget& target) {
   return result;
 }
 
-double Network::evaluate(const SequenceInput& in, const LossTarget& target) {
-  forward(in, false);
+LossStats Network::evaluate(const SequenceInput& in, const LossTarget& target) {
+  const SequenceOutput out = forward(in, false);
   // An inference forward keeps the shape of its batch in last_ only when training; the loss needs it here too.
   last_ = Shape{in.batchFirst ? (int)in.shape[1] : (int)in.shape[0], in.batchFirst ? (int)in.shape[0] : (int)in.shape[1],
                 in.batchFirst};
   bool fromLogits = false;
-  return computeLoss(target, &fromLogits);
+  LossStats stats;
+  countedTargets_.clear();
+  stats.loss = computeLoss(target, &fromLogits, &stats);
+  if (target.kind == LossKind::SoftmaxCrossEntropy) stats.correct = countCorrect(out);
+  return stats;
 }
 
 void Network::zeroGrad() { be_.fill(grads_.floats(), layout_.total(), 0.f); }
@@ -482,9 +540,12 @@ TrainStepResult Network::trainStep(const SequenceInput& in, const LossTarget& ta
                                    bool carryState) {
   if (!optimizer_) fail(ErrorCode::State, "no optimizer is set: call setOptimizer first");
   zeroGrad();
-  forward(in, true, carryState ? &carry_ : nullptr);
+  const SequenceOutput out = forward(in, true, carryState ? &carry_ : nullptr);
   TrainStepResult r;
+  countedTargets_.clear();
   r.loss = lossBackward(target).loss;
+  r.counted = lastLossCounted_;
+  if (target.kind == LossKind::SoftmaxCrossEntropy) r.correct = countCorrect(out);
   r.gradNorm = clipNorm > 0 ? clipGradNorm(clipNorm) : gradNorm();
   optimizerStep();
   return r;

@@ -47,9 +47,19 @@ struct InputGradient {
 
 enum class LossKind { SoftmaxCrossEntropy, MeanSquaredError };
 
+// The class id that marks a target position as padding, left out of the cross-entropy, when the caller names none
+// (PyTorch's CrossEntropyLoss calls it ignore_index).
+constexpr int32_t kDefaultIgnoreIndex = -1;
+
+// Which output positions a loss counts (the one rule, applied by Network::computeLoss):
+//  - cross-entropy: a target equal to ignoreIndex is left out; every other target must be a class of the output;
+//  - with lengths on the last forward's input, a sequence output's position (t, b) with t >= lengths[b] is left out
+//    (its target is not read);
+//  - the loss is the mean over the counted positions (mse: over their values), 0 when none is counted.
 struct LossTarget {
   LossKind kind = LossKind::SoftmaxCrossEntropy;
-  std::vector<int32_t> classes;  // cross-entropy: [T, B] or [B, T] class ids, negative = ignored
+  std::vector<int32_t> classes;  // cross-entropy: [T, B] or [B, T] class ids, or [B] after a last-step layer
+  int32_t ignoreIndex = kDefaultIgnoreIndex;
   std::vector<float> values;     // mse: the output's shape
 };
 
@@ -58,9 +68,19 @@ struct LossResult {
   InputGradient grads;
 };
 
+// A loss over a batch with what metrics need: the positions it counted and, for cross-entropy, how many of them the
+// output's largest score gets right (accuracy = correct / counted).
+struct LossStats {
+  double loss = 0;
+  std::size_t counted = 0;
+  std::size_t correct = 0;
+};
+
 struct TrainStepResult {
   double loss = 0;
   double gradNorm = 0;
+  std::size_t counted = 0;
+  std::size_t correct = 0;
 };
 
 // Recurrent state kept in backend memory between calls: a stream of single steps, or the carried state of
@@ -102,7 +122,7 @@ class Network {
   // Loss of the last training forward's output against the target, backpropagated (accumulating).
   LossResult lossBackward(const LossTarget& target);
   // Inference forward and the loss of its output; no gradients, no dropout.
-  double evaluate(const SequenceInput& in, const LossTarget& target);
+  LossStats evaluate(const SequenceInput& in, const LossTarget& target);
 
   void zeroGrad();
   // Scale the gradients so that their global L2 norm is at most maxNorm (PyTorch's clip_grad_norm_);
@@ -142,9 +162,14 @@ class Network {
   void setStageStates(const float* h0, const float* c0, float* hn, float* cn, const float* dhn, const float* dcn,
                       float* dh0, float* dc0, int B);
   void backwardFrom(std::size_t stageEnd, const float* dOutput, InputGradient* out);
-  // The loss of output_ against target; writes d(loss)/d(logits or output) to dOutput_. Sets *fromLogits when
-  // the gradient is for the pre-activation of a softmax last layer.
-  double computeLoss(const LossTarget& target, bool* fromLogits);
+  // The loss of output_ against target (the rule at LossTarget); writes d(loss)/d(logits or output) to dOutput_.
+  // Sets *fromLogits when the gradient is for the pre-activation of a softmax last layer. Counts the positions it
+  // took in stats->counted; the class ids it counted (-1 elsewhere, the caller's layout) stay in countedTargets_.
+  double computeLoss(const LossTarget& target, bool* fromLogits, LossStats* stats);
+  // Whether output position i (the caller's layout) lies past its row's length in the last forward.
+  bool pastLength(std::size_t i) const;
+  // Of the positions computeLoss counted, those whose largest output value is at the target class.
+  std::size_t countCorrect(const SequenceOutput& out) const;
   void initParams();
 
   Backend& be_;
@@ -163,6 +188,9 @@ class Network {
 
   DeviceBuffer x_, tokens_, lengths_, h0_, c0_, hn_, cn_, dOutput_, dh0_, dc0_, targets_, staging_;
   std::vector<float> hostStaging_;  // batch-first data transposed on the host before an upload
+  std::vector<int32_t> lastLengths_;  // the last forward's lengths (empty: every row full)
+  std::vector<int32_t> countedTargets_, countedRows_;
+  std::size_t lastLossCounted_ = 0;
   Shape last_;
   bool haveTrainForward_ = false;
   bool lastHadLengths_ = false;

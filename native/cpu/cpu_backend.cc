@@ -190,13 +190,22 @@ double CpuBackend::softmaxCrossEntropy(const float* logits, int n, int classes, 
   return total;
 }
 
-double CpuBackend::meanSquaredError(const float* out, const float* target, std::size_t n, float* dOut) {
-  double total = 0;
+double CpuBackend::meanSquaredError(const float* out, const float* target, std::size_t rows, int features,
+                                    const int32_t* rowCounted, std::size_t countedRows, float* dOut) {
+  const std::size_t n = countedRows * (std::size_t)features;
   const double scale = n ? 2.0 / (double)n : 0.0;
-  for (std::size_t i = 0; i < n; ++i) {
-    double diff = (double)out[i] - target[i];
-    total += diff * diff;
-    dOut[i] = (float)(scale * diff);
+  double total = 0;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const std::size_t at = r * (std::size_t)features;
+    if (rowCounted && !rowCounted[r]) {
+      std::memset(dOut + at, 0, sizeof(float) * features);
+      continue;
+    }
+    for (std::size_t i = at; i < at + (std::size_t)features; ++i) {
+      const double diff = (double)out[i] - target[i];
+      total += diff * diff;
+      dOut[i] = (float)(scale * diff);
+    }
   }
   return n ? total / (double)n : 0.0;
 }

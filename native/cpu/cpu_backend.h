@@ -54,7 +54,8 @@ class CpuBackend final : public Backend {
 
   double softmaxCrossEntropy(const float* logits, int n, int classes, const int32_t* targets, float* dLogits,
                              int* counted) override;
-  double meanSquaredError(const float* out, const float* target, std::size_t n, float* dOut) override;
+  double meanSquaredError(const float* out, const float* target, std::size_t rows, int features,
+                          const int32_t* rowCounted, std::size_t countedRows, float* dOut) override;
   double sumSquares(const float* p, std::size_t n) override;
   void scale(float* p, std::size_t n, float s) override;
 

@@ -121,10 +121,14 @@ __global__ void softmaxCrossEntropyKernel(const float* logits, int n, int classe
   }
 }
 
-__global__ void meanSquaredErrorKernel(const float* out, const float* target, std::size_t n, double scale,
-                                       float* dOut, double* partials) {
+__global__ void meanSquaredErrorKernel(const float* out, const float* target, std::size_t n, int features,
+                                       const int32_t* rowCounted, double scale, float* dOut, double* partials) {
   double total = 0;
   RNNKIT_GRID_STRIDE(i, n) {
+    if (rowCounted && !rowCounted[i / features]) {
+      dOut[i] = 0.f;
+      continue;
+    }
     double diff = (double)out[i] - target[i];
     total += diff * diff;
     dOut[i] = (float)(scale * diff);
@@ -224,18 +228,21 @@ double CudaBackend::softmaxCrossEntropy(const float* logits, int n, int classes,
   return result.value;
 }
 
-double CudaBackend::meanSquaredError(const float* out, const float* target, std::size_t n, float* dOut) {
+double CudaBackend::meanSquaredError(const float* out, const float* target, std::size_t rows, int features,
+                                     const int32_t* rowCounted, std::size_t countedRows, float* dOut) {
+  const std::size_t n = rows * (std::size_t)features;
   if (!n) return 0.0;
   useDevice();
   const unsigned blocks = reduceBlocks(n);
   ReduceResult* r = scratch(blocks);
   double* partials = scratchPartials();
-  const double scale = 2.0 / (double)n;
-  meanSquaredErrorKernel<<<blocks, kThreads, 0, stream_>>>(out, target, n, scale, dOut, partials);
+  const std::size_t counted = countedRows * (std::size_t)features;
+  const double scale = counted ? 2.0 / (double)counted : 0.0;
+  meanSquaredErrorKernel<<<blocks, kThreads, 0, stream_>>>(out, target, n, features, rowCounted, scale, dOut, partials);
   checkLaunch("meanSquaredError");
   sumDoublesKernel<<<1, 1024, 0, stream_>>>(partials, blocks, r);
   checkLaunch("meanSquaredError (sum)");
-  return readResult().value / (double)n;
+  return counted ? readResult().value / (double)counted : 0.0;
 }
 
 double CudaBackend::sumSquares(const float* p, std::size_t n) {
