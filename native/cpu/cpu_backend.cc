@@ -30,11 +30,7 @@ void parallelRows(std::size_t n, std::size_t costPerItem, const std::function<vo
 
 bool CpuBackend::usingSystemBlas() { return SystemBlas::instance().available(); }
 
-std::string CpuBackend::gemmName() const {
-  const SystemBlas& blas = SystemBlas::instance();
-  if (blas.available()) return blas.name();
-  return std::string("builtin-") + builtinKernelName();
-}
+std::string CpuBackend::gemmName() const { return gemmInUseName(); }
 
 void* CpuBackend::alloc(std::size_t bytes) {
   if (bytes == 0) bytes = kAlignment;
@@ -68,22 +64,7 @@ void CpuBackend::axpy(std::size_t n, float alpha, const float* x, float* y) {
 
 void CpuBackend::gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
                       const float* B, int ldb, float beta, float* C, int ldc) {
-  if (M <= 0 || N <= 0) return;
-  const SystemBlas& blas = SystemBlas::instance();
-  // A product with a few rows of A against weights (a batch-1 stream step) is bound by reading the weights once:
-  // the built-in few-row kernels read them in place, where a BLAS packs them first (and OpenBLAS uses one thread).
-  const bool fewRows = M <= 4 && !transA;
-  if (blas.available() && !fewRows) {
-    if (K <= 0) {
-      // Some BLAS builds reject K == 0; the meaning is C = beta * C.
-      for (int i = 0; i < M; ++i)
-        for (int j = 0; j < N; ++j) C[(std::size_t)i * ldc + j] = beta == 0.f ? 0.f : beta * C[(std::size_t)i * ldc + j];
-      return;
-    }
-    blas.sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  } else {
-    builtinSgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ThreadPool::instance());
-  }
+  gemmInUse(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 namespace {

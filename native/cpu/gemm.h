@@ -31,6 +31,13 @@ void builtinSgemmPackedB(int M, int N, int K, float alpha, const float* A, int l
 constexpr int kFewRows = 4;
 void builtinFewRowProducts(const RowProduct* products, int count, ThreadPool& pool);
 
+// The GEMM the CPU backend runs (native/cpu/gemm_select.cc): the system BLAS when one is loaded, except for
+// products of at most kFewRows rows (read in place by the built-in few-row kernels); else the built-in kernel.
+void gemmInUse(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+               int ldb, float beta, float* C, int ldc);
+// "openblas", ... for a system BLAS, else "builtin-<kernel>".
+std::string gemmInUseName();
+
 // Name of the SIMD micro-kernel the built-in GEMM uses on this CPU ("avx512", "avx2", "neon", "generic").
 const char* builtinKernelName();
 

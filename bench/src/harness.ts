@@ -1,22 +1,24 @@
 // The benchmark harness: the workloads of bench/workloads.json measured for rnnkit and, in the same run, for the peer
-// libraries that are installed (PyTorch CPU through python3, TF.js with its wasm and cpu backends, brain.js), plus
-// this machine's SGEMM roofline. `rnnkit bench` and `npm run bench`. Timing happens here, never in tests.
+// libraries that are installed (ONNX Runtime in the same process as rnnkit; PyTorch CPU through python3, TF.js with
+// its wasm and cpu backends, brain.js in their own), plus this machine's SGEMM roofline. `npm run bench`; developer
+// tooling, not part of the npm package. Timing happens here, never in tests.
 //
-// Every measurement runs in its own child process, one at a time: each rnnkit workload (so that a peak RSS is that
-// workload's own and nothing else's heap lingers), the same workloads again with RNNKIT_BLAS=none when a system BLAS
-// is in use (the built-in GEMM's share of it), and each peer library on each workload (bench/peers/*).
+// Every rnnkit measurement runs in its own child process, one at a time: each rnnkit workload (so that a peak RSS is
+// that workload's own and nothing else's heap lingers) with ONNX Runtime beside it for the inference and step
+// workloads (alternating, after checking that both give the same outputs), the same workloads again with
+// RNNKIT_BLAS=none when a system BLAS is in use (the built-in GEMM's share of it), and each other peer library on
+// each workload (bench/peers/*).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
-import { native, environmentBeforeLoad } from './native';
-import { SeededRandom } from './random';
-import { layers } from './layers';
-import { sequential, type Sequential } from './model';
-import { optimizers } from './optimizers';
+import { backendInfo, layers, sequential, optimizers, SeededRandom, type Sequential } from '../../dist/index';
+import { environmentBeforeLoad } from '../../dist/native';
+import { timeAlternating, type Timed } from './timing';
+import { AGREEMENT, createSession, onnxRuntimeVersion, relativeDifference, sequenceRunner, stepRunner } from './onnxruntime';
 
 export interface Workload {
-  kind: 'train' | 'infer' | 'step';
+  kind: 'train' | 'infer' | 'step' | string;
   cell: 'lstm' | 'gru' | 'rnn_tanh';
   input?: 'one-hot';
   vocab?: number;
@@ -28,6 +30,8 @@ export interface Workload {
   head?: number;
   report: string[];
   note?: string;
+  /** A step workload whose headline figure is the awaited step (the call a server makes), not the synchronous one. */
+  async?: boolean;
 }
 
 export interface BenchOptions {
@@ -41,12 +45,14 @@ export interface BenchOptions {
 
 type Figures = Record<string, number>;
 
-const ROOT = path.join(__dirname, '..');
-const PEER_NAMES = ['pytorch', 'tfjs_wasm', 'tfjs_cpu', 'brain'] as const;
+const ROOT = path.join(__dirname, '..', '..');
+/** The workload kinds measureWorkload knows. */
+const MEASURED_KINDS = ['train', 'infer', 'step'];
+const PEER_NAMES = ['onnxruntime', 'pytorch', 'tfjs_wasm', 'tfjs_cpu', 'brain'] as const;
 type PeerName = (typeof PEER_NAMES)[number];
-const DEFAULT_PEERS: readonly PeerName[] = ['pytorch', 'tfjs_wasm', 'brain'];
+const DEFAULT_PEERS: readonly PeerName[] = ['onnxruntime', 'pytorch', 'tfjs_wasm', 'brain'];
 const PEER_LABELS: Record<string, string> = {
-  rnnkit: 'rnnkit', rnnkit_builtin: 'rnnkit (built-in GEMM)', pytorch: 'PyTorch CPU', tfjs_wasm: 'TF.js wasm',
+  rnnkit: 'rnnkit', rnnkit_builtin: 'rnnkit (built-in GEMM)', onnxruntime: 'ONNX Runtime', pytorch: 'PyTorch CPU', tfjs_wasm: 'TF.js wasm',
   tfjs_cpu: 'TF.js cpu', brain: 'brain.js',
 };
 
@@ -55,27 +61,6 @@ function workloadsFile(): string {
   const found = candidates.find((f) => fs.existsSync(f));
   if (!found) throw new Error('bench/workloads.json is missing from this installation');
   return found;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-/** Seconds per call and the number of timed calls: warm up twice, then the median of at least `reps` timed calls
- *  lasting at least minSeconds. */
-async function time(fn: () => Promise<unknown> | unknown, reps: number, minSeconds: number): Promise<[number, number]> {
-  await fn();
-  await fn();
-  const times: number[] = [];
-  const start = performance.now();
-  while (times.length < reps || (performance.now() - start) / 1000 < minSeconds) {
-    const t0 = performance.now();
-    await fn();
-    times.push((performance.now() - t0) / 1000);
-    if (times.length >= 100000) break;
-  }
-  return [median(times), times.length];
 }
 
 function cellName(c: string): 'lstm' | 'gru' | 'rnn_tanh' {
@@ -137,8 +122,12 @@ function workloadGemmShapes(w: Workload): Array<{ m: number; n: number; k: numbe
   return out;
 }
 
-/** Measure one (already scaled) workload for rnnkit in this process. */
-export async function measureWorkload(w: Workload, o: BenchOptions): Promise<Figures> {
+/** What one child measures: rnnkit's figures, and ONNX Runtime's beside them (or why not) when asked. */
+export interface Measured { figures: Figures; onnxruntime?: Figures | { error: string } }
+
+/** Measure one (already scaled) workload for rnnkit in this process, and with `withOrt` ONNX Runtime on the same
+ *  model and input (inference and step workloads), alternating with rnnkit. */
+export async function measureWorkload(w: Workload, o: BenchOptions, withOrt: boolean): Promise<Measured> {
   const B = w.batch;
   const T = w.seq ?? 1;
   const model = makeModel(w, 1);
@@ -148,36 +137,77 @@ export async function measureWorkload(w: Workload, o: BenchOptions): Promise<Fig
     ? { data: Int32Array.from({ length: B * steps }, () => rng.int(w.vocab ?? 1)), shape: [B, steps] }
     : { data: Float32Array.from({ length: B * steps * features }, () => rng.next() * 2 - 1), shape: [B, steps, features] };
   const figures: Figures = {};
+  let ort: Measured['onnxruntime'];
+  const threads = backendInfo().threads;
   try {
     if (w.kind === 'train') {
       model.compile({ loss: 'softmaxCrossEntropy', optimizer: optimizers.adam({ lr: 1e-3 }), clipNorm: 5 });
       const x = inputFor(T);
       const y = { data: Int32Array.from({ length: B * T }, () => rng.int(w.head ?? w.hidden)), shape: [B, T] };
-      const [s, n] = await time(() => model.trainOnBatch(x, y), o.repetitions, o.minSeconds);
-      figures.tokens_per_s = (B * T) / s;
-      figures.s_per_step = s;
-      figures.repetitions = n;
+      const [t] = await timeAlternating([() => model.trainOnBatch(x, y)], o.repetitions, o.minSeconds);
+      figures.tokens_per_s = (B * T) / t.seconds;
+      figures.s_per_step = t.seconds;
+      figures.repetitions = t.calls;
     } else if (w.kind === 'infer') {
       const x = inputFor(T);
-      const [s, n] = await time(() => model.predict(x), o.repetitions, o.minSeconds);
-      figures.tokens_per_s = (B * T) / s;
-      figures.s_per_call = s;
-      figures.repetitions = n;
+      const contenders: Timed[] = [() => model.predict(x)];
+      if (withOrt) {
+        try {
+          const { ort: lib, session } = await createSession(model.toOnnx(), threads);
+          const run = sequenceRunner(lib, session, x);
+          const rel = relativeDifference(await run(), (await model.predict(x)).data);
+          if (!(rel <= AGREEMENT)) throw new Error(`outputs differ from rnnkit's by ${rel.toExponential(2)} relative (limit ${AGREEMENT})`);
+          ort = { agreement: rel };
+          contenders.push(run);
+        } catch (e) {
+          ort = { error: (e as Error).message };
+        }
+      }
+      const [mine, theirs] = await timeAlternating(contenders, o.repetitions, o.minSeconds);
+      figures.tokens_per_s = (B * T) / mine.seconds;
+      figures.s_per_call = mine.seconds;
+      figures.repetitions = mine.calls;
+      if (theirs && ort && !('error' in ort)) Object.assign(ort, { tokens_per_s: (B * T) / theirs.seconds, s_per_call: theirs.seconds, repetitions: theirs.calls });
     } else {
+      // A batch-1 (or batch-B) step of a stream whose state stays native: the synchronous call and the awaited one
+      // (the call a server makes), both always measured; the workload's `async` says which one is its headline.
       const stream = model.stream();
-      const x = w.input === 'one-hot' ? [rng.int(w.vocab ?? 1)] : { data: Float32Array.from({ length: B * features }, () => rng.next()), shape: [B, features] };
-      // Synchronous steps: the figure is the native step plus the crossing from JavaScript, nothing else.
-      const [s, n] = await time(() => stream.stepSync(x), Math.max(o.repetitions, 200), o.minSeconds);
-      figures.us_per_step = s * 1e6;
-      figures.tokens_per_s = B / s;
-      figures.repetitions = n;
+      const x = { data: Float32Array.from({ length: B * features }, () => rng.next()), shape: [B, features] };
+      const contenders: Timed[] = [() => stream.stepSync(x), () => stream.step(x)];
+      if (withOrt) {
+        try {
+          const { ort: lib, session } = await createSession(model.toOnnx({ states: true }), threads);
+          const run = stepRunner(lib, session, x);
+          // Three steps from the zero state in both, each output compared.
+          const check = model.stream();
+          let rel = 0;
+          for (let i = 0; i < 3; i++) rel = Math.max(rel, relativeDifference(await run(), check.stepSync(x).data));
+          check.dispose();
+          if (!(rel <= AGREEMENT)) throw new Error(`step outputs differ from rnnkit's by ${rel.toExponential(2)} relative (limit ${AGREEMENT})`);
+          ort = { agreement: rel };
+          contenders.push(run);
+        } catch (e) {
+          ort = { error: (e as Error).message };
+        }
+      }
+      const [sync, awaited, theirs] = await timeAlternating(contenders, Math.max(o.repetitions, 200), o.minSeconds);
+      const head = w.async ? awaited : sync;
+      figures.us_per_step = head.seconds * 1e6;
+      figures.us_per_step_sync = sync.seconds * 1e6;
+      figures.us_per_step_awaited = awaited.seconds * 1e6;
+      figures.tokens_per_s = B / head.seconds;
+      figures.repetitions = head.calls;
+      if (theirs && ort && !('error' in ort)) {
+        // ONNX Runtime has no synchronous run in Node: its one figure is the awaited session.run.
+        Object.assign(ort, { us_per_step: theirs.seconds * 1e6, us_per_step_awaited: theirs.seconds * 1e6, tokens_per_s: B / theirs.seconds, repetitions: theirs.calls });
+      }
       stream.dispose();
     }
     figures.peak_rss_mb = process.resourceUsage().maxRSS / 1024;
   } finally {
     model.dispose();
   }
-  return figures;
+  return { figures, ...(ort ? { onnxruntime: ort } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -217,14 +247,14 @@ function runChild(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutS:
   });
 }
 
-interface ChildTask { name: string; workload: Workload; minSeconds: number; repetitions: number }
+interface ChildTask { name: string; workload: Workload; minSeconds: number; repetitions: number; onnxruntime: boolean }
 
-/** The hidden `rnnkit bench --child '<task>'` entry: one rnnkit workload, its figures as one JSON line. */
+/** The hidden `--child '<task>'` entry: one rnnkit workload, its figures as one JSON line. */
 async function childMain(taskJson: string): Promise<number> {
   const task = JSON.parse(taskJson) as ChildTask;
-  const figures = await measureWorkload(task.workload, { json: true, tiny: false, minSeconds: task.minSeconds, repetitions: task.repetitions });
-  const info = native.backendInfo();
-  process.stdout.write(JSON.stringify({ ...figures, gemm: info.gemm, threads: info.threads }) + '\n');
+  const m = await measureWorkload(task.workload, { json: true, tiny: false, minSeconds: task.minSeconds, repetitions: task.repetitions }, task.onnxruntime);
+  const info = backendInfo();
+  process.stdout.write(JSON.stringify({ ...m.figures, gemm: info.gemm, threads: info.threads, ...(m.onnxruntime ? { onnxruntime: m.onnxruntime } : {}) }) + '\n');
   return 0;
 }
 
@@ -247,6 +277,12 @@ function detectPeers(threads: number): Record<PeerName, PeerStatus> {
   const haveScripts = fs.existsSync(script('tfjs_bench.js'));
   const missing = { available: false, detail: 'bench/peers/ is not part of this installation (run from a clone)' };
   const result = {} as Record<PeerName, PeerStatus>;
+
+  // ONNX Runtime runs inside each rnnkit child (inference and step workloads), not as a command of its own.
+  const ortVersion = onnxRuntimeVersion();
+  result.onnxruntime = ortVersion
+    ? { available: true, version: ortVersion, detail: `onnxruntime-node, CPU, intraOpNumThreads ${threads}, sequential, in rnnkit's process on the model toOnnx exports` }
+    : { available: false, detail: 'not installed (npm install -D onnxruntime-node)' };
 
   // PyTorch: the first python that imports torch (RNNKIT_BENCH_PYTHON, the system python, python3 on PATH).
   const pythons = [process.env.RNNKIT_BENCH_PYTHON, '/usr/bin/python3', 'python3'].filter((p): p is string => !!p);
@@ -289,6 +325,15 @@ type BenchReadFn = (bytes: number, reps: number) => { bestSeconds: number; media
 type BenchGemmFn = (M: number, N: number, K: number, reps: number, o?: { transB?: boolean; builtin?: boolean }) =>
   { bestSeconds: number; medianSeconds: number; gflops: number; gemm: string; threads: number };
 
+/** The harness's own native module (bench/native: the GEMM roofline and the read floor), or undefined when it has
+ *  not been built (bench/run.js builds it). */
+function loadBenchAddon(): { benchGemm: BenchGemmFn; benchRead: BenchReadFn } | undefined {
+  const file = path.join(ROOT, 'bench', 'native', 'build', 'Release', 'rnnkit_bench.node');
+  if (!fs.existsSync(file)) return undefined;
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  return require(file) as { benchGemm: BenchGemmFn; benchRead: BenchReadFn };
+}
+
 /** Best GFLOP/s of C = A x op(B) over at least `seconds` of calls. */
 function gemmBest(fn: BenchGemmFn, m: number, n: number, k: number, transB: boolean, builtin: boolean, seconds: number): number {
   const probe = fn(m, n, k, 1, { transB, builtin });
@@ -330,7 +375,7 @@ interface Report {
 
 /** Grouped bars of tokens per second (steps per second for the step workload) per workload, log scale. */
 export function benchChartSvg(report: Report, defs: Record<string, Workload>): string {
-  const names = Object.keys(report.workloads);
+  const names = Object.keys(report.workloads).filter((n) => defs[n] && !report.workloads[n].not_measured);
   const series = ['rnnkit', 'rnnkit_builtin', ...PEER_NAMES];
   const colors: Record<string, string> = { rnnkit: '#d62728', rnnkit_builtin: '#ff9896', pytorch: '#1f77b4', tfjs_wasm: '#2ca02c', tfjs_cpu: '#98df8a', brain: '#9467bd' };
   const value = (name: string, s: string): number | undefined => {
@@ -391,6 +436,10 @@ function tableRows(report: Report, defs: Record<string, Workload>, peers: string
   const rows: string[][] = [];
   for (const [name, r] of Object.entries(report.workloads)) {
     const w = defs[name];
+    if (!w || r.not_measured) {
+      rows.push([name, 'not measured', ...head.slice(2).map(() => '-')]);
+      continue;
+    }
     const f = r as unknown as Figures & { builtin?: Figures; builtin_vs_blas?: number; peers?: Record<string, Figures & { error?: string }>; vs?: Record<string, number> };
     const row = [name, headline(w, f), fmt(f.gflops), f.roofline_fraction !== undefined ? `${fmt(100 * f.roofline_fraction, 2)}%` : '-'];
     if (head.includes('built-in/BLAS')) row.push(f.builtin_vs_blas !== undefined ? f.builtin_vs_blas.toFixed(2) : '-');
@@ -423,7 +472,7 @@ export function formatReport(report: Report, defs: Record<string, Workload>, mar
       `${rf.blas_gflops !== undefined ? `; system BLAS ${fmt(rf.blas_gflops)}` : ''}; built-in ${fmt(rf.builtin_gflops)}` +
       `${rf.builtin_vs_blas !== undefined ? ` (built-in/BLAS ${rf.builtin_vs_blas.toFixed(2)})` : ''}`);
   } else {
-    out.push('SGEMM roofline: not measured (the native module has no benchGemm: rebuild it)');
+    out.push('SGEMM roofline: not measured (bench/native is not built: run the harness through bench/run.js)');
   }
   for (const [name, b] of Object.entries((m.step_weight_read ?? {}) as Record<string, { bytes: number; us: number; read_us?: number }>)) {
     const f = report.workloads[name] as Figures | undefined;
@@ -445,6 +494,10 @@ export function formatReport(report: Report, defs: Record<string, Workload>, mar
   if (markdown) out.push('Every figure, per workload:', '');
   for (const [name, r] of Object.entries(report.workloads)) {
     const f = r as Record<string, any>;
+    if (f.not_measured) {
+      out.push(`${markdown ? '- ' : ''}${name}: ${f.not_measured}`);
+      continue;
+    }
     const own = Object.entries(f).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k} ${fmt(v as number, 4)}`).join(', ');
     out.push(`${markdown ? '- ' : ''}${name}: rnnkit ${own}`);
     if (f.builtin) out.push(`${markdown ? '  ' : '    '}built-in GEMM (RNNKIT_BLAS=none): ${Object.entries(f.builtin as Figures).map(([k, v]) => `${k} ${fmt(v, 4)}`).join(', ')}`);
@@ -468,6 +521,10 @@ export function formatReport(report: Report, defs: Record<string, Workload>, mar
     out.push(`${markdown ? '- ' : '  '}${PEER_LABELS[p]}: ${s.available ? `${s.version}, ${s.detail}` : s.detail}`);
   }
   out.push('');
+  if (m.tiny) {
+    out.push('target checks: none (tiny shapes are a smoke run, not a measurement)');
+    return out.join('\n') + '\n';
+  }
   out.push(markdown ? 'Target checks (informational):' : 'target checks (informational):');
   if (markdown) out.push('');
   for (const t of report.targets) {
@@ -496,7 +553,19 @@ function targetChecks(report: Report): Report['targets'] {
     add(`${n} >= 2.5x PyTorch`, vsTorch(n), (v) => v >= 2.5);
     add(`${n} >= 70% of the SGEMM roofline`, W[n].roofline_fraction, (v) => v >= 0.7);
   }
-  if (W.step_lstm2x256_b1) add('step_lstm2x256_b1 <= 20 us per step', W.step_lstm2x256_b1.us_per_step, (v) => v <= 20);
+  if (W.step_lstm2x256_b1) add('step_lstm2x256_b1 <= 20 us per step (synchronous)', W.step_lstm2x256_b1.us_per_step_sync ?? W.step_lstm2x256_b1.us_per_step, (v) => v <= 20);
+  // Against ONNX Runtime, measured in the same process, alternating: every inference workload at least 1.3x; the
+  // awaited step at least 2x session.run and within 15 us of rnnkit's own synchronous step.
+  const vsOrt = (n: string) => W[n]?.vs?.onnxruntime as number | undefined;
+  for (const [n, w] of Object.entries(W)) {
+    if (n.startsWith('infer_') && !w.not_measured) add(`${n} >= 1.3x ONNX Runtime`, vsOrt(n), (v) => v >= 1.3);
+  }
+  const awaited = W.step_async_lstm2x256_b1;
+  if (awaited) {
+    add('step_async_lstm2x256_b1 (awaited) >= 2x ONNX Runtime session.run', vsOrt('step_async_lstm2x256_b1'), (v) => v >= 2);
+    const gap = awaited.us_per_step_awaited !== undefined && awaited.us_per_step_sync !== undefined ? awaited.us_per_step_awaited - awaited.us_per_step_sync : undefined;
+    add('step_async_lstm2x256_b1: awaited step within 15 us of the synchronous one (us)', gap, (v) => v <= 15);
+  }
   const rf = (report.machine as Record<string, any>).roofline;
   add('built-in GEMM >= 70% of the system BLAS (SGEMM 2048^3)', rf?.builtin_vs_blas, (v) => v >= 0.7);
   // The same on the workloads themselves: rnnkit with RNNKIT_BLAS=none over rnnkit with the BLAS, the lowest one.
@@ -526,11 +595,12 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
     minSeconds: Number(optionValue(argv, '--min-seconds') ?? (tiny ? 0 : 2)),
     repetitions: Number(optionValue(argv, '--repetitions') ?? (tiny ? 2 : 5)),
   };
-  // Peers: by default the installed ones of DEFAULT_PEERS in a full run, none in a --tiny run; --peers (the default
+  // Peers: by default the installed ones of DEFAULT_PEERS in a full run, ONNX Runtime alone in a --tiny run; --peers (the default
   // set), --peers=all, --peers=a,b and --no-peers override. TF.js's plain-JavaScript cpu backend is not in the default
   // set: one training step of these shapes takes it minutes.
   const peersArg = argv.find((a) => a.startsWith('--peers='))?.slice('--peers='.length);
-  let wantPeers: string[] = tiny ? [] : [...DEFAULT_PEERS];
+  // ONNX Runtime runs in --tiny runs too: in-process and quick, and its agreement check is worth having in CI.
+  let wantPeers: string[] = tiny ? ['onnxruntime'] : [...DEFAULT_PEERS];
   if (argv.includes('--peers')) wantPeers = [...DEFAULT_PEERS];
   else if (peersArg === 'all') wantPeers = [...PEER_NAMES];
   else if (peersArg !== undefined) wantPeers = peersArg.split(',').map((s) => s.trim()).filter(Boolean);
@@ -538,13 +608,13 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
   const maxPeerSeconds = Number(optionValue(argv, '--peer-max-seconds') ?? 60);
   for (const [flag, v, min] of [['--min-seconds', o.minSeconds, 0], ['--repetitions', o.repetitions, 1], ['--peer-max-seconds', maxPeerSeconds, 0]] as const) {
     if (!Number.isFinite(v) || v < min) {
-      process.stderr.write(`rnnkit bench: ${flag} must be a number >= ${min}\n`);
+      process.stderr.write(`bench: ${flag} must be a number >= ${min}\n`);
       return 2;
     }
   }
   const unknown = wantPeers.filter((p) => !(PEER_NAMES as readonly string[]).includes(p));
   if (unknown.length) {
-    process.stderr.write(`rnnkit bench: unknown peer(s) ${unknown.join(', ')}; known: ${PEER_NAMES.join(', ')}\n`);
+    process.stderr.write(`bench: unknown peer(s) ${unknown.join(', ')}; known: ${PEER_NAMES.join(', ')}\n`);
     return 2;
   }
   // The built-in GEMM's run (RNNKIT_BLAS=none) when a system BLAS is in use: on by default except in --tiny runs.
@@ -562,19 +632,22 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
     const saved = JSON.parse(fs.readFileSync(fromFile, 'utf8')) as Report;
     const savedDefs: Record<string, Workload> = {};
     for (const n of Object.keys(saved.workloads)) if (file.workloads[n]) savedDefs[n] = scaleWorkload(file.workloads[n], !!saved.machine?.tiny);
-    saved.targets = targetChecks(saved);
+    saved.targets = saved.machine?.tiny ? [] : targetChecks(saved);
     if (svgFile) fs.writeFileSync(svgFile, benchChartSvg(saved, savedDefs));
     if (mdFile) fs.writeFileSync(mdFile, formatReport(saved, savedDefs, true));
     process.stdout.write(o.json ? JSON.stringify(saved, null, 2) + '\n' : formatReport(saved, savedDefs));
     return 0;
   }
 
-  const names = Object.keys(file.workloads).filter((n) => !o.only || n.includes(o.only));
+  const selected = Object.keys(file.workloads).filter((n) => !o.only || n.includes(o.only));
+  // Kinds this harness does not measure (yet) are listed in the report with the reason, never silently dropped.
+  const names = selected.filter((n) => MEASURED_KINDS.includes(file.workloads[n].kind));
+  const notMeasured = selected.filter((n) => !names.includes(n));
   const defs: Record<string, Workload> = {};
   for (const n of names) defs[n] = scaleWorkload(file.workloads[n], tiny);
 
   const loadStart = os.loadavg();
-  const info = native.backendInfo();
+  const info = backendInfo();
   const threads = info.threads;
   const systemBlas = info.blas !== 'none' && info.gemm === info.blas;
   const machine: Record<string, unknown> = {
@@ -586,8 +659,9 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
 
   // The SGEMM roofline of this machine, with the thread count in use: the best of the GEMM the networks use and of
   // the built-in kernel, at a large square product; and the shapes the workloads run.
-  const benchGemm = (native as unknown as { benchGemm?: BenchGemmFn }).benchGemm;
-  const benchRead = (native as unknown as { benchRead?: BenchReadFn }).benchRead;
+  const floors = loadBenchAddon();
+  const benchGemm = floors?.benchGemm;
+  const benchRead = floors?.benchRead;
   if (typeof benchGemm === 'function') {
     const S = tiny ? 256 : 2048;
     const secs = tiny ? 0.05 : 1.5;
@@ -633,7 +707,7 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
   }
   const roofline = (machine.roofline as { gflops: number } | undefined)?.gflops;
 
-  const cli = path.join(__dirname, 'cli.js');
+  const self = path.join(__dirname, 'harness.js');
   const childTimeout = 600;
   const results: Record<string, Record<string, unknown>> = {};
   const withFlops = (name: string, f: Figures): Figures => {
@@ -652,15 +726,19 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
   const pick = (name: string, f: Figures): Figures => {
     // The figures the workload lists, then the derived ones; a step workload keeps tokens_per_s for the chart.
     const w = file.workloads[name];
-    const keep = new Set([...w.report, 'gflops', 'roofline_fraction', 'weight_read_fraction', 'repetitions', 'tokens_per_s']);
+    const keep = new Set([...w.report, 'gflops', 'roofline_fraction', 'weight_read_fraction', 'repetitions', 'tokens_per_s', 'us_per_step_sync', 'us_per_step_awaited']);
     return Object.fromEntries(Object.entries(f).filter(([k]) => keep.has(k)));
   };
 
+  const peerStatus = wantPeers.length ? detectPeers(threads) : ({} as Record<PeerName, PeerStatus>);
+  const ortWanted = wantPeers.includes('onnxruntime') && !!peerStatus.onnxruntime?.available;
+  if (wantPeers.includes('onnxruntime') && !ortWanted) log(`onnxruntime: ${peerStatus.onnxruntime.detail}`);
   let failed = false;
   for (const name of names) {
-    const task: ChildTask = { name, workload: defs[name], minSeconds: o.minSeconds, repetitions: o.repetitions };
-    log(`rnnkit ${name} ...`);
-    const r = await runChild(process.execPath, [cli, 'bench', '--child', JSON.stringify(task)], process.env, childTimeout);
+    const withOrt = ortWanted && (defs[name].kind === 'infer' || defs[name].kind === 'step');
+    const task: ChildTask = { name, workload: defs[name], minSeconds: o.minSeconds, repetitions: o.repetitions, onnxruntime: withOrt };
+    log(`rnnkit ${name}${withOrt ? ' (and ONNX Runtime, alternating)' : ''} ...`);
+    const r = await runChild(process.execPath, [self, '--child', JSON.stringify(task)], process.env, childTimeout);
     if (!r.ok) {
       failed = true;
       results[name] = { error: r.error };
@@ -669,13 +747,28 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
     }
     results[name] = pick(name, withFlops(name, r.figures!));
     log(`  ${headline(defs[name], r.figures)}${defs[name].kind === 'step' ? '' : ' tokens/s'}`);
+    const ortResult = r.info?.onnxruntime as Figures | { error: string } | undefined;
+    if (ortResult) {
+      const entry = (results[name].peers ??= {}) as Record<string, unknown>;
+      if ('error' in ortResult) {
+        failed = true;  // a peer that disagrees with rnnkit is a finding, not a figure
+        entry.onnxruntime = ortResult;
+        log(`  ONNX Runtime: ${ortResult.error}`);
+      } else {
+        const f = withFlops(name, ortResult as Figures);
+        entry.onnxruntime = { ...pick(name, f), agreement: (ortResult as Figures).agreement };
+        const ratio = speedRatio(defs[name], results[name] as Figures, f);
+        if (ratio !== undefined) ((results[name].vs ??= {}) as Record<string, number>).onnxruntime = ratio;
+        log(`  ONNX Runtime ${headline(defs[name], f)}${ratio !== undefined ? ` (rnnkit ${fmt(ratio)}x)` : ''}`);
+      }
+    }
   }
   if (systemBlas && wantBuiltin) {
     for (const name of names) {
       if (!results[name] || results[name].error) continue;
-      const task: ChildTask = { name, workload: defs[name], minSeconds: o.minSeconds, repetitions: o.repetitions };
+      const task: ChildTask = { name, workload: defs[name], minSeconds: o.minSeconds, repetitions: o.repetitions, onnxruntime: false };
       log(`rnnkit (RNNKIT_BLAS=none) ${name} ...`);
-      const r = await runChild(process.execPath, [cli, 'bench', '--child', JSON.stringify(task)], { ...process.env, RNNKIT_BLAS: 'none' }, childTimeout);
+      const r = await runChild(process.execPath, [self, '--child', JSON.stringify(task)], { ...process.env, RNNKIT_BLAS: 'none' }, childTimeout);
       if (!r.ok) { log(`  failed: ${r.error}`); continue; }
       const f = withFlops(name, r.figures!);
       const { peak_rss_mb: _rss, ...rest } = pick(name, f);
@@ -687,9 +780,8 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
     }
   }
 
-  const peerStatus = wantPeers.length ? detectPeers(threads) : ({} as Record<PeerName, PeerStatus>);
   for (const p of PEER_NAMES) {
-    if (!wantPeers.includes(p)) continue;
+    if (!wantPeers.includes(p) || p === 'onnxruntime') continue;
     const st = peerStatus[p];
     if (!st.available || !st.command) { log(`${p}: ${st.detail}`); continue; }
     if (p === 'brain' && !names.some((n) => defs[n].kind === 'train' && defs[n].input === 'one-hot')) continue;
@@ -721,12 +813,21 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
     peersOut[p] = !wantPeers.includes(p) ? { available: false, detail: tiny ? 'skipped (--tiny; add --peers)' : 'skipped (not asked for)' }
       : { available: st.available, ...(st.version ? { version: st.version } : {}), detail: st.detail };
   }
+  for (const n of notMeasured) results[n] = { not_measured: `kind '${file.workloads[n].kind}' is not measured by this harness yet` };
   const report: Report = { workloads: results, machine, peers: peersOut, targets: [] };
-  report.targets = targetChecks(report);
+  // Tiny shapes are a smoke run, not a measurement: no target is checked against them.
+  report.targets = tiny ? [] : targetChecks(report);
 
   if (svgFile) fs.writeFileSync(svgFile, benchChartSvg(report, defs));
   if (mdFile) fs.writeFileSync(mdFile, formatReport(report, defs, true));
   if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   else process.stdout.write(formatReport(report, defs));
   return failed ? 1 : 0;
+}
+
+if (require.main === module) {
+  runBenchmarks(process.argv.slice(2)).then(
+    (code) => { process.exitCode = code; },
+    (e: Error) => { process.stderr.write(`bench: ${e.stack ?? e.message}\n`); process.exitCode = 1; },
+  );
 }

@@ -2,8 +2,8 @@
 
 #include <vector>
 
-#include "simd_dispatch.h"
-#include "thread_pool.h"
+#include "../../native/cpu/simd_dispatch.h"
+#include "../../native/cpu/thread_pool.h"
 
 namespace rnnkit::cpu {
 
