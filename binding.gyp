@@ -30,6 +30,7 @@
         "native/cpu/cpu_backend.cc",
         "native/cpu/gemm_builtin.cc",
         "native/cpu/gemm_select.cc",
+        "native/cpu/int8_gemm.cc",
         "native/cpu/layer_kernels.cc",
         "native/cpu/simd_dispatch.cc",
         "native/cpu/optimizer_kernels.cc",

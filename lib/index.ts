@@ -40,7 +40,7 @@ export function setThreads(n: number): void {
 export { Sequential, ModelStream, sequential, load } from './model';
 export type {
   ModelOptions, CompileOptions, ModelInput, ModelTarget, StepLogs, EpochLogs, Callbacks, History, FitOptions,
-  FitDatasetOptions, BatchSource, CheckpointOptions, GenerateOptions, LossName, PredictOptions,
+  FitDatasetOptions, BatchSource, CheckpointOptions, GenerateOptions, LossName, PredictOptions, InferencePrecision,
 } from './model';
 export type { OnnxExportOptions } from './onnx/export';
 export { layers } from './layers';

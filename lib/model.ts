@@ -14,6 +14,9 @@ import type { OnnxExportOptions, ExportLayer } from './onnx/export';
 
 export type LossName = 'softmaxCrossEntropy' | 'mse';
 
+/** The arithmetic of inference calls: see Sequential.setInferencePrecision. */
+export type InferencePrecision = 'float32' | 'int8';
+
 export interface ModelOptions {
   /** Token-id input over this many symbols (an embedding or a recurrent layer reads them one-hot). */
   vocabSize?: number;
@@ -425,6 +428,27 @@ export class Sequential {
     return this.build().#net as NativeNetwork;
   }
 
+  /**
+   * The precision of inference (`predict`, `predictWithState`, `evaluate`'s forward pass, streams, `generate`):
+   * `'float32'` (the default) or `'int8'`, dynamic quantization as ONNX Runtime's DynamicQuantizeLSTM and PyTorch's
+   * quantized dynamic LSTM do it: the recurrent layers' weights quantized to int8 per output row (scale max|w|/127),
+   * their inputs and states quantized per row at every product, int32 accumulation; embeddings, one-hot inputs and
+   * dense layers stay float32. The float32 weights are kept and untouched: training, `save`, `getWeights` and a
+   * switch back to `'float32'` see them as they were; after any change of the weights the int8 copy is remade on the
+   * next inference call. Saved with the model (`save`/`load`). CPU only: ERR_RNNKIT_DEVICE on a GPU.
+   */
+  setInferencePrecision(precision: InferencePrecision): this {
+    if (precision !== 'float32' && precision !== 'int8')
+      throw rnnkitError('ERR_RNNKIT_VALUE', `the inference precision must be 'float32' or 'int8', not ${JSON.stringify(precision)}`);
+    this.#n.setInferencePrecision(precision);
+    return this;
+  }
+
+  /** See setInferencePrecision. */
+  get inferencePrecision(): InferencePrecision {
+    return this.#net && !this.#net.isDisposed() ? this.#net.inferencePrecision() : 'float32';
+  }
+
   /** Layer table: names, output shapes (null = any batch or time) and parameter counts. */
   summary(): string {
     const rows = this.layerSummaries();
@@ -780,11 +804,12 @@ export class Sequential {
   }
 
   /** The builder description (layers and input), as saved in model files. */
-  toJSON(): { vocabSize?: number; inputSize?: number; seed?: number; layers: LayerConfig[] } {
+  toJSON(): { vocabSize?: number; inputSize?: number; seed?: number; layers: LayerConfig[]; inferencePrecision?: InferencePrecision } {
     return {
       ...(this.#vocabSize ? { vocabSize: this.#vocabSize } : { inputSize: this.#inputSize }),
       ...(this.#seed !== undefined ? { seed: this.#seed } : {}),
       layers: this.#layers.map((l) => ({ ...l })),
+      ...(this.inferencePrecision !== 'float32' ? { inferencePrecision: this.inferencePrecision } : {}),
     };
   }
 
@@ -879,6 +904,11 @@ export class Sequential {
     model.build();
     const net = model.#n;
     for (const { name } of declared) net.setParam(name, (file.tensors.get(name) as NamedTensor).data);
+    if (desc.inferencePrecision !== undefined) {
+      if (desc.inferencePrecision !== 'float32' && desc.inferencePrecision !== 'int8')
+        throw rnnkitError('ERR_RNNKIT_FORMAT', `the model description has an unknown inference precision ${JSON.stringify(desc.inferencePrecision)}`);
+      model.setInferencePrecision(desc.inferencePrecision);
+    }
     try {
       model.metadata = file.metadata.user ? JSON.parse(file.metadata.user) : {};
     } catch {

@@ -107,6 +107,8 @@ export interface NativeNetwork {
   resetState(): void;
   getRandomState(): number[];
   setRandomState(state: Int32Array): void;
+  setInferencePrecision(precision: 'float32' | 'int8'): void;
+  inferencePrecision(): 'float32' | 'int8';
 }
 
 export interface NativeStream {
@@ -123,6 +125,8 @@ export interface BackendInfo {
   blas: string;
   blasDetail: string;
   builtinKernel: string;
+  /** The kernel of int8 inference (setInferencePrecision): "avx512vnni", "avx2" or "scalar". */
+  int8Kernel: string;
   threads: number;
   hardwareThreads: number;
 }

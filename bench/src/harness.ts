@@ -125,6 +125,10 @@ function workloadGemmShapes(w: Workload): Array<{ m: number; n: number; k: numbe
 /** What one child measures: rnnkit's figures, and ONNX Runtime's beside them (or why not) when asked. */
 export interface Measured { figures: Figures; onnxruntime?: Figures | { error: string } }
 
+/** The largest difference allowed between rnnkit's int8 and float32 outputs (relative to the largest output), as
+ *  test/int8.test.ts states it. */
+const INT8_TOLERANCE = 0.03;
+
 /** Measure one (already scaled) workload for rnnkit in this process, and with `withOrt` ONNX Runtime on the same
  *  model and input (inference and step workloads), alternating with rnnkit. */
 export async function measureWorkload(w: Workload, o: BenchOptions, withOrt: boolean): Promise<Measured> {
@@ -150,7 +154,12 @@ export async function measureWorkload(w: Workload, o: BenchOptions, withOrt: boo
       figures.repetitions = t.calls;
     } else if (w.kind === 'infer') {
       const x = inputFor(T);
-      const contenders: Timed[] = [() => model.predict(x)];
+      // The same model with int8 inference (same seed, same weights), timed in the same rounds.
+      const quantized = makeModel(w, 1).setInferencePrecision('int8');
+      const int8Rel = relativeDifference((await quantized.predict(x)).data, (await model.predict(x)).data);
+      if (!(int8Rel <= INT8_TOLERANCE)) throw new Error(`int8 outputs differ from float32 by ${int8Rel.toExponential(2)} relative (limit ${INT8_TOLERANCE})`);
+      figures.int8_agreement = int8Rel;
+      const contenders: Timed[] = [() => model.predict(x), () => quantized.predict(x)];
       if (withOrt) {
         try {
           const { ort: lib, session } = await createSession(model.toOnnx(), threads);
@@ -163,17 +172,25 @@ export async function measureWorkload(w: Workload, o: BenchOptions, withOrt: boo
           ort = { error: (e as Error).message };
         }
       }
-      const [mine, theirs] = await timeAlternating(contenders, o.repetitions, o.minSeconds);
+      const [mine, int8, theirs] = await timeAlternating(contenders, o.repetitions, o.minSeconds);
+      quantized.dispose();
       figures.tokens_per_s = (B * T) / mine.seconds;
       figures.s_per_call = mine.seconds;
       figures.repetitions = mine.calls;
+      figures.int8_tokens_per_s = (B * T) / int8.seconds;
       if (theirs && ort && !('error' in ort)) Object.assign(ort, { tokens_per_s: (B * T) / theirs.seconds, s_per_call: theirs.seconds, repetitions: theirs.calls });
     } else {
       // A batch-1 (or batch-B) step of a stream whose state stays native: the synchronous call and the awaited one
       // (the call a server makes), both always measured; the workload's `async` says which one is its headline.
       const stream = model.stream();
       const x = { data: Float32Array.from({ length: B * features }, () => rng.next()), shape: [B, features] };
-      const contenders: Timed[] = [() => stream.stepSync(x), () => stream.step(x)];
+      const quantized = makeModel(w, 1).setInferencePrecision('int8');
+      const qstream = quantized.stream();
+      const int8Rel = relativeDifference(qstream.stepSync(x).data, model.stream().stepSync(x).data);
+      qstream.reset();
+      if (!(int8Rel <= INT8_TOLERANCE)) throw new Error(`int8 step outputs differ from float32 by ${int8Rel.toExponential(2)} relative (limit ${INT8_TOLERANCE})`);
+      figures.int8_agreement = int8Rel;
+      const contenders: Timed[] = [() => stream.stepSync(x), () => stream.step(x), () => qstream.stepSync(x), () => qstream.step(x)];
       if (withOrt) {
         try {
           const { ort: lib, session } = await createSession(model.toOnnx({ states: true }), threads);
@@ -190,7 +207,11 @@ export async function measureWorkload(w: Workload, o: BenchOptions, withOrt: boo
           ort = { error: (e as Error).message };
         }
       }
-      const [sync, awaited, theirs] = await timeAlternating(contenders, Math.max(o.repetitions, 200), o.minSeconds);
+      const [sync, awaited, int8Sync, int8Awaited, theirs] = await timeAlternating(contenders, Math.max(o.repetitions, 200), o.minSeconds);
+      qstream.dispose();
+      quantized.dispose();
+      figures.int8_us_per_step_sync = int8Sync.seconds * 1e6;
+      figures.int8_us_per_step_awaited = int8Awaited.seconds * 1e6;
       const head = w.async ? awaited : sync;
       figures.us_per_step = head.seconds * 1e6;
       figures.us_per_step_sync = sync.seconds * 1e6;
@@ -560,6 +581,12 @@ function targetChecks(report: Report): Report['targets'] {
   for (const [n, w] of Object.entries(W)) {
     if (n.startsWith('infer_') && !w.not_measured) add(`${n} >= 1.3x ONNX Runtime`, vsOrt(n), (v) => v >= 1.3);
   }
+  // int8 inference (opt-in): at least 2x ONNX Runtime's float32 on every inference workload, a step of at most 12 us.
+  for (const [n, w] of Object.entries(W)) {
+    const ort = w.peers?.onnxruntime?.tokens_per_s;
+    if (n.startsWith('infer_') && w.int8_tokens_per_s && ort) add(`${n}: rnnkit int8 >= 2x ONNX Runtime float32`, w.int8_tokens_per_s / ort, (v) => v >= 2);
+  }
+  if (W.step_lstm2x256_b1?.int8_us_per_step_sync !== undefined) add('step_lstm2x256_b1 int8 <= 12 us per step (synchronous)', W.step_lstm2x256_b1.int8_us_per_step_sync, (v) => v <= 12);
   const awaited = W.step_async_lstm2x256_b1;
   if (awaited) {
     add('step_async_lstm2x256_b1 (awaited) >= 2x ONNX Runtime session.run', vsOrt('step_async_lstm2x256_b1'), (v) => v >= 2);
@@ -726,7 +753,8 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
   const pick = (name: string, f: Figures): Figures => {
     // The figures the workload lists, then the derived ones; a step workload keeps tokens_per_s for the chart.
     const w = file.workloads[name];
-    const keep = new Set([...w.report, 'gflops', 'roofline_fraction', 'weight_read_fraction', 'repetitions', 'tokens_per_s', 'us_per_step_sync', 'us_per_step_awaited']);
+    const keep = new Set([...w.report, 'gflops', 'roofline_fraction', 'weight_read_fraction', 'repetitions', 'tokens_per_s', 'us_per_step_sync', 'us_per_step_awaited',
+      'int8_tokens_per_s', 'int8_us_per_step_sync', 'int8_us_per_step_awaited', 'int8_agreement']);
     return Object.fromEntries(Object.entries(f).filter(([k]) => keep.has(k)));
   };
 

@@ -9,6 +9,7 @@
 #include "js_convert.h"
 #include "../cpu/cpu_backend.h"
 #include "../cpu/gemm.h"
+#include "../cpu/int8_gemm.h"
 #include "../cpu/thread_pool.h"
 #include "addon_data.h"
 #include "device.h"
@@ -30,6 +31,7 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   o.Set("blas", blas.available() ? blas.name() : std::string("none"));
   o.Set("blasDetail", blas.detail());
   o.Set("builtinKernel", cpu::builtinKernelName());
+  o.Set("int8Kernel", cpu::int8KernelName());
   o.Set("threads", cpu::ThreadPool::instance().size());
   o.Set("hardwareThreads", (double)std::thread::hardware_concurrency());
   return o;

@@ -83,6 +83,8 @@ Napi::Function NetworkHandle::define(Napi::Env env) {
       {"evaluateSync", dispatch<&NetworkHandle::EvaluateSync>},
       {"getRandomState", dispatch<&NetworkHandle::GetRandomState>},
       {"setRandomState", dispatch<&NetworkHandle::SetRandomState>},
+      {"setInferencePrecision", dispatch<&NetworkHandle::SetInferencePrecision>},
+      {"inferencePrecision", dispatch<&NetworkHandle::InferencePrecision>},
   };
   for (const Entry& m : methods) proto.Set(m.name, Napi::Function::New(env, m.fn, m.name));
   return ctor;
@@ -270,6 +272,21 @@ Napi::Value NetworkHandle::SetParam(const Napi::CallbackInfo& info) {
 Napi::Value NetworkHandle::GetGrad(const Napi::CallbackInfo& info) {
   checkUsable();
   return toFloat32Array(info.Env(), network_->getGrad(argString(info, 0, "name")));
+}
+
+// setInferencePrecision('float32' | 'int8'): the precision of the recurrent products of inference calls (forward
+// without training, predict, streams). Training always runs in float32.
+Napi::Value NetworkHandle::SetInferencePrecision(const Napi::CallbackInfo& info) {
+  checkUsable();
+  const std::string p = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  if (p != "float32" && p != "int8") fail(ErrorCode::Value, "the inference precision must be 'float32' or 'int8'");
+  network_->setInt8Inference(p == "int8");
+  return info.Env().Undefined();
+}
+
+Napi::Value NetworkHandle::InferencePrecision(const Napi::CallbackInfo& info) {
+  checkUsable();
+  return Napi::String::New(info.Env(), network_->int8Inference() ? "int8" : "float32");
 }
 
 Napi::Value NetworkHandle::ZeroGrad(const Napi::CallbackInfo& info) {

@@ -75,6 +75,8 @@ class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
   Napi::Value EvaluateSync(const Napi::CallbackInfo& info);
   Napi::Value GetRandomState(const Napi::CallbackInfo& info);
   Napi::Value SetRandomState(const Napi::CallbackInfo& info);
+  Napi::Value SetInferencePrecision(const Napi::CallbackInfo& info);
+  Napi::Value InferencePrecision(const Napi::CallbackInfo& info);
 
   template <typename Job>
   Napi::Value runJob(const Napi::CallbackInfo& info, bool async);

@@ -138,6 +138,18 @@ class Backend {
     gemm(false, w.transB, M, w.N, w.K, alpha, A, lda, w.B, w.ldb, beta, C, ldc);
   }
 
+  // int8 inference (dynamic quantization: weights int8 per output row with a float scale, activations quantized per
+  // row at each call). A backend without it says so with supportsInt8() and is never asked for the rest.
+  virtual bool supportsInt8() const { return false; }
+  // Bytes of W [N, K] (one row per output) in the backend's int8 form, and the packing into that form.
+  virtual std::size_t int8WeightsBytes(int N, int K) const { return (void)N, (void)K, 0; }
+  virtual void int8PackWeights(const float* W, int N, int K, void* dst) { (void)W, (void)N, (void)K, (void)dst; }
+  // C[M, N] = beta * C + A[M, K] x W^T, W packed by int8PackWeights; beta is 0 or 1.
+  virtual void gemmInt8(int M, const float* A, int lda, const void* packedW, int N, int K, float beta, float* C,
+                        int ldc) {
+    (void)M, (void)A, (void)lda, (void)packedW, (void)N, (void)K, (void)beta, (void)C, (void)ldc;
+  }
+
   // Independent products of one time step, which a backend may run as one pass over all their weights (one
   // parallel region instead of one per product); by default one gemm each.
   virtual void gemmRowProducts(const RowProduct* products, int count) {

@@ -100,6 +100,7 @@ void Network::initParams() {
   std::vector<float> host(layout_.total(), 0.f);
   for (const auto& stage : stages_) stage->initParams(rng, host.data());
   be_.upload(params_.floats(), host.data(), host.size() * sizeof(float));
+  ++paramsVersion_;
 }
 
 std::size_t Network::memoryBytes() const {
@@ -215,7 +216,15 @@ PassContext Network::context(const Shape& s, bool train) {
   ctx.params = params_.floats();
   ctx.grads = grads_.floats();
   ctx.rng = &rng_;
+  ctx.int8 = int8Inference_ && !train;
+  ctx.paramsVersion = paramsVersion_;
   return ctx;
+}
+
+void Network::setInt8Inference(bool on) {
+  if (on && !be_.supportsInt8())
+    fail(ErrorCode::Device, "int8 inference runs on the CPU only; this network is on " + be_.name());
+  int8Inference_ = on;
 }
 
 void Network::setStageStates(const float* h0, const float* c0, float* hn, float* cn, const float* dhn,
@@ -533,6 +542,7 @@ void Network::setOptimizer(const OptimizerConfig& config) {
 void Network::optimizerStep() {
   if (!optimizer_) fail(ErrorCode::State, "no optimizer is set: call setOptimizer first");
   optimizer_->step(params_.floats(), grads_.floats());
+  ++paramsVersion_;
   haveTrainForward_ = false;  // the kept activations belong to the old weights
 }
 
@@ -571,6 +581,7 @@ void Network::setParam(const std::string& name, const float* data, std::size_t n
   for (int d : e.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
   checkSize(name.c_str(), n, e.size, "[" + shape + "]");
   be_.upload(params_.floats() + e.offset, data, n * sizeof(float));
+  ++paramsVersion_;
   haveTrainForward_ = false;
 }
 

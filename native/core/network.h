@@ -141,6 +141,10 @@ class Network {
   // Random state of the dropout masks (for checkpoints).
   std::vector<uint32_t> randomState() const { return rng_.state(); }
   void setRandomState(const std::vector<uint32_t>& s) { rng_.setState(s); }
+  // Inference (never training) with int8 recurrent products: weights quantized per output row when first needed
+  // after any change, activations per row at each product. Off by default; float32 results are never affected.
+  void setInt8Inference(bool on);
+  bool int8Inference() const { return int8Inference_; }
 
   std::vector<float> getParam(const std::string& name) const;
   void setParam(const std::string& name, const float* data, std::size_t n);
@@ -194,6 +198,8 @@ class Network {
   Shape last_;
   bool haveTrainForward_ = false;
   bool lastHadLengths_ = false;
+  bool int8Inference_ = false;
+  uint64_t paramsVersion_ = 1;  // bumped by every write of the parameters
 };
 
 }  // namespace rnnkit

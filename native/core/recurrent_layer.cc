@@ -73,11 +73,14 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
   // A single step (a stream) runs its input product together with the recurrent one, in one pass over both
   // weight matrices: at batch 1 the step is bound by reading the weights, not by arithmetic.
   const bool singleStep = T == 1 && !in.tokens && !gruBefore;
+  // int8 products (inference only; the reset-before GRU, whose n gate multiplies r * h, stays in float32).
+  const bool int8 = !train && w.qwhh && !gruBefore && (in.tokens || w.qwih);
   if (in.tokens) {
     be_.gatherColumns(w.wih, GH, input_, inputBias, in.tokens, (int)N, gi, GH);
   } else {
     be_.broadcastRows(gi, (int)N, GH, GH, inputBias);
-    if (!singleStep) be_.gemm(false, true, (int)N, GH, input_, 1.f, in.x, in.ldx, w.wih, input_, 1.f, gi, GH);
+    if (int8 && w.qwih) be_.gemmInt8((int)N, in.x, in.ldx, w.qwih, GH, input_, 1.f, gi, GH);
+    else if (!singleStep) be_.gemm(false, true, (int)N, GH, input_, 1.f, in.x, in.ldx, w.wih, input_, 1.f, gi, GH);
   }
 
   const int slots = train ? T + 1 : 2;
@@ -104,7 +107,7 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
   }
 
   // Every step multiplies by W_hh^T (reset-before GRU: two row blocks of it, left as they are).
-  const StepWeights whh = gruBefore ? StepWeights{} : prepareStepWeights(w.whh, true, GH, H, B, T);
+  const StepWeights whh = gruBefore || int8 ? StepWeights{} : prepareStepWeights(w.whh, true, GH, H, B, T);
 
   CellForwardStep step;
   step.cell = cell_;
@@ -133,6 +136,9 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
       be_.gemm(false, true, B, 2 * H, H, 1.f, step.hPrev, H, w.whh, H, 1.f, gh, GH);
       be_.gruResetGate(step, rh);
       be_.gemm(false, true, B, H, H, 1.f, rh, H, w.whh + (std::size_t)2 * H * H, H, 1.f, gh + 2 * H, GH);
+    } else if (int8) {
+      if (!foldsBiases(cell_)) be_.broadcastRows(gh, B, GH, GH, w.bhh);
+      be_.gemmInt8(B, step.hPrev, H, w.qwhh, GH, H, foldsBiases(cell_) ? 0.f : 1.f, gh, GH);
     } else if (singleStep) {
       if (!foldsBiases(cell_)) be_.broadcastRows(gh, B, GH, GH, w.bhh);
       const RowProduct products[2] = {

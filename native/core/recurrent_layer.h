@@ -19,6 +19,10 @@ struct LayerWeights {
   float* dwhh;
   float* dbih;
   float* dbhh;
+  // int8 forms of wih and whh (Backend::int8PackWeights) for an int8 inference pass, else null; wih's is null for
+  // a one-hot input too (a lookup, no product).
+  const void* qwih = nullptr;
+  const void* qwhh = nullptr;
 };
 
 // The layer's input, time-major [T*B, I]: dense rows, or token ids of a one-hot input over `inputSize` symbols.

@@ -57,6 +57,28 @@ LayerWeights RecurrentStage::weights(const PassContext& ctx, int k, int d) const
                       ctx.grads + o.wih,  ctx.grads + o.whh,  ctx.grads + o.bih,  ctx.grads + o.bhh};
 }
 
+void RecurrentStage::quantize(const PassContext& ctx) {
+  if (quantized_ == ctx.paramsVersion) return;
+  const int H = spec_.hiddenSize, G = gateCount(spec_.cell), D = spec_.directions();
+  const std::size_t count = (std::size_t)spec_.numLayers * D;
+  while (qwih_.size() < count) qwih_.emplace_back(&be_);
+  while (qwhh_.size() < count) qwhh_.emplace_back(&be_);
+  for (int k = 0; k < spec_.numLayers; ++k) {
+    const int input = k == 0 ? in_ : H * D;
+    for (int d = 0; d < D; ++d) {
+      const std::size_t i = (std::size_t)k * D + d;
+      const Offsets& o = offsets_[i];
+      if (!(k == 0 && oneHot_)) {
+        qwih_[i].reserve(be_.int8WeightsBytes(G * H, input));
+        be_.int8PackWeights(ctx.params + o.wih, G * H, input, qwih_[i].floats());
+      }
+      qwhh_[i].reserve(be_.int8WeightsBytes(G * H, H));
+      be_.int8PackWeights(ctx.params + o.whh, G * H, H, qwhh_[i].floats());
+    }
+  }
+  quantized_ = ctx.paramsVersion;
+}
+
 LayerInput RecurrentStage::layerInput(const Activations& in, int k) {
   if (k == 0) return oneHot_ ? LayerInput{nullptr, 0, in.tokens} : LayerInput{in.data, in_, nullptr};
   const int DH = spec_.hiddenSize * spec_.directions();
@@ -69,6 +91,8 @@ Activations RecurrentStage::forward(const PassContext& ctx, const Activations& i
   const std::size_t N = (std::size_t)T * B, BH = (std::size_t)B * H, DH = (std::size_t)D * H;
   const bool lstm = hasCellState();
   train_ = ctx.train;
+  const bool int8 = ctx.int8 && !ctx.train && be_.supportsInt8();
+  if (int8) quantize(ctx);
   dropoutApplied_ = ctx.train && spec_.interLayerDropout > 0.f && L > 1;
 
   const std::size_t buffers = train_ ? (std::size_t)L : std::min<std::size_t>(2, L);
@@ -92,7 +116,13 @@ Activations RecurrentStage::forward(const PassContext& ctx, const Activations& i
     const LayerInput li = layerInput(in, k);
     for (int d = 0; d < D; ++d) {
       const std::size_t slot = ((std::size_t)k * D + d) * BH;
-      layer(k, d).forward(weights(ctx, k, d), li, T, B, ctx.lengths, state.h0 ? state.h0 + slot : nullptr,
+      LayerWeights w = weights(ctx, k, d);
+      if (int8) {
+        const std::size_t i = (std::size_t)k * D + d;
+        w.qwih = k == 0 && oneHot_ ? nullptr : qwih_[i].floats();
+        w.qwhh = qwhh_[i].floats();
+      }
+      layer(k, d).forward(w, li, T, B, ctx.lengths, state.h0 ? state.h0 + slot : nullptr,
                           state.c0 ? state.c0 + slot : nullptr, y + (std::size_t)d * H, (int)DH, hn + slot,
                           cn ? cn + slot : nullptr, train_);
     }

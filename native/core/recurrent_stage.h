@@ -25,6 +25,8 @@ class RecurrentStage final : public Stage {
   LayerWeights weights(const PassContext& ctx, int k, int d) const;
   RecurrentLayer& layer(int k, int d) { return *layers_[(std::size_t)k * spec_.directions() + d]; }
   LayerInput layerInput(const Activations& in, int k);
+  // The int8 forms of every layer's weights, made (again) when the parameters' version differs from quantized_.
+  void quantize(const PassContext& ctx);
 
   Backend& be_;
   StageSpec spec_;
@@ -45,6 +47,8 @@ class RecurrentStage final : public Stage {
   bool dropoutApplied_ = false;
   bool train_ = false;
   DeviceBuffer out_, hn_, cn_, dTop_, dhn_, dys_[2], dIn_;
+  std::vector<DeviceBuffer> qwih_, qwhh_;  // per (layer, direction), for int8 inference
+  uint64_t quantized_ = 0;                 // the parameters' version they were made from (0: none)
 };
 
 }  // namespace rnnkit

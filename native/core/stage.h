@@ -32,6 +32,10 @@ struct PassContext {
   float* params = nullptr;
   float* grads = nullptr;
   Random* rng = nullptr;  // dropout masks
+  // An inference pass with int8 recurrent products (Network::setInt8Inference), and the version of the parameters
+  // (it changes whenever they do), so that stages re-quantize only after a change.
+  bool int8 = false;
+  uint64_t paramsVersion = 0;
 };
 
 // The recurrent state a stage reads and writes during one pass (all [L*D, B, H], null = zero / not wanted).

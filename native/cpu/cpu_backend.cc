@@ -7,6 +7,7 @@
 
 #include "../core/error.h"
 #include "gemm.h"
+#include "int8_gemm.h"
 #include "thread_pool.h"
 
 namespace rnnkit::cpu {
@@ -199,6 +200,15 @@ double CpuBackend::sumSquares(const float* p, std::size_t n) {
 
 void CpuBackend::scale(float* p, std::size_t n, float s) {
   for (std::size_t i = 0; i < n; ++i) p[i] *= s;
+}
+
+std::size_t CpuBackend::int8WeightsBytes(int N, int K) const { return cpu::int8WeightsBytes(N, K); }
+
+void CpuBackend::int8PackWeights(const float* W, int N, int K, void* dst) { cpu::int8PackWeights(W, N, K, dst); }
+
+void CpuBackend::gemmInt8(int M, const float* A, int lda, const void* packedW, int N, int K, float beta, float* C,
+                          int ldc) {
+  cpu::int8Gemm(M, A, lda, packedW, N, K, beta, C, ldc, ThreadPool::instance());
 }
 
 }  // namespace rnnkit::cpu

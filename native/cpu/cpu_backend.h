@@ -29,6 +29,11 @@ class CpuBackend final : public Backend {
   std::size_t stepWeightsBytes(const StepWeights& w, int rows, int steps) const override;
   void packStepWeights(const StepWeights& w) override;
   void gemmRowProducts(const RowProduct* products, int count) override;
+  bool supportsInt8() const override { return true; }
+  std::size_t int8WeightsBytes(int N, int K) const override;
+  void int8PackWeights(const float* W, int N, int K, void* dst) override;
+  void gemmInt8(int M, const float* A, int lda, const void* packedW, int N, int K, float beta, float* C,
+                int ldc) override;
   void gemmStep(int M, float alpha, const float* A, int lda, const StepWeights& w, float beta, float* C,
                 int ldc) override;
 
