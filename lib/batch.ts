@@ -16,9 +16,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { rnnkitError } from './errors';
 import { acquireLock } from './lockfile';
 import { load, type Sequential } from './model';
-import { CharVocabulary, type CharVocabularyJSON } from './text';
+import type { CharVocabulary } from './text';
+import { modelVocabulary } from './model-vocabulary';
 
 export interface BatchOptions {
   /** A model file written by `rnnkit train` / `model.save` (or its directory). */
@@ -84,9 +86,8 @@ interface Predictor {
 
 async function makePredictor(file: string, topK: number, maxTokens: number): Promise<Predictor> {
   const model = await load(file);
-  if (!model.vocabSize) throw new Error(`${file}: rnnkit predict needs a model over token ids; this one takes dense input`);
-  const vj = (model.metadata as { vocabulary?: CharVocabularyJSON }).vocabulary;
-  const vocab = vj ? CharVocabulary.fromJSON(vj) : null;
+  if (!model.vocabSize) throw rnnkitError('ERR_RNNKIT_ARGUMENT', `${file}: rnnkit predict needs a model over token ids; this one takes dense input`);
+  const vocab = modelVocabulary(model, file, false);
   const stateBlocks: Predictor['stateBlocks'] = [];
   let streamable = true;
   for (const l of model.layers) {
@@ -285,7 +286,7 @@ if (!isMainThread && (workerData as WorkerInit | undefined)?.rnnkitBatchWorker) 
         );
       });
     },
-    (e: Error) => port.postMessage({ ready: false, error: e.message }),
+    (e: Error) => port.postMessage({ ready: false, error: e.message, code: (e as { code?: unknown }).code }),
   );
 }
 
@@ -311,7 +312,8 @@ async function startWorkers(n: number, init: WorkerInit): Promise<Executor> {
     new Promise((resolve, reject) => {
       // execArgv: [] keeps the parent's loaders (a TypeScript runner) out of the worker, which runs plain dist/.
       const w = new Worker(script, { workerData: init, execArgv: [] });
-      w.once('message', (m: { ready: boolean; error?: string }) => (m.ready ? resolve(w) : reject(new Error(m.error))));
+      // The worker's error keeps its code (a model that does not fit, say).
+      w.once('message', (m: { ready: boolean; error?: string; code?: string }) => (m.ready ? resolve(w) : reject(Object.assign(new Error(m.error), m.code ? { code: m.code } : {}))));
       w.once('error', reject);
     });
   for (const w of await Promise.all(Array.from({ length: n }, start))) {

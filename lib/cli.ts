@@ -4,13 +4,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { lossChartSvg } from './chart';
-import { isRnnkitError } from './errors';
+import { isRnnkitError, rnnkitError } from './errors';
 import { layers } from './layers';
 import { load, sequential, type Sequential } from './model';
 import { optimizers } from './optimizers';
 import { CharVocabulary, SequenceDataset, splitText } from './text';
 import { defaultCorpus } from './corpus';
-import { readTextFileSync } from './files';
+import { readTextFileSync, writeFileAtomicSync } from './files';
+import { modelVocabulary } from './model-vocabulary';
 
 const HELP: Record<string, string> = {
   main: `usage: rnnkit <command> [options]
@@ -30,6 +31,7 @@ windows of a text, and writes into --out:
   model.safetensors  the model (with its vocabulary)
   checkpoint.safetensors  the latest checkpoint (optimizer state included; --resume continues from it)
   log.json           one record per evaluation: step, loss, valLoss, tokensPerSecond, elapsedSeconds
+                     (every file is written atomically: a crash leaves the previous version whole)
   loss.svg           training and validation loss against steps
 
 options:
@@ -47,7 +49,10 @@ options:
   --val-batches N      validation batches per evaluation (default 20)
   --val-fraction X     share of the text held out for validation (default 0.1)
   --checkpoint-every N write a checkpoint every N steps (default 250)
-  --resume             continue from --out/checkpoint.safetensors
+  --resume             continue the run in --out from its checkpoint.safetensors (written every
+                       --checkpoint-every steps, on ^C and at the end): give the same --data; the other
+                       flags of the run come from the checkpoint (different ones are refused), and a
+                       larger --steps trains further
   --threads N          native threads (default: all cores)
   --out DIR            output directory (default ./rnnkit-model)
   --quiet              no progress output
@@ -150,6 +155,56 @@ interface LogRecord {
   elapsedSeconds: number;
 }
 
+/**
+ * The flags that shape a training run, kept in its checkpoints. A resumed run is the same run: it takes these from
+ * the checkpoint, refuses different ones (they would not apply to the model and data streams it restores), and
+ * only --steps may grow. The architecture is also read from the restored model itself.
+ */
+interface RunFlags {
+  cell: string;
+  layers: number;
+  units: number;
+  seq: number;
+  batch: number;
+  seed: number;
+  lr: number;
+  clip: number;
+  'val-fraction': number;
+  steps: number;
+}
+
+const RUN_DEFAULTS: RunFlags = { cell: 'lstm', layers: 2, units: 128, seq: 64, batch: 32, seed: 1, lr: 2e-3, clip: 5, 'val-fraction': 0.1, steps: 600 };
+
+/** The command line that continues a run, with the flags that cannot be taken from its checkpoint. */
+function resumeHint(out: string, data: string | undefined): string {
+  const q = (s: string): string => (/^[\w./@%+=:,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+  return `rnnkit train --resume --out ${q(out)}${data !== undefined ? ` --data ${q(data)}` : ''}`;
+}
+
+/** The run flags a checkpoint's model and stored flags give (older checkpoints stored none: the model says enough). */
+function checkpointFlags(model: Sequential): Partial<RunFlags> {
+  const stored = (model.trainingExtra as { flags?: Partial<RunFlags> }).flags ?? {};
+  const recurrent = model.layers.find((l) => l.kind === 'recurrent') as { cell: string; units: number; numLayers?: number } | undefined;
+  if (!recurrent) return stored;
+  const cell = recurrent.cell === 'rnn_tanh' || recurrent.cell === 'rnn_relu' ? 'rnn' : recurrent.cell;
+  return { ...stored, cell, units: recurrent.units, layers: recurrent.numLayers ?? 1 };
+}
+
+/** The training log of an earlier run, or a coded error that says how to go on when it is damaged. */
+function readLog(logPath: string): LogRecord[] {
+  if (!fs.existsSync(logPath)) return [];
+  const text = readTextFileSync(logPath, 'training log');
+  let records: unknown;
+  try {
+    records = JSON.parse(text);
+  } catch (e) {
+    throw rnnkitError('ERR_RNNKIT_FORMAT', `${logPath} is not valid JSON (${(e as Error).message}; cut short by a crash?): move it away to resume without the earlier records`);
+  }
+  if (!Array.isArray(records) || records.some((r) => typeof r !== 'object' || r === null || !Number.isInteger((r as LogRecord).step)))
+    throw rnnkitError('ERR_RNNKIT_FORMAT', `${logPath} is not a training log (an array of records with a step): move it away to resume without the earlier records`);
+  return records as LogRecord[];
+}
+
 async function train(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -166,31 +221,82 @@ async function train(argv: string[]): Promise<number> {
     process.stdout.write(HELP.train);
     return 0;
   }
-  const cell = values.cell ?? 'lstm';
-  if (cell !== 'lstm' && cell !== 'gru' && cell !== 'rnn') throw new UsageError(`--cell must be lstm, gru or rnn, got '${cell}'`);
-  const numLayers = int(values.layers, 'layers', 2);
-  const units = int(values.units, 'units', 128);
-  const seqLength = int(values.seq, 'seq', 64);
-  const batchSize = int(values.batch, 'batch', 32);
-  const steps = int(values.steps, 'steps', 600, 0);
-  const lr = num(values.lr, 'lr', 2e-3);
-  const clip = num(values.clip, 'clip', 5);
-  const seed = int(values.seed, 'seed', 1, 0) >>> 0;
+  // The flags as given (undefined: not given).
+  if (values.cell !== undefined && values.cell !== 'lstm' && values.cell !== 'gru' && values.cell !== 'rnn')
+    throw new UsageError(`--cell must be lstm, gru or rnn, got '${values.cell}'`);
+  const given: Partial<RunFlags> = {
+    cell: values.cell,
+    layers: values.layers === undefined ? undefined : int(values.layers, 'layers', 0),
+    units: values.units === undefined ? undefined : int(values.units, 'units', 0),
+    seq: values.seq === undefined ? undefined : int(values.seq, 'seq', 0),
+    batch: values.batch === undefined ? undefined : int(values.batch, 'batch', 0),
+    seed: values.seed === undefined ? undefined : int(values.seed, 'seed', 0, 0) >>> 0,
+    lr: values.lr === undefined ? undefined : num(values.lr, 'lr', 0),
+    clip: values.clip === undefined ? undefined : num(values.clip, 'clip', 0),
+    'val-fraction': values['val-fraction'] === undefined ? undefined : num(values['val-fraction'], 'val-fraction', 0),
+    steps: values.steps === undefined ? undefined : int(values.steps, 'steps', 0, 0),
+  };
   const evalEvery = int(values['eval-every'], 'eval-every', 100);
   const valBatches = int(values['val-batches'], 'val-batches', 20);
-  const valFraction = num(values['val-fraction'], 'val-fraction', 0.1);
   const checkpointEvery = int(values['checkpoint-every'], 'checkpoint-every', 250);
   const out = values.out ?? 'rnnkit-model';
   const quiet = values.quiet ?? false;
   if (values.threads !== undefined) (await import('./index')).setThreads(int(values.threads, 'threads', 1));
-
-  const text = values.data !== undefined ? readTextFileSync(values.data, 'training text') : defaultCorpus();
-  const progress = new Progress(steps, process.stderr.isTTY === true, quiet);
-  fs.mkdirSync(out, { recursive: true });
   const checkpointPath = path.join(out, 'checkpoint.safetensors');
+  const modelPath = path.join(out, 'model.safetensors');
   const logPath = path.join(out, 'log.json');
 
+  // A resumed run: its checkpoint, or a refusal that says why and what to do, before anything is written.
+  let resumed: Sequential | undefined;
+  let flags: RunFlags;
+  if (values.resume) {
+    if (!fs.existsSync(checkpointPath))
+      throw rnnkitError('ERR_RNNKIT_FILE', `nothing to resume: ${checkpointPath} does not exist` +
+        (fs.existsSync(modelPath) ? ` (${modelPath} is there, from a run that kept no checkpoint)` : '') +
+        '; run without --resume to start a new run');
+    resumed = await load(checkpointPath);
+    const saved = checkpointFlags(resumed);
+    const changed = (Object.keys(given) as (keyof RunFlags)[])
+      .filter((k) => k !== 'steps' && given[k] !== undefined && saved[k] !== undefined && given[k] !== saved[k])
+      .map((k) => `--${k} ${given[k]} (the run has ${saved[k]})`);
+    if (changed.length) {
+      resumed.dispose();
+      throw rnnkitError('ERR_RNNKIT_ARGUMENT', `--resume continues the run in ${out} as it was started; it cannot change ${changed.join(', ')}: ` +
+        'leave these flags out, or start a new run in another --out');
+    }
+    flags = { ...RUN_DEFAULTS, ...saved, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
+  } else {
+    flags = { ...RUN_DEFAULTS, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
+  }
+  const { cell, layers: numLayers, units, seq: seqLength, batch: batchSize, seed, lr, clip, steps } = flags;
+  const valFraction = flags['val-fraction'];
+
+  let text: string;
+  try {
+    text = values.data !== undefined ? readTextFileSync(values.data, 'training text') : defaultCorpus();
+  } catch (e) {
+    resumed?.dispose();
+    throw e;
+  }
   const vocab = CharVocabulary.fromText(text);
+  if (resumed) {
+    const theirs = modelVocabulary(resumed, checkpointPath, true) as CharVocabulary;
+    if (theirs.chars.join('') !== vocab.chars.join('') || theirs.unknown !== vocab.unknown) {
+      resumed.dispose();
+      const corpus = (resumed.metadata as { corpus?: unknown }).corpus;
+      throw rnnkitError('ERR_RNNKIT_ARGUMENT', `the vocabulary of ${values.data !== undefined ? `--data ${values.data}` : 'the default text'} ` +
+        `(${vocab.size} characters) differs from the one the run in ${out} was trained with (${theirs.size} characters` +
+        `${typeof corpus === 'string' ? `, from ${corpus}` : ''}): resume with the same --data, or start a new run in another --out`);
+    }
+    if (resumed.step >= flags.steps) {
+      process.stderr.write(`rnnkit: the run in ${out} is complete (step ${resumed.step} of --steps ${flags.steps}); give a larger --steps to train further\n`);
+      resumed.dispose();
+      return 0;
+    }
+  }
+  const progress = new Progress(steps, process.stderr.isTTY === true, quiet);
+  fs.mkdirSync(out, { recursive: true });
+
   const split = splitText(text, valFraction);
   const trainIds = vocab.encode(split.train);
   const valIds = vocab.encode(split.validation);
@@ -203,15 +309,21 @@ async function train(argv: string[]): Promise<number> {
       return { x: b.inputs, y: b.targets };
     },
   });
+  const checkpointExtra = () => ({ trainData: trainData.getState(), valData: valData.getState(), flags });
 
   let model: Sequential;
   let records: LogRecord[] = [];
-  if (values.resume && fs.existsSync(checkpointPath)) {
-    model = await load(checkpointPath);
+  if (resumed) {
+    model = resumed;
     const extra = model.trainingExtra as { trainData?: number[]; valData?: number[] };
     if (extra.trainData) trainData.setState(extra.trainData);
     if (extra.valData) valData.setState(extra.valData);
-    if (fs.existsSync(logPath)) records = (JSON.parse(fs.readFileSync(logPath, 'utf8')) as LogRecord[]).filter((r) => r.step <= model.step);
+    try {
+      records = readLog(logPath).filter((r) => r.step <= model.step);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
     progress.log(`resuming from step ${model.step}`);
   } else {
     const cellLayer = cell === 'lstm' ? layers.lstm : cell === 'gru' ? layers.gru : layers.simpleRNN;
@@ -228,10 +340,13 @@ async function train(argv: string[]): Promise<number> {
   progress.log(`${cell} ${numLayers}x${units}, vocabulary ${vocab.size}, ${trainIds.length} training characters; ${remaining} steps of ${batchSize}x${seqLength}`);
   if (!quiet) progress.log(model.summary());
 
+  const writeLog = (): void => {
+    writeFileAtomicSync(logPath, JSON.stringify(records, null, 2) + '\n');
+    writeFileAtomicSync(path.join(out, 'loss.svg'), lossChartSvg(records.map((r) => ({ step: r.step, loss: r.loss, valLoss: r.valLoss ?? undefined })), 'rnnkit train'));
+  };
   let tokensSince = 0;
   let secondsSince = 0;
-  let elapsedBase = records.length ? records[records.length - 1].elapsedSeconds : 0;
-  let lastElapsed = 0;
+  const elapsedBase = records.length ? records[records.length - 1].elapsedSeconds : 0;
   const started = Date.now();
   const controller = new AbortController();
   const onSignal = (): void => controller.abort();
@@ -241,12 +356,11 @@ async function train(argv: string[]): Promise<number> {
       steps: remaining,
       signal: controller.signal,
       validation: { source: asBatch(valData), batches: valBatches, every: evalEvery },
-      checkpoint: { path: checkpointPath, every: checkpointEvery, extra: () => ({ trainData: trainData.getState(), valData: valData.getState() }) },
+      checkpoint: { path: checkpointPath, every: checkpointEvery, extra: checkpointExtra },
       callbacks: {
         onStepEnd: (l) => {
           tokensSince += batchSize * seqLength;
           secondsSince += (batchSize * seqLength) / l.tokensPerSecond;
-          lastElapsed = l.elapsedSeconds;
           progress.update(l.step, l.loss, l.tokensPerSecond, (Date.now() - started) / 1000, startStep);
         },
         onEpochEnd: (l) => {
@@ -261,25 +375,24 @@ async function train(argv: string[]): Promise<number> {
           secondsSince = 0;
           records.push(rec);
           progress.log(`step ${rec.step}: loss ${rec.loss.toFixed(4)}  val ${rec.valLoss?.toFixed(4) ?? '-'}  ${Math.round(rec.tokensPerSecond)} tok/s  ${rec.elapsedSeconds.toFixed(1)} s`);
-          fs.writeFileSync(logPath, JSON.stringify(records, null, 2) + '\n');
-          fs.writeFileSync(path.join(out, 'loss.svg'), lossChartSvg(records.map((r) => ({ step: r.step, loss: r.loss, valLoss: r.valLoss ?? undefined })), 'rnnkit train'));
+          writeLog();
         },
       },
     });
   } finally {
     process.removeListener('SIGINT', onSignal);
   }
-  void lastElapsed;
-  elapsedBase = 0;
-  await model.save(path.join(out, 'model.safetensors'));
+  await model.save(modelPath);
+  // The last step's checkpoint too, so that --resume knows where the run ended (and neither repeats steps nor
+  // starts over) and a larger --steps continues from here.
+  await model.save(checkpointPath, { includeOptimizer: true, extra: checkpointExtra() });
+  writeLog();
   if (controller.signal.aborted) {
-    await model.save(checkpointPath, { includeOptimizer: true, extra: { trainData: trainData.getState(), valData: valData.getState() } });
-    progress.log(`interrupted at step ${model.step}; 'rnnkit train --resume --out ${out}' continues`);
+    progress.log(`interrupted at step ${model.step}; '${resumeHint(out, values.data)}' continues`);
+    model.dispose();
     return 130;
   }
-  fs.writeFileSync(logPath, JSON.stringify(records, null, 2) + '\n');
-  fs.writeFileSync(path.join(out, 'loss.svg'), lossChartSvg(records.map((r) => ({ step: r.step, loss: r.loss, valLoss: r.valLoss ?? undefined })), 'rnnkit train'));
-  progress.log(`wrote ${path.join(out, 'model.safetensors')}, log.json and loss.svg`);
+  progress.log(`wrote ${modelPath}, log.json and loss.svg; '${resumeHint(out, values.data)} --steps N' trains further`);
   model.dispose();
   return 0;
 }
@@ -300,9 +413,7 @@ async function sample(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError('sample needs one MODEL argument (a model.safetensors or its directory)');
   const file = positionals[0];
   const model = await load(file);
-  const vocabJson = (model.metadata as { vocabulary?: unknown }).vocabulary;
-  if (!vocabJson) throw new UsageError(`${file} has no vocabulary: was it written by 'rnnkit train'?`);
-  const vocab = CharVocabulary.fromJSON(vocabJson as Parameters<typeof CharVocabulary.fromJSON>[0]);
+  const vocab = modelVocabulary(model, file, true) as CharVocabulary;
   const prompt = values.prompt ?? '\n';
   const ids = vocab.encode(prompt);
   if (ids.length === 0) throw new UsageError('the prompt has no character of the model\'s vocabulary');
