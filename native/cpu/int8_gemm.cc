@@ -41,19 +41,27 @@ inline std::size_t packedIndex(int n, int k, int Kpad) {
   return (std::size_t)(n / kInt8Cols) * kInt8Cols * Kpad + (std::size_t)(k / 4) * kInt8Cols * 4 + (n % kInt8Cols) * 4 + k % 4;
 }
 
-// Symmetric quantization of one row of `count` values to [-127, 127] with scale max|x| / 127 (1 for a zero row).
-// Shared by weights and activations, and by every kernel: each kernel sees the same integers.
-float quantizeRow(const float* x, int count, int8_t* q) {
+// Symmetric quantization of one row of `count` values to [-127, 127] with scale max|x| / 127 (1 for a zero row),
+// rounding to nearest even. Shared by weights and activations, and by every int8 kernel, so that each sees the same
+// integers. Compiled for each SIMD level: the maximum, the product x * (1 / scale) and the rounding are exact IEEE
+// operations, so every level gives the same integers.
+RNNKIT_INLINE float quantizeRowImpl(const float* x, int count, int8_t* q) {
   float maxAbs = 0.f;
-  for (int i = 0; i < count; ++i) maxAbs = std::max(maxAbs, std::fabs(x[i]));
+  for (int i = 0; i < count; ++i) {
+    const float a = std::fabs(x[i]);
+    maxAbs = a > maxAbs ? a : maxAbs;
+  }
   const float scale = maxAbs > 0.f ? maxAbs / 127.f : 1.f;
   const float inv = 1.f / scale;
   for (int i = 0; i < count; ++i) {
-    const long v = std::lrintf(x[i] * inv);
-    q[i] = (int8_t)std::min(127L, std::max(-127L, v));
+    float v = std::nearbyint(x[i] * inv);
+    v = v > 127.f ? 127.f : v < -127.f ? -127.f : v;
+    q[i] = (int8_t)(int)v;
   }
   return scale;
 }
+
+RNNKIT_SIMD_VARIANTS(float, quantizeRow, quantizeRowImpl, (const float* x, int count, int8_t* q), (x, count, q))
 
 // The float part, the same for every kernel (compiled for the baseline, so no kernel's FMA contraction changes it):
 // C[n] = beta * C[n] + acc[n] * (rowScale * colScale[n]), beta 0 or 1.
@@ -118,6 +126,12 @@ __attribute__((target("avx2,fma"))) void blockAvx2(const int8_t* qa, int Kpad, i
   }
 }
 
+// GCC 12 warns about its own _mm512_undefined_epi32() inside _mm512_slli_epi32 and the broadcasts (a known false
+// positive of -Wmaybe-uninitialized in avx512fintrin.h), not about anything of ours.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // AVX-512 VNNI: vpdpbusd multiplies unsigned by signed bytes, 4 per int32 lane, into int32 without saturation. The
 // activations are made unsigned by adding 128 (in the kernel), and 128 * sum_k w[n][k] (colSums, computed when the
 // weights were packed) is taken off again: the result is the same integer as the signed product.
@@ -132,12 +146,44 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void blockVnni(c
     for (int r = 0; r < rows; ++r) {
       uint32_t a4;
       std::memcpy(&a4, qa + (std::size_t)r * Kpad + k, 4);
-      sum[r] = _mm512_dpbusd_epi32(sum[r], _mm512_set1_epi32((int)(a4 ^ bias)), w);
+      sum[r] = _mm512_dpbusd_epi32(sum[r], _mm512_broadcastd_epi32(_mm_cvtsi32_si128((int)(a4 ^ bias))), w);
     }
   }
   const __m512i correction = _mm512_slli_epi32(_mm512_loadu_si512(colSums), 7);
   for (int r = 0; r < rows; ++r) _mm512_storeu_si512(acc[r], _mm512_sub_epi32(sum[r], correction));
 }
+
+// Two neighbouring column blocks (32 outputs) at once: each broadcast of a row's 4 activations feeds two products.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void pairVnni(const int8_t* qa, int Kpad, int rows,
+                                                                              const int8_t* block,
+                                                                              const int32_t* colSums,
+                                                                              int32_t acc[4][2 * kInt8Cols]) {
+  __m512i sum[4][2];
+  for (int r = 0; r < 4; ++r) sum[r][0] = sum[r][1] = _mm512_setzero_si512();
+  const uint32_t bias = 0x80808080u;
+  const int8_t* block2 = block + (std::size_t)kInt8Cols * Kpad;
+  for (int k = 0; k < Kpad; k += 4) {
+    const __m512i w0 = _mm512_loadu_si512(block + (std::size_t)(k / 4) * kInt8Cols * 4);
+    const __m512i w1 = _mm512_loadu_si512(block2 + (std::size_t)(k / 4) * kInt8Cols * 4);
+    for (int r = 0; r < rows; ++r) {
+      uint32_t a4;
+      std::memcpy(&a4, qa + (std::size_t)r * Kpad + k, 4);
+      const __m512i a = _mm512_broadcastd_epi32(_mm_cvtsi32_si128((int)(a4 ^ bias)));
+      sum[r][0] = _mm512_dpbusd_epi32(sum[r][0], a, w0);
+      sum[r][1] = _mm512_dpbusd_epi32(sum[r][1], a, w1);
+    }
+  }
+  const __m512i c0 = _mm512_slli_epi32(_mm512_loadu_si512(colSums), 7);
+  const __m512i c1 = _mm512_slli_epi32(_mm512_loadu_si512(colSums + kInt8Cols), 7);
+  for (int r = 0; r < rows; ++r) {
+    _mm512_storeu_si512(acc[r], _mm512_sub_epi32(sum[r][0], c0));
+    _mm512_storeu_si512(acc[r] + kInt8Cols, _mm512_sub_epi32(sum[r][1], c1));
+  }
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 bool cpuHasVnni() {
   __builtin_cpu_init();
@@ -146,9 +192,13 @@ bool cpuHasVnni() {
 }
 #endif
 
+using PairKernel = void (*)(const int8_t* qa, int Kpad, int rows, const int8_t* block, const int32_t* colSums,
+                            int32_t acc[4][2 * kInt8Cols]);
+
 struct KernelChoice {
   BlockKernel fn;
   const char* name;
+  PairKernel pair = nullptr;  // two blocks at once, where the kernel has such a form
 };
 
 // Chosen once, under the ceiling RNNKIT_SIMD sets for every kernel (simdLevel): baseline -> the scalar reference,
@@ -160,7 +210,7 @@ KernelChoice chooseKernel() {
 #ifdef RNNKIT_INT8_X86
   const SimdLevel level = simdLevel();
   const bool avx2Only = want && std::strcmp(want, "avx2") == 0;
-  if (level == SimdLevel::Avx512 && cpuHasVnni() && !avx2Only) return {blockVnni, "avx512vnni"};
+  if (level == SimdLevel::Avx512 && cpuHasVnni() && !avx2Only) return {blockVnni, "avx512vnni", pairVnni};
   if (level != SimdLevel::Baseline) return {blockAvx2, "avx2"};
 #endif
   return {blockScalar, "scalar"};
@@ -211,9 +261,18 @@ void int8Gemm(int M, const float* A, int lda, const void* packed, int N, int K, 
   thread_local QuantizedRowsA qa;
   qa.q.assign((std::size_t)M * L.Kpad, 0);
   qa.scale.resize(M);
-  for (int m = 0; m < M; ++m) qa.scale[m] = quantizeRow(A + (std::size_t)m * lda, K, qa.q.data() + (std::size_t)m * L.Kpad);
+  {
+    int8_t* q = qa.q.data();
+    float* s = qa.scale.data();
+    auto quantizeRows = [&](std::size_t m0, std::size_t m1) {
+      for (std::size_t m = m0; m < m1; ++m) s[m] = quantizeRow(A + m * lda, K, q + m * L.Kpad);
+    };
+    if ((std::size_t)M * K >= (1u << 15)) pool.parallelFor((std::size_t)M, 16, quantizeRows);
+    else quantizeRows(0, (std::size_t)M);
+  }
 
   const BlockKernel fn = kernel().fn;
+  const PairKernel pair = kernel().pair;
   const int nBlocks = L.Npad / kInt8Cols;
   const int8_t* qdata = qa.q.data();
   const float* rowScales = qa.scale.data();
@@ -222,14 +281,25 @@ void int8Gemm(int M, const float* A, int lda, const void* packed, int N, int K, 
   const std::size_t grain = work < (1u << 16) ? (std::size_t)nBlocks : 1;
   pool.parallelFor((std::size_t)nBlocks, grain, [&](std::size_t b0, std::size_t b1) {
     int32_t acc[4][kInt8Cols];
+    int32_t acc2[4][2 * kInt8Cols];
     for (int m0 = 0; m0 < M; m0 += 4) {
       const int rows = std::min(4, M - m0);
-      for (std::size_t nb = b0; nb < b1; ++nb) {
+      for (std::size_t nb = b0; nb < b1;) {
         const int n0 = (int)nb * kInt8Cols;
-        fn(qdata + (std::size_t)m0 * L.Kpad, L.Kpad, rows, data + (std::size_t)n0 * L.Kpad, sums + n0, acc);
+        const int8_t* a = qdata + (std::size_t)m0 * L.Kpad;
+        if (pair && nb + 1 < b1) {
+          pair(a, L.Kpad, rows, data + (std::size_t)n0 * L.Kpad, sums + n0, acc2);
+          const int count = std::min(2 * kInt8Cols, N - n0);
+          for (int r = 0; r < rows; ++r)
+            finishRow(acc2[r], count, rowScales[m0 + r], scales + n0, beta, C + (std::size_t)(m0 + r) * ldc + n0);
+          nb += 2;
+          continue;
+        }
+        fn(a, L.Kpad, rows, data + (std::size_t)n0 * L.Kpad, sums + n0, acc);
         const int count = std::min(kInt8Cols, N - n0);
         for (int r = 0; r < rows; ++r)
           finishRow(acc[r], count, rowScales[m0 + r], scales + n0, beta, C + (std::size_t)(m0 + r) * ldc + n0);
+        ++nb;
       }
     }
   });
