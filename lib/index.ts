@@ -41,6 +41,7 @@ export { Sequential, ModelStream, sequential, load } from './model';
 export type {
   ModelOptions, CompileOptions, ModelInput, ModelTarget, StepLogs, EpochLogs, Callbacks, History, FitOptions,
   FitDatasetOptions, BatchSource, CheckpointOptions, GenerateOptions, LossName, PredictOptions, InferencePrecision,
+  MetricName, EvaluateResult, EvaluateOptions, TrainOnBatchOptions, TrainOnBatchResult, Lengths, LayerSummary,
 } from './model';
 export type { OnnxExportOptions } from './onnx/export';
 export { layers } from './layers';

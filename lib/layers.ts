@@ -15,7 +15,10 @@ export interface EmbeddingOptions {
 
 export interface RecurrentOptions {
   units: number;
-  /** Output every step (`[batch, time, units]`, default) or only the last one (`[batch, units]`). */
+  /**
+   * Output every step (`[batch, time, units]`, true) or only the last one (`[batch, units]`, false: the default, as
+   * in Keras; with `lengths`, each row's last valid step).
+   */
   returnSequences?: boolean;
   /** Expose this layer's final state through `model.predictWithState` (default false). */
   returnState?: boolean;

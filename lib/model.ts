@@ -198,11 +198,15 @@ export interface GenerateOptions {
   seed?: number;
 }
 
-interface LayerSummary {
+export interface LayerSummary {
   name: string;
   type: string;
+  /** null = any batch or time. */
   outputShape: (number | null)[];
+  /** Parameters of the layer (of its whole stack for a recurrent layer with numLayers > 1). */
   params: number;
+  /** A recurrent layer with numLayers > 1: one entry per stacked layer, `<name>.l<k>`, bottom first. */
+  stacked?: LayerSummary[];
 }
 
 function isIntInput(x: ModelInput): x is IntTensor {
@@ -450,14 +454,19 @@ export class Sequential {
   }
 
   /** Layer table: names, output shapes (null = any batch or time) and parameter counts. */
+  /** Layer table: names, output shapes (null = any batch or time) and parameter counts, stacked layers indented. */
   summary(): string {
     const rows = this.layerSummaries();
     const total = rows.reduce((a, r) => a + r.params, 0);
+    const line = (r: LayerSummary, indent: string): string => {
+      const label = `${indent}${r.name} (${r.type})`;
+      return `${label.length < 42 ? label.padEnd(42) : `${label} `}${JSON.stringify(r.outputShape).padEnd(22)}${String(r.params).padStart(8)}`;
+    };
     const lines = [
-      'Layer (type)                      Output shape          Params',
-      '─'.repeat(64),
-      ...rows.map((r) => `${`${r.name} (${r.type})`.padEnd(34)}${JSON.stringify(r.outputShape).replace(/null/g, 'null').padEnd(22)}${String(r.params).padStart(8)}`),
-      '─'.repeat(64),
+      `${'Layer (type)'.padEnd(42)}${'Output shape'.padEnd(22)}${'Params'.padStart(8)}`,
+      '─'.repeat(72),
+      ...rows.flatMap((r) => [line(r, ''), ...(r.stacked ?? []).map((k) => line(k, '  '))]),
+      '─'.repeat(72),
       `Total params: ${total}`,
     ];
     return lines.join('\n');
@@ -466,11 +475,15 @@ export class Sequential {
   layerSummaries(): LayerSummary[] {
     const net = this.#n;
     const params = net.paramNames();
-    const count = (prefix: string): number =>
-      params.filter((p) => p.startsWith(`${prefix}.`)).reduce((a, p) => a + net.paramShape(p).reduce((x, y) => x * y, 1), 0);
+    const size = (p: string): number => net.paramShape(p).reduce((x, y) => x * y, 1);
+    const count = (prefix: string): number => params.filter((p) => p.startsWith(`${prefix}.`)).reduce((a, p) => a + size(p), 0);
+    // Parameters of stacked layer k of a recurrent layer: PyTorch's names end in _l<k> or _l<k>_reverse.
+    const countLayer = (prefix: string, k: number): number =>
+      params.filter((p) => p.startsWith(`${prefix}.`) && new RegExp(`_l${k}(_reverse)?$`).test(p)).reduce((a, p) => a + size(p), 0);
     const spec = net.spec() as unknown as NativeModelSpec & { layers: (NativeLayerSpec & { name: string })[] };
     let shape: (number | null)[] = this.#vocabSize ? [null, null] : [null, null, this.#inputSize];
     return spec.layers.map((l): LayerSummary => {
+      const name = l.name ?? '';
       switch (l.type) {
         case 'embedding': shape = [null, null, l.outputDim]; break;
         case 'recurrent': {
@@ -481,11 +494,21 @@ export class Sequential {
         case 'dense': shape = [...shape.slice(0, -1), l.units]; break;
         case 'dropout': break;
       }
+      if (l.type !== 'recurrent') return { name, type: l.type, outputShape: [...shape], params: count(name) };
       // Only the non-default gate activation is named, so the common rows stay short.
-      const gates = l.type === 'recurrent' && l.gateActivation === 'hard_sigmoid' ? ', hardSigmoid' : '';
-      const type = l.type === 'recurrent' ? `${l.bidirectional ? 'bidirectional ' : ''}${l.cell}${gates}` : l.type;
-      const name = l.name ?? '';
-      return { name, type, outputShape: [...shape], params: count(name) };
+      const gates = l.gateActivation === 'hard_sigmoid' ? ', hardSigmoid' : '';
+      const cell = `${l.bidirectional ? 'bidirectional ' : ''}${l.cell}${gates}`;
+      const L = l.numLayers ?? 1;
+      const row: LayerSummary = { name, type: cell, outputShape: [...shape], params: count(name) };
+      if (L > 1) {
+        row.type = `${cell}, ${L} stacked${l.dropout ? `, dropout ${Number(l.dropout.toPrecision(6))} between` : ''}`;
+        // Below the top, each stacked layer outputs every step with both directions side by side (PyTorch's stack).
+        const inner = [null, null, (l.bidirectional ? 2 : 1) * l.hiddenSize];
+        row.stacked = Array.from({ length: L }, (_, k) => ({
+          name: `${name}.l${k}`, type: cell, outputShape: k === L - 1 ? [...shape] : inner, params: countLayer(name, k),
+        }));
+      }
+      return row;
     });
   }
 

@@ -3,22 +3,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { rnnkitError } from './errors';
 import type { Tensor } from './tensor';
-import type { RecurrentSpec, SequenceBatch, ForwardResult, OutputGradient, InputGradient, LossTarget } from './recurrent';
+import type {
+  CellType, GateActivation, DeviceName, RecurrentSpec, SequenceBatch, ForwardResult, OutputGradient, InputGradient,
+  LossTarget,
+} from './network-types';
 
-export type CellType = 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru';
-
-/**
- * The activation of the LSTM and GRU gates (LSTM i, f, o; GRU r, z): `'sigmoid'` (PyTorch's, the default) or
- * `'hard_sigmoid'`, clip(0.2 x + 0.5, 0, 1) (TF.js's default recurrentActivation). The candidate and the cell
- * output always use tanh.
- */
-export type GateActivation = 'sigmoid' | 'hard_sigmoid';
-
-/**
- * Where a network runs: the CPU (default), or a CUDA GPU (`'cuda'` is device 0, `'cuda:N'` device N). CUDA needs a
- * build with `npm run build:cuda`, an NVIDIA driver and cuBLAS; otherwise the constructor throws ERR_RNNKIT_DEVICE.
- */
-export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
+export type { CellType, GateActivation, DeviceName } from './network-types';
 
 // The functional API's documented types are the addon's argument and result types.
 export type NativeNetworkSpec = RecurrentSpec;

@@ -24,6 +24,8 @@ const char* optimizerKindName(OptimizerKind kind) {
   return "?";
 }
 
+// The one table of optimizer defaults (PyTorch's): the JavaScript helpers (lib/optimizers.ts, which documents it)
+// set nothing themselves, so optimizers.sgd() and { type: 'sgd' } both get these.
 OptimizerConfig OptimizerConfig::defaults(OptimizerKind kind) {
   OptimizerConfig c;
   c.kind = kind;
