@@ -11,6 +11,8 @@
     {
       "target_name": "rnnkit",
       "sources": [
+        "native/core/attention_kernels.cc",
+        "native/core/backend.cc",
         "native/core/cell.cc",
         "native/core/error.cc",
         "native/core/network.cc",
@@ -24,6 +26,7 @@
         "native/core/dense_stage.cc",
         "native/core/dropout_stage.cc",
         "native/core/sampling.cc",
+        "native/core/seq2seq.cc",
         "native/core/json_reader.cc",
         "native/core/safetensors_reader.cc",
         "native/cpu/cell_kernels.cc",
@@ -44,6 +47,7 @@
         "native/addon/network_jobs.cc",
         "native/addon/property_keys.cc",
         "native/addon/safetensors_js.cc",
+        "native/addon/seq2seq_handle.cc",
         "native/addon/stream_handle.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -10,6 +10,7 @@ namespace rnnkit::addon {
 
 struct AddonData {
   Napi::FunctionReference networkConstructor;
+  Napi::FunctionReference decoderConstructor;  // Seq2Seq.beginDecode's sessions
   PropertyKeys keys;
 };
 

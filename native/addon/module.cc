@@ -16,6 +16,7 @@
 #include "js_errors.h"
 #include "network_handle.h"
 #include "safetensors_js.h"
+#include "seq2seq_handle.h"
 #include "stream_handle.h"
 
 namespace rnnkit::addon {
@@ -83,6 +84,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   createPropertyKeys(env, data->keys);
   Napi::Function network = NetworkHandle::define(env);
   data->networkConstructor = Napi::Persistent(network);
+  Napi::Function decoder = DecoderHandle::define(env);
+  data->decoderConstructor = Napi::Persistent(decoder);
+  exports.Set("Seq2Seq", Seq2SeqHandle::define(env));
+  exports.Set("Decoder", decoder);
   env.SetInstanceData<AddonData>(data);  // deleted by N-API when this environment is torn down
   exports.Set("Network", network);
   exports.Set("Stream", StreamHandle::define(env));

@@ -191,6 +191,28 @@ class Backend {
   // drh * r to dhPrev.
   virtual void gruResetGateBackward(const CellBackwardStep& step, const float* drh) = 0;
 
+  // Attention (the encoder-decoder's). These have portable default implementations (native/core/backend.cc:
+  // gemmBatched loops over gemm; the others stage through host memory), so that a backend without kernels of its
+  // own still computes them exactly; a backend overrides them for speed.
+  //
+  // `count` independent products C_i = alpha * op(A_i) * op(B_i) + beta * C_i, with A_i = A + i * strideA (in
+  // floats) and likewise for B and C: the attention scores or contexts of every batch row as one call.
+  virtual void gemmBatched(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+                           long long strideA, const float* B, int ldb, long long strideB, float beta, float* C,
+                           int ldc, long long strideC, int count);
+  // In place over x [rows, cols]: a softmax along each row over its first lengths[r % batch] columns (all columns
+  // when lengths is null), 0 in the columns past it.
+  virtual void maskedSoftmax(float* x, int rows, int cols, const int32_t* lengths, int batch);
+  // Additive (Bahdanau) scores: scores[b, s] = v . tanh(q[b] + keysProj[s, b]) + vBias[0], for q [batch, hidden],
+  // keysProj time-major [steps, batch, hidden], scores [batch, steps].
+  virtual void additiveScores(const float* q, const float* keysProj, const float* v, const float* vBias, int batch,
+                              int steps, int hidden, float* scores);
+  // Its gradient from dScores [batch, steps]: dKeysProj += and dv += (accumulating), dq = (written). vBias has none:
+  // it shifts every score of a row alike, which the softmax that follows cancels exactly (summing the rounding noise
+  // of its zero gradient would move it under Adam, whose step does not shrink with the gradient).
+  virtual void additiveScoresBackward(const float* dScores, const float* q, const float* keysProj, const float* v,
+                                      int batch, int steps, int hidden, float* dKeysProj, float* dq, float* dv);
+
   // Softmax cross-entropy of logits [n, classes] against targets in [0, classes), a negative target marking a row
   // left out (Network::computeLoss maps the caller's ignore index and positions past a row's length to -1). Writes
   // dLogits = d(mean over counted rows)/d(logits), 0 on the rows left out, and returns the summed loss over the

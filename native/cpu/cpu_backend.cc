@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 
+#include "../core/attention_kernels.h"
 #include "../core/error.h"
 #include "gemm.h"
 #include "int8_gemm.h"
@@ -144,6 +145,21 @@ void CpuBackend::scatterAddColumns(const float* dG, int n, int gates, int ldg, c
       for (std::size_t g = g0; g < g1; ++g) col[g * vocab] += d[g];
     }
   });
+}
+
+// Host memory: the attention kernels run in place.
+void CpuBackend::maskedSoftmax(float* x, int rows, int cols, const int32_t* lengths, int batch) {
+  attention::maskedSoftmax(x, rows, cols, lengths, batch);
+}
+
+void CpuBackend::additiveScores(const float* q, const float* keysProj, const float* v, const float* vBias, int batch,
+                                int steps, int hidden, float* scores) {
+  attention::additiveScores(q, keysProj, v, vBias, batch, steps, hidden, scores);
+}
+
+void CpuBackend::additiveScoresBackward(const float* dScores, const float* q, const float* keysProj, const float* v,
+                                        int batch, int steps, int hidden, float* dKeysProj, float* dq, float* dv) {
+  attention::additiveScoresBackward(dScores, q, keysProj, v, batch, steps, hidden, dKeysProj, dq, dv);
 }
 
 double CpuBackend::softmaxCrossEntropy(const float* logits, int n, int classes, const int32_t* targets,

@@ -57,6 +57,12 @@ class CpuBackend final : public Backend {
   void gruResetGate(const CellForwardStep& step, float* rh) override;
   void gruResetGateBackward(const CellBackwardStep& step, const float* drh) override;
 
+  void maskedSoftmax(float* x, int rows, int cols, const int32_t* lengths, int batch) override;
+  void additiveScores(const float* q, const float* keysProj, const float* v, const float* vBias, int batch,
+                      int steps, int hidden, float* scores) override;
+  void additiveScoresBackward(const float* dScores, const float* q, const float* keysProj, const float* v, int batch,
+                              int steps, int hidden, float* dKeysProj, float* dq, float* dv) override;
+
   double softmaxCrossEntropy(const float* logits, int n, int classes, const int32_t* targets, float* dLogits,
                              int* counted) override;
   double meanSquaredError(const float* out, const float* target, std::size_t rows, int features,

@@ -1,0 +1,554 @@
+#include "seq2seq_handle.h"
+
+#include <cmath>
+
+#include "../core/error.h"
+#include "../cpu/thread_priority.h"
+#include "addon_data.h"
+#include "device.h"
+#include "js_convert.h"
+#include "js_errors.h"
+#include "network_jobs.h"
+
+namespace rnnkit::addon {
+
+namespace {
+
+const napi_type_tag kSeq2SeqTag = {0x3f9a61c2d84e7b15ULL, 0xa2c7e4f1963b5d08ULL};
+const napi_type_tag kDecoderTag = {0x51e8b3a7c2d94f60ULL, 0x9d2f6a8c4e1b7035ULL};
+
+template <Napi::Value (Seq2SeqHandle::*Method)(const Napi::CallbackInfo&)>
+Napi::Value dispatch(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] {
+    return (Seq2SeqHandle::fromObject(info.This(), "the receiver of this method")->*Method)(info);
+  });
+}
+
+template <Napi::Value (Seq2SeqHandle::*Method)(const Napi::CallbackInfo&)>
+Napi::Value dispatchPromise(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Seq2SeqHandle* self = nullptr;
+  try {
+    self = Seq2SeqHandle::fromObject(info.This(), "the receiver of this method");
+  } catch (const Error& e) {
+    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+    d.Reject(makeError(env, e.code(), e.what()).Value());
+    return d.Promise();
+  }
+  return guard(env, [&] { return (self->*Method)(info); });
+}
+
+Napi::Value arg(const Napi::CallbackInfo& info, std::size_t i) {
+  return info.Length() > i ? info[i] : info.Env().Undefined();
+}
+
+std::string argString(const Napi::CallbackInfo& info, std::size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsString())
+    fail(ErrorCode::Type, std::string(what) + " must be a string, got " +
+                              (info.Length() > i ? typeName(info[i]) : std::string("nothing")));
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+int intField(const Napi::Object& o, const char* key, const char* owner) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) fail(ErrorCode::Type, std::string(owner) + "." + key + " must be an integer, got " + typeName(v));
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d || std::fabs(d) > 2147483647.0)
+    fail(ErrorCode::Value, std::string(owner) + "." + key + " must be an integer, got " + std::to_string(d));
+  return (int)d;
+}
+
+// { data: Int32Array | number[], shape: [rows, steps] } (token ids, batch-first).
+std::vector<int32_t> readIds(const Napi::Value& v, const std::string& what, int* rows, int* steps) {
+  Napi::Object o = requireObject(v, what);
+  std::vector<long long> shape = readShape(o.Get("shape"), what + ".shape");
+  if (shape.size() != 2 || shape[0] < 1 || shape[1] < 1 || shape[0] > (1 << 28) || shape[1] > (1 << 28))
+    fail(ErrorCode::Shape, what + " must have shape [batch, steps] with both at least 1");
+  *rows = (int)shape[0];
+  *steps = (int)shape[1];
+  return readInt32(o.Get("data"), what + ".data");
+}
+
+std::vector<int32_t> optionalIds(const Napi::Object& o, const char* key, const std::string& what) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return {};
+  return readInt32(v, what);
+}
+
+Seq2SeqSpec parseSpec(const Napi::Value& value) {
+  Napi::Object o = requireObject(value, "seq2seq spec");
+  Seq2SeqSpec s;
+  s.cell = parseCell(optionalString(o, "cell", "gru"));
+  s.attention = parseAttention(optionalString(o, "attention", "bahdanau"));
+  s.srcVocab = intField(o, "srcVocab", "spec");
+  s.tgtVocab = intField(o, "tgtVocab", "spec");
+  s.embedSize = intField(o, "embedSize", "spec");
+  s.hiddenSize = intField(o, "hiddenSize", "spec");
+  s.numLayers = has(o, "numLayers") ? intField(o, "numLayers", "spec") : 1;
+  if (has(o, "seed")) {
+    Napi::Value seed = o.Get("seed");
+    if (!seed.IsNumber()) fail(ErrorCode::Type, "spec.seed must be a number");
+    const double d = seed.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d <= 9007199254740991.0) || std::floor(d) != d)
+      fail(ErrorCode::Value, "spec.seed must be a non-negative safe integer");
+    s.hasSeed = true;
+    s.seed = (uint64_t)d;
+  }
+  s.validate();
+  return s;
+}
+
+// { source, sourceLengths?, decoderInput, targets? } with the decoder input's shape for the targets.
+Seq2SeqBatch parseBatch(const Napi::Value& value) {
+  Napi::Object o = requireObject(value, "batch");
+  Seq2SeqBatch b;
+  b.src = readIds(o.Get("source"), "batch.source", &b.batch, &b.srcLen);
+  b.srcLengths = optionalIds(o, "sourceLengths", "batch.sourceLengths");
+  int rows = 0;
+  b.tgtIn = readIds(o.Get("decoderInput"), "batch.decoderInput", &rows, &b.tgtLen);
+  if (rows != b.batch)
+    fail(ErrorCode::Shape, "batch.decoderInput has " + std::to_string(rows) + " rows, the source has " +
+                               std::to_string(b.batch));
+  b.targets = optionalIds(o, "targets", "batch.targets");
+  return b;
+}
+
+Napi::Int32Array toInt32Array(Napi::Env env, const std::vector<int32_t>& v) {
+  Napi::Int32Array a = Napi::Int32Array::New(env, v.size());
+  if (!v.empty()) std::copy(v.begin(), v.end(), a.Data());
+  return a;
+}
+
+struct S2sForwardJob {
+  Seq2SeqBatch batch;
+  bool train = false;
+  Seq2SeqForward out;
+  void run(Seq2Seq& m) { out = m.forward(batch, train); }
+  Napi::Value toJs(Napi::Env env, const Seq2Seq& m) const {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("logits", toTensor(env, out.logits, {batch.batch, batch.tgtLen, m.spec().tgtVocab}));
+    if (out.attention.empty()) o.Set("attention", env.Null());
+    else o.Set("attention", toTensor(env, out.attention, {batch.batch, batch.tgtLen, batch.srcLen}));
+    return o;
+  }
+};
+
+struct S2sEvaluateJob {
+  Seq2SeqBatch batch;
+  double loss = 0;
+  int counted = 0;
+  void run(Seq2Seq& m) { loss = m.evaluate(batch, &counted); }
+  Napi::Value toJs(Napi::Env env, const Seq2Seq&) const {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("loss", loss);
+    o.Set("counted", counted);
+    return o;
+  }
+};
+
+struct S2sTrainStepJob {
+  Seq2SeqBatch batch;
+  double clipNorm = 0;
+  double loss = 0;
+  void run(Seq2Seq& m) { loss = m.trainStep(batch, clipNorm); }
+  Napi::Value toJs(Napi::Env env, const Seq2Seq&) const {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("loss", loss);
+    return o;
+  }
+};
+
+struct S2sDecodeJob {
+  std::vector<int32_t> src, lengths;
+  int batch = 0, srcLen = 0;
+  DecodeOptions options;
+  DecodeResult out;
+  void run(Seq2Seq& m) { out = m.decode(src, batch, srcLen, lengths, options); }
+  Napi::Value toJs(Napi::Env env, const Seq2Seq&) const {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("tokens", toInt32Array(env, out.tokens));
+    o.Set("shape", toShape(env, {out.batch, out.steps}));
+    o.Set("lengths", toInt32Array(env, out.lengths));
+    o.Set("scores", toFloat32Array(env, out.scores));
+    if (out.attention.empty()) o.Set("attention", env.Null());
+    else o.Set("attention", toTensor(env, out.attention, {out.batch, out.steps, out.srcLen}));
+    return o;
+  }
+};
+
+template <typename Job>
+class Seq2SeqWorker final : public Napi::AsyncWorker {
+ public:
+  Seq2SeqWorker(Napi::Env env, Seq2SeqHandle* handle, Napi::Object self, Job job)
+      : Napi::AsyncWorker(env, "rnnkit"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        handle_(handle),
+        self_(Napi::Persistent(self)),
+        job_(std::move(job)) {
+    handle_->beginCall();
+  }
+  Napi::Promise promise() const { return deferred_.Promise(); }
+  void Execute() override {
+    cpu::LowerThreadPriority background;
+    error_.capture([&] { job_.run(handle_->model()); });
+    if (error_.set) SetError(error_.message);
+  }
+  void OnOK() override {
+    handle_->endCall();
+    Napi::Env env = Env();
+    Napi::Value result;
+    CapturedError convertError;
+    convertError.capture([&] { result = job_.toJs(env, handle_->model()); });
+    if (convertError.set) deferred_.Reject(makeError(env, convertError.code, convertError.message).Value());
+    else deferred_.Resolve(result);
+    self_.Reset();
+  }
+  void OnError(const Napi::Error&) override {
+    handle_->endCall();
+    deferred_.Reject(makeError(Env(), error_.code, error_.message).Value());
+    self_.Reset();
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Seq2SeqHandle* handle_;
+  Napi::ObjectReference self_;
+  Job job_;
+  CapturedError error_;
+};
+
+template <typename Job>
+Job makeJob(const Napi::CallbackInfo& info);
+
+template <>
+S2sForwardJob makeJob<S2sForwardJob>(const Napi::CallbackInfo& info) {
+  S2sForwardJob j;
+  j.batch = parseBatch(arg(info, 0));
+  if (info.Length() > 1 && !info[1].IsUndefined()) j.train = optionalBool(requireObject(info[1], "options"), "train", false);
+  return j;
+}
+
+template <>
+S2sEvaluateJob makeJob<S2sEvaluateJob>(const Napi::CallbackInfo& info) {
+  S2sEvaluateJob j;
+  j.batch = parseBatch(arg(info, 0));
+  if (j.batch.targets.empty()) fail(ErrorCode::Argument, "evaluate: batch.targets is required");
+  return j;
+}
+
+template <>
+S2sTrainStepJob makeJob<S2sTrainStepJob>(const Napi::CallbackInfo& info) {
+  S2sTrainStepJob j;
+  j.batch = parseBatch(arg(info, 0));
+  if (j.batch.targets.empty()) fail(ErrorCode::Argument, "trainStep: batch.targets is required");
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    j.clipNorm = optionalNumber(requireObject(info[1], "options"), "clipNorm", 0);
+    if (!(j.clipNorm >= 0) || !std::isfinite(j.clipNorm))
+      fail(ErrorCode::Value, "trainStep: options.clipNorm must be a finite number >= 0 (0: no clipping)");
+  }
+  return j;
+}
+
+template <>
+S2sDecodeJob makeJob<S2sDecodeJob>(const Napi::CallbackInfo& info) {
+  S2sDecodeJob j;
+  j.src = readIds(arg(info, 0), "source", &j.batch, &j.srcLen);
+  Napi::Object o = requireObject(arg(info, 1), "decode options");
+  j.lengths = optionalIds(o, "sourceLengths", "options.sourceLengths");
+  if (!has(o, "startToken")) fail(ErrorCode::Argument, "decoder: options.startToken is required");
+  if (!has(o, "maxLength")) fail(ErrorCode::Argument, "decoder: options.maxLength is required");
+  j.options.sos = intField(o, "startToken", "options");
+  j.options.maxLen = intField(o, "maxLength", "options");
+  j.options.eos = has(o, "endToken") ? intField(o, "endToken", "options") : -1;
+  if (has(o, "endToken") && j.options.eos < 0)
+    fail(ErrorCode::Value, "decoder: options.endToken must be a token id >= 0 (leave it out for none)");
+  j.options.beamWidth = has(o, "beamWidth") ? intField(o, "beamWidth", "options") : 1;
+  j.options.lengthPenalty = optionalNumber(o, "lengthPenalty", 0.0);
+  j.options.wantAttention = optionalBool(o, "attention", true);
+  return j;
+}
+
+}  // namespace
+
+Napi::Function Seq2SeqHandle::define(Napi::Env env) {
+  Napi::Function ctor = DefineClass(env, "Seq2Seq", {});
+  Napi::Object proto = ctor.Get("prototype").As<Napi::Object>();
+  struct Entry {
+    const char* name;
+    Napi::Value (*fn)(const Napi::CallbackInfo&);
+  };
+  const Entry methods[] = {
+      {"dispose", dispatch<&Seq2SeqHandle::Dispose>},
+      {"isDisposed", dispatch<&Seq2SeqHandle::IsDisposed>},
+      {"spec", dispatch<&Seq2SeqHandle::Spec>},
+      {"paramNames", dispatch<&Seq2SeqHandle::ParamNames>},
+      {"paramShape", dispatch<&Seq2SeqHandle::ParamShape>},
+      {"getParam", dispatch<&Seq2SeqHandle::GetParam>},
+      {"setParam", dispatch<&Seq2SeqHandle::SetParam>},
+      {"getGrad", dispatch<&Seq2SeqHandle::GetGrad>},
+      {"zeroGrad", dispatch<&Seq2SeqHandle::ZeroGrad>},
+      {"gradNorm", dispatch<&Seq2SeqHandle::GradNorm>},
+      {"clipGradNorm", dispatch<&Seq2SeqHandle::ClipGradNorm>},
+      {"setOptimizer", dispatch<&Seq2SeqHandle::SetOptimizer>},
+      {"step", dispatch<&Seq2SeqHandle::Step>},
+      {"forward", dispatchPromise<&Seq2SeqHandle::Forward>},
+      {"forwardSync", dispatch<&Seq2SeqHandle::ForwardSync>},
+      {"lossSync", dispatch<&Seq2SeqHandle::LossSync>},
+      {"evaluate", dispatchPromise<&Seq2SeqHandle::Evaluate>},
+      {"evaluateSync", dispatch<&Seq2SeqHandle::EvaluateSync>},
+      {"trainStep", dispatchPromise<&Seq2SeqHandle::TrainStep>},
+      {"trainStepSync", dispatch<&Seq2SeqHandle::TrainStepSync>},
+      {"decode", dispatchPromise<&Seq2SeqHandle::Decode>},
+      {"decodeSync", dispatch<&Seq2SeqHandle::DecodeSync>},
+      {"beginDecode", dispatch<&Seq2SeqHandle::BeginDecode>},
+  };
+  for (const Entry& m : methods) proto.Set(m.name, Napi::Function::New(env, m.fn, m.name));
+  return ctor;
+}
+
+Seq2SeqHandle::Seq2SeqHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Seq2SeqHandle>(info) {
+  guard(info.Env(), [&] {
+    Napi::Value a = arg(info, 0);
+    Seq2SeqSpec spec = parseSpec(a);
+    backend_ = backendForSpec(a);
+    model_ = std::make_unique<Seq2Seq>(*backend_, spec);
+    info.This().As<Napi::Object>().TypeTag(&kSeq2SeqTag);
+    reportMemory();
+    return info.Env().Undefined();
+  });
+}
+
+Seq2SeqHandle::~Seq2SeqHandle() { releaseNative(); }
+
+Seq2SeqHandle* Seq2SeqHandle::fromObject(const Napi::Value& value, const char* what) {
+  if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kSeq2SeqTag))
+    fail(ErrorCode::Type, std::string(what) + " must be a Seq2Seq model");
+  return Unwrap(value.As<Napi::Object>());
+}
+
+void Seq2SeqHandle::checkUsable() const {
+  if (disposed_ || !model_) fail(ErrorCode::Disposed, "this seq2seq model has been disposed");
+  if (busy_) fail(ErrorCode::Busy, "this seq2seq model is running another call; await it before starting the next one");
+}
+
+void Seq2SeqHandle::endCall() {
+  busy_ = false;
+  if (disposed_) releaseNative();
+  else reportMemory();
+}
+
+void Seq2SeqHandle::releaseNative() {
+  if (!model_) return;
+  model_.reset();
+  backend_.reset();
+  if (reportedBytes_) {
+    Napi::MemoryManagement::AdjustExternalMemory(Env(), -reportedBytes_);
+    reportedBytes_ = 0;
+  }
+}
+
+void Seq2SeqHandle::reportMemory() {
+  if (!model_) return;
+  const int64_t bytes = (int64_t)model_->memoryBytes();
+  if (bytes != reportedBytes_) {
+    Napi::MemoryManagement::AdjustExternalMemory(Env(), bytes - reportedBytes_);
+    reportedBytes_ = bytes;
+  }
+}
+
+template <typename Job>
+Napi::Value Seq2SeqHandle::run(const Napi::CallbackInfo& info, bool async) {
+  Napi::Env env = info.Env();
+  if (!async) {
+    checkUsable();
+    Job job = makeJob<Job>(info);
+    job.run(*model_);
+    reportMemory();
+    return job.toJs(env, *model_);
+  }
+  try {
+    checkUsable();
+    auto* worker = new Seq2SeqWorker<Job>(env, this, info.This().As<Napi::Object>(), makeJob<Job>(info));
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
+  } catch (const Error& e) {
+    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+    d.Reject(makeError(env, e.code(), e.what()).Value());
+    return d.Promise();
+  }
+}
+
+Napi::Value Seq2SeqHandle::Dispose(const Napi::CallbackInfo& info) {
+  if (!disposed_) {
+    disposed_ = true;
+    if (!busy_) releaseNative();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Seq2SeqHandle::IsDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), disposed_); }
+
+Napi::Value Seq2SeqHandle::Spec(const Napi::CallbackInfo& info) {
+  checkUsable();
+  const Seq2SeqSpec& s = model_->spec();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("cell", cellName(s.cell));
+  o.Set("attention", attentionName(s.attention));
+  o.Set("srcVocab", s.srcVocab);
+  o.Set("tgtVocab", s.tgtVocab);
+  o.Set("embedSize", s.embedSize);
+  o.Set("hiddenSize", s.hiddenSize);
+  o.Set("numLayers", s.numLayers);
+  return o;
+}
+
+Napi::Value Seq2SeqHandle::ParamNames(const Napi::CallbackInfo& info) {
+  checkUsable();
+  const auto& entries = model_->layout().entries();
+  Napi::Array a = Napi::Array::New(info.Env(), entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) a.Set((uint32_t)i, entries[i].name);
+  return a;
+}
+
+Napi::Value Seq2SeqHandle::ParamShape(const Napi::CallbackInfo& info) {
+  checkUsable();
+  const ParamEntry& e = model_->layout().at(argString(info, 0, "name"));
+  std::vector<long long> shape(e.shape.begin(), e.shape.end());
+  return toShape(info.Env(), shape);
+}
+
+Napi::Value Seq2SeqHandle::GetParam(const Napi::CallbackInfo& info) {
+  checkUsable();
+  const std::string name = argString(info, 0, "name");
+  const ParamEntry& e = model_->layout().at(name);
+  return toTensor(info.Env(), model_->getParam(name), std::vector<long long>(e.shape.begin(), e.shape.end()));
+}
+
+Napi::Value Seq2SeqHandle::GetGrad(const Napi::CallbackInfo& info) {
+  checkUsable();
+  const std::string name = argString(info, 0, "name");
+  const ParamEntry& e = model_->layout().at(name);
+  return toTensor(info.Env(), model_->getGrad(name), std::vector<long long>(e.shape.begin(), e.shape.end()));
+}
+
+Napi::Value Seq2SeqHandle::SetParam(const Napi::CallbackInfo& info) {
+  checkUsable();
+  const std::string name = argString(info, 0, "name");
+  model_->layout().at(name);
+  std::vector<float> data = readFloat32(arg(info, 1), name);
+  model_->setParam(name, data.data(), data.size());
+  return info.Env().Undefined();
+}
+
+Napi::Value Seq2SeqHandle::ZeroGrad(const Napi::CallbackInfo& info) {
+  checkUsable();
+  model_->zeroGrad();
+  return info.Env().Undefined();
+}
+
+Napi::Value Seq2SeqHandle::GradNorm(const Napi::CallbackInfo& info) {
+  checkUsable();
+  return Napi::Number::New(info.Env(), model_->gradNorm());
+}
+
+Napi::Value Seq2SeqHandle::ClipGradNorm(const Napi::CallbackInfo& info) {
+  checkUsable();
+  Napi::Value v = arg(info, 0);
+  if (!v.IsNumber()) fail(ErrorCode::Type, "clipGradNorm needs a number");
+  return Napi::Number::New(info.Env(), model_->clipGradNorm(v.As<Napi::Number>().DoubleValue()));
+}
+
+Napi::Value Seq2SeqHandle::SetOptimizer(const Napi::CallbackInfo& info) {
+  checkUsable();
+  model_->setOptimizer(parseOptimizerConfig(arg(info, 0)));
+  reportMemory();
+  return info.Env().Undefined();
+}
+
+Napi::Value Seq2SeqHandle::Step(const Napi::CallbackInfo& info) {
+  checkUsable();
+  model_->optimizerStep();
+  return info.Env().Undefined();
+}
+
+Napi::Value Seq2SeqHandle::Forward(const Napi::CallbackInfo& info) { return run<S2sForwardJob>(info, true); }
+Napi::Value Seq2SeqHandle::ForwardSync(const Napi::CallbackInfo& info) { return run<S2sForwardJob>(info, false); }
+Napi::Value Seq2SeqHandle::Evaluate(const Napi::CallbackInfo& info) { return run<S2sEvaluateJob>(info, true); }
+Napi::Value Seq2SeqHandle::EvaluateSync(const Napi::CallbackInfo& info) { return run<S2sEvaluateJob>(info, false); }
+Napi::Value Seq2SeqHandle::TrainStep(const Napi::CallbackInfo& info) { return run<S2sTrainStepJob>(info, true); }
+Napi::Value Seq2SeqHandle::TrainStepSync(const Napi::CallbackInfo& info) { return run<S2sTrainStepJob>(info, false); }
+Napi::Value Seq2SeqHandle::Decode(const Napi::CallbackInfo& info) { return run<S2sDecodeJob>(info, true); }
+Napi::Value Seq2SeqHandle::DecodeSync(const Napi::CallbackInfo& info) { return run<S2sDecodeJob>(info, false); }
+
+Napi::Value Seq2SeqHandle::LossSync(const Napi::CallbackInfo& info) {
+  checkUsable();
+  return Napi::Number::New(info.Env(), model_->lossBackward());
+}
+
+Napi::Value Seq2SeqHandle::BeginDecode(const Napi::CallbackInfo& info) {
+  checkUsable();
+  Napi::Env env = info.Env();
+  int rows = 0, steps = 0;
+  std::vector<int32_t> src = readIds(arg(info, 0), "source", &rows, &steps);
+  std::vector<int32_t> lengths;
+  if (info.Length() > 1 && !info[1].IsUndefined())
+    lengths = optionalIds(requireObject(info[1], "options"), "sourceLengths", "options.sourceLengths");
+  std::unique_ptr<DecoderState> state = model_->beginDecode(src, rows, steps, lengths);
+  AddonData* data = env.GetInstanceData<AddonData>();
+  if (!data || data->decoderConstructor.IsEmpty()) fail(ErrorCode::Internal, "the Decoder class is not registered");
+  Napi::Object dec = data->decoderConstructor.Value().New({});
+  DecoderHandle::Unwrap(dec)->attach(info.This().As<Napi::Object>(), backend_, std::move(state), rows, steps);
+  return dec;
+}
+
+// ---- DecoderHandle ----
+
+Napi::Function DecoderHandle::define(Napi::Env env) {
+  return DefineClass(env, "Decoder",
+                     {InstanceMethod<&DecoderHandle::Step>("step"), InstanceMethod<&DecoderHandle::Dispose>("dispose"),
+                      InstanceMethod<&DecoderHandle::Rows>("rows")});
+}
+
+DecoderHandle::DecoderHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DecoderHandle>(info) {
+  info.This().As<Napi::Object>().TypeTag(&kDecoderTag);
+}
+
+void DecoderHandle::attach(Napi::Object model, std::shared_ptr<Backend> backend, std::unique_ptr<DecoderState> state,
+                           int rows, int srcLen) {
+  model_ = Napi::Persistent(model);
+  backend_ = std::move(backend);
+  state_ = std::move(state);
+  rows_ = rows;
+  srcLen_ = srcLen;
+}
+
+Napi::Value DecoderHandle::Rows(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), rows_); }
+
+Napi::Value DecoderHandle::Dispose(const Napi::CallbackInfo& info) {
+  state_.reset();
+  backend_.reset();
+  model_.Reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value DecoderHandle::Step(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    if (!info.This().IsObject() || !info.This().As<Napi::Object>().CheckTypeTag(&kDecoderTag))
+      fail(ErrorCode::Type, "the receiver of step must be a Decoder");
+    if (!state_) fail(ErrorCode::Disposed, "this decoder has been disposed");
+    Seq2SeqHandle* model = Seq2SeqHandle::fromObject(model_.Value(), "the decoder's model");
+    model->checkUsable();
+    std::vector<int32_t> tokens = readInt32(arg(info, 0), "tokens");
+    std::vector<float> logits, attention;
+    model->model().decodeStep(*state_, tokens, &logits, &attention);
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("logits", toTensor(env, logits, {rows_, model->model().spec().tgtVocab}));
+    if (attention.empty()) o.Set("attention", env.Null());
+    else o.Set("attention", toTensor(env, attention, {rows_, srcLen_}));
+    return o;
+  });
+}
+
+}  // namespace rnnkit::addon
