@@ -55,3 +55,5 @@ export { fromTorch, fromTorchSync } from './interop/torch';
 export type { TorchSpec, TorchCell } from './interop/torch';
 export { fromTfjs, fromTfjsArtifacts } from './interop/tfjs';
 export type { TfjsArtifacts } from './interop/tfjs';
+export { Seq2Seq, Seq2SeqDecoder, seq2seq } from './seq2seq';
+export type { Seq2SeqSpec, Seq2SeqBatch, AttentionKind, TokenIds, DecodeOptions, DecodeResult } from './seq2seq';

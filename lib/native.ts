@@ -132,8 +132,85 @@ export type DeviceInfo =
       computeCapability: string;
     };
 
+/** An encoder-decoder's architecture (lib/seq2seq.ts documents it). */
+export interface NativeSeq2SeqSpec {
+  cell?: CellType;
+  attention?: 'none' | 'bahdanau' | 'luong';
+  srcVocab: number;
+  tgtVocab: number;
+  embedSize: number;
+  hiddenSize: number;
+  numLayers?: number;
+  seed?: number;
+  device?: DeviceName;
+}
+
+/** Token ids, batch-first. */
+export interface NativeIds {
+  data: Int32Array | number[];
+  shape: number[];
+}
+
+export interface NativeSeq2SeqBatch {
+  source: NativeIds;
+  sourceLengths?: Int32Array | number[];
+  decoderInput: NativeIds;
+  targets?: Int32Array | number[];
+}
+
+export interface NativeDecodeOptions {
+  startToken: number;
+  endToken?: number;
+  maxLength: number;
+  beamWidth?: number;
+  lengthPenalty?: number;
+  sourceLengths?: Int32Array | number[];
+  attention?: boolean;
+}
+
+export interface NativeDecodeResult {
+  tokens: Int32Array;
+  shape: [number, number];
+  lengths: Int32Array;
+  scores: Float32Array;
+  attention: Tensor | null;
+}
+
+export interface NativeDecoder {
+  step(tokens: Int32Array | number[]): { logits: Tensor; attention: Tensor | null };
+  rows(): number;
+  dispose(): void;
+}
+
+export interface NativeSeq2Seq {
+  dispose(): void;
+  isDisposed(): boolean;
+  spec(): Required<Omit<NativeSeq2SeqSpec, 'seed' | 'device'>>;
+  paramNames(): string[];
+  paramShape(name: string): number[];
+  getParam(name: string): Tensor;
+  setParam(name: string, value: Float32Array): void;
+  getGrad(name: string): Tensor;
+  zeroGrad(): void;
+  gradNorm(): number;
+  clipGradNorm(maxNorm: number): number;
+  setOptimizer(config: NativeOptimizerConfig): void;
+  step(): void;
+  forward(batch: NativeSeq2SeqBatch, options?: { train?: boolean }): Promise<{ logits: Tensor; attention: Tensor | null }>;
+  forwardSync(batch: NativeSeq2SeqBatch, options?: { train?: boolean }): { logits: Tensor; attention: Tensor | null };
+  lossSync(): number;
+  evaluate(batch: NativeSeq2SeqBatch): Promise<{ loss: number; counted: number }>;
+  evaluateSync(batch: NativeSeq2SeqBatch): { loss: number; counted: number };
+  trainStep(batch: NativeSeq2SeqBatch, options?: { clipNorm?: number }): Promise<{ loss: number }>;
+  trainStepSync(batch: NativeSeq2SeqBatch, options?: { clipNorm?: number }): { loss: number };
+  decode(source: NativeIds, options: NativeDecodeOptions): Promise<NativeDecodeResult>;
+  decodeSync(source: NativeIds, options: NativeDecodeOptions): NativeDecodeResult;
+  beginDecode(source: NativeIds, options?: { sourceLengths?: Int32Array | number[] }): NativeDecoder;
+}
+
 interface NativeModule {
   Network: new (spec: NativeNetworkSpec | NativeModelSpec) => NativeNetwork;
+  Seq2Seq: new (spec: NativeSeq2SeqSpec) => NativeSeq2Seq;
   Stream: new (network: NativeNetwork) => NativeStream;
   sampleIndex(scores: Float32Array, options: { temperature?: number; topK?: number; topP?: number; probabilities?: boolean }, u: number): number;
   backendInfo(): BackendInfo;

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RecurrentNetwork, type RecurrentSpec, type CellType, type OptimizerOptions } from '../recurrent';
 import type { DeviceName } from '../native';
+import { Seq2Seq, type Seq2SeqBatch, type AttentionKind } from '../seq2seq';
 
 interface CaseTensor {
   shape: number[];
@@ -307,16 +308,148 @@ function runTrain(c: CaseFile, check: Checker): void {
   }
 }
 
+// ---- seq2seq, seq2seq_train: an encoder-decoder (token tensors are batch-first nested arrays) ----
+
+function idRows(c: CaseFile, key: string, rows: number, steps: number, allowNegative: boolean): number[][] {
+  const v = c[key];
+  const ok = Array.isArray(v) && v.length === rows && v.every((r) => Array.isArray(r) && r.length === steps &&
+    r.every((x) => Number.isInteger(x) && (allowNegative || x >= 0)));
+  if (!ok) throw new CaseError(`field '${key}' must be ${rows} rows of ${steps} token ids`);
+  return v as number[][];
+}
+
+function seq2seqModel(c: CaseFile): { model: Seq2Seq; p: Record<string, CaseTensor>; batch: Seq2SeqBatch; B: number } {
+  const int = (key: string): number => field<number>(c, key, isInt, 'an integer');
+  const cell = cellOf(c);
+  const attention = c.attention === undefined ? 'none' : c.attention;
+  if (attention !== 'none' && attention !== 'bahdanau' && attention !== 'luong')
+    throw new CaseError(`unknown attention '${String(attention)}' (known: none, bahdanau, luong)`);
+  const B = int('batch');
+  const S = int('src_len');
+  const T = int('tgt_len');
+  const src = idRows(c, 'src', B, S, false);
+  const tgtIn = idRows(c, 'tgt_in', B, T, false);
+  const lengths = c.src_lengths;
+  if (lengths !== undefined && lengths !== null && (!Array.isArray(lengths) || lengths.length !== B || !lengths.every(isInt)))
+    throw new CaseError(`field 'src_lengths' must be null or ${B} integers`);
+  const batch: Seq2SeqBatch = {
+    source: { data: Int32Array.from(src.flat()), shape: [B, S] },
+    decoderInput: { data: Int32Array.from(tgtIn.flat()), shape: [B, T] },
+  };
+  if (Array.isArray(lengths)) batch.sourceLengths = Int32Array.from(lengths as number[]);
+  if (c.targets !== undefined) batch.targets = Int32Array.from(idRows(c, 'targets', B, T, true).flat());
+  const device = conformanceDevice();
+  const model = new Seq2Seq({
+    cell,
+    attention: attention as AttentionKind,
+    srcVocab: int('src_vocab'),
+    tgtVocab: int('tgt_vocab'),
+    embedSize: int('embed_size'),
+    hiddenSize: int('hidden_size'),
+    numLayers: c.num_layers === undefined ? 1 : int('num_layers'),
+    seed: 0,
+    ...(device ? { device } : {}),
+  });
+  const p = params(c);
+  try {
+    const expected = new Set(model.paramNames());
+    for (const [name, t] of Object.entries(p)) {
+      if (!expected.has(name)) throw new CaseError(`params.${name} names nothing rnnkit's encoder-decoder has`);
+      const shape = model.paramShape(name);
+      if (shape.join(',') !== t.shape.join(','))
+        throw new CaseError(`params.${name} has shape [${t.shape}], rnnkit's is [${shape}]`);
+      model.setParam(name, f32(t));
+      expected.delete(name);
+    }
+    if (expected.size) throw new CaseError(`the case gives no value for ${[...expected].join(', ')}`);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, p, batch, B };
+}
+
+function runSeq2Seq(c: CaseFile, check: Checker): void {
+  const { model, p, batch, B } = seq2seqModel(c);
+  try {
+    const out = model.forwardSync(batch, { train: true });
+    check.tensor('logits', out.logits.data, optionalTensor(c, 'logits'));
+    const wantAttention = optionalTensor(c, 'attention_weights');
+    if (wantAttention) check.tensor('attention_weights', out.attention?.data, wantAttention);
+    if (c.loss !== undefined) {
+      if (!batch.targets) throw new CaseError(`a case with a 'loss' needs 'targets'`);
+      check.scalar('loss', model.lossSync(), c.loss);
+      for (const [name, want] of Object.entries(gradsObject(c, 'grads'))) {
+        if (!(name in p)) throw new CaseError(`grads.${name} names nothing rnnkit has`);
+        check.tensor(`grad ${name}`, model.getGrad(name).data, want);
+      }
+    }
+    const greedy = c.greedy;
+    if (greedy !== undefined && greedy !== null) {
+      if (typeof greedy !== 'object') throw new CaseError(`field 'greedy' must be an object`);
+      const g = greedy as Record<string, unknown>;
+      if (!isInt(g.sos) || !isInt(g.max_len) || (g.eos !== undefined && g.eos !== null && !isInt(g.eos)))
+        throw new CaseError('greedy.sos, greedy.max_len (and greedy.eos) must be integers');
+      const maxLen = g.max_len as number;
+      const want = g.tokens;
+      if (!Array.isArray(want) || want.length !== B || !want.every((r) => Array.isArray(r) && r.length === maxLen && r.every(isInt)))
+        throw new CaseError(`greedy.tokens must be ${B} rows of ${maxLen} integers`);
+      const r = model.decodeSync(batch.source, {
+        startToken: g.sos as number,
+        ...(isInt(g.eos) ? { endToken: g.eos as number } : {}),
+        maxLength: maxLen,
+        ...(batch.sourceLengths ? { sourceLengths: batch.sourceLengths } : {}),
+      });
+      check.checked++;
+      const flat = (want as number[][]).flat();
+      const bad = flat.findIndex((v, i) => r.tokens[i] !== v);
+      if (bad >= 0)
+        check.failures.push(`greedy.tokens row ${Math.floor(bad / maxLen)}: got [${Array.from(r.tokens.subarray(Math.floor(bad / maxLen) * maxLen, (Math.floor(bad / maxLen) + 1) * maxLen))}], want [${(want as number[][])[Math.floor(bad / maxLen)]}]`);
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+function runSeq2SeqTrain(c: CaseFile, check: Checker): void {
+  const train = c.train;
+  if (typeof train !== 'object' || train === null) throw new CaseError(`field 'train' must be an object`);
+  const t = train as Record<string, unknown>;
+  const steps = t.steps;
+  if (!Number.isInteger(steps) || (steps as number) < 0) throw new CaseError('train.steps must be an integer');
+  const clip = t.clip_norm;
+  if (clip !== undefined && clip !== null && typeof clip !== 'number') throw new CaseError('train.clip_norm must be a number');
+  const losses = c.losses;
+  if (losses !== undefined && !Array.isArray(losses)) throw new CaseError(`field 'losses' must be a list`);
+  const { model, p, batch } = seq2seqModel(c);
+  try {
+    if (!batch.targets) throw new CaseError(`a seq2seq_train case needs 'targets'`);
+    model.compile({ optimizer: optimizerOf({ optimizer: 'adam', ...t }), clipNorm: typeof clip === 'number' ? clip : 0 });
+    for (let i = 0; i < (steps as number); i++) {
+      const r = model.trainOnBatchSync(batch);
+      if (losses && i < losses.length) check.scalar(`losses[${i}]`, r.loss, losses[i]);
+    }
+    for (const [name, want] of Object.entries(gradsObject(c, 'params_after'))) {
+      if (!(name in p)) throw new CaseError(`params_after.${name} names nothing rnnkit has`);
+      check.tensor(`${name} after training`, model.getParam(name).data, want);
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
 /** Run one parsed case. */
 export function runCase(c: CaseFile, file = ''): CaseResult {
   const name = typeof c.name === 'string' ? c.name : path.basename(file, '.json');
   const kind = c.kind;
-  const check = new Checker(kind === 'train' ? TRAIN_TOLERANCE : SEQUENCE_TOLERANCE);
+  const check = new Checker(kind === 'train' || kind === 'seq2seq_train' ? TRAIN_TOLERANCE : SEQUENCE_TOLERANCE);
   try {
     if (kind === 'sequence') runSequence(c, check);
     else if (kind === 'lm') runLanguageModel(c, check);
     else if (kind === 'train') runTrain(c, check);
-    else throw new CaseError(`unknown kind '${String(kind)}' (known: sequence, lm, train)`);
+    else if (kind === 'seq2seq') runSeq2Seq(c, check);
+    else if (kind === 'seq2seq_train') runSeq2SeqTrain(c, check);
+    else throw new CaseError(`unknown kind '${String(kind)}' (known: sequence, lm, train, seq2seq, seq2seq_train)`);
   } catch (e) {
     const reason = e instanceof CaseError ? `cannot run: ${e.message}` : `error: ${(e as Error).message ?? String(e)}`;
     return { name, file, passed: false, detail: reason, checked: check.checked };

@@ -1,0 +1,261 @@
+// The encoder-decoder (sequence to sequence, with or without attention) as one native model: the TypeScript side
+// only checks and forwards; the forward pass, backpropagation through every edge, the loss, the optimizer and the
+// decoding (greedy, beam search, one step at a time) are native (native/core/seq2seq.cc).
+import * as fs from 'node:fs';
+import { rnnkitError } from './errors';
+import {
+  native, type CellType, type DeviceName, type NativeSeq2Seq, type NativeDecoder, type NativeIds,
+  type NativeOptimizerConfig,
+} from './native';
+import { parseSafetensors, serializeSafetensors, writeFileAtomic, type NamedTensor } from './safetensors';
+import type { Tensor } from './tensor';
+
+/** How the decoder looks at the encoder's outputs. */
+export type AttentionKind = 'none' | 'bahdanau' | 'luong';
+
+/**
+ * An encoder-decoder in the shape of PyTorch's seq2seq tutorial:
+ * - encoder: `encoder.embedding` [srcVocab, embedSize], `encoder.rnn` (numLayers layers of `cell`);
+ * - decoder: `decoder.embedding` [tgtVocab, embedSize], `decoder.rnn` started from the encoder's final state (every
+ *   layer; h and c for LSTM, taken at each row's last valid source step), `decoder.out` [tgtVocab, hiddenSize];
+ * - attention over the encoder's outputs, masked to each row's valid source steps:
+ *   `'bahdanau'` (additive, inside the recurrence: the context from h_top(t-1) is concatenated after the embedding
+ *   as the decoder's input; `decoder.attention.{Wa,Ua,Va}`), `'luong'` (dot score on h_top(t), then
+ *   o_t = tanh(Wc [context, h_top(t)]); `decoder.attention.Wc`) or `'none'` (the state hand-off alone).
+ * Parameter names are PyTorch's (`fromTorch`-compatible).
+ */
+export interface Seq2SeqSpec {
+  /** 'gru' (default), 'lstm', 'rnn_tanh' or 'rnn_relu', for both stacks. */
+  cell?: CellType;
+  /** Default 'bahdanau'. */
+  attention?: AttentionKind;
+  srcVocab: number;
+  tgtVocab: number;
+  embedSize: number;
+  hiddenSize: number;
+  /** Layers of each stack (default 1). */
+  numLayers?: number;
+  /** Seed of the initial weights (PyTorch's initialisers); random when absent. */
+  seed?: number;
+  device?: DeviceName;
+}
+
+/** Token ids, batch-first: `{ data, shape: [batch, steps] }`. */
+export type TokenIds = NativeIds;
+
+/**
+ * A teacher-forced batch: `source` [batch, srcSteps], optional `sourceLengths` (each row's valid source steps; the
+ * encoder then uses packed-sequence semantics and the attention ignores the padding), `decoderInput`
+ * [batch, tgtSteps] (usually the start token followed by the targets shifted right) and `targets` [batch, tgtSteps]
+ * (flat, row-major) where **a negative id (-1 by convention) marks a position left out of the loss**.
+ */
+export interface Seq2SeqBatch {
+  source: TokenIds;
+  sourceLengths?: Int32Array | number[];
+  decoderInput: TokenIds;
+  targets?: Int32Array | number[];
+}
+
+export interface DecodeOptions {
+  /** The token the decoder starts from. */
+  startToken: number;
+  /** The token that ends a row (included in the output); required for beam search. */
+  endToken?: number;
+  /** At most this many tokens per row. */
+  maxLength: number;
+  /** 1 (default): greedy. A beam of 1 gives exactly greedy's tokens. */
+  beamWidth?: number;
+  /** Beam scores are the summed log-probabilities divided by length^lengthPenalty (default 0: no division). */
+  lengthPenalty?: number;
+  sourceLengths?: Int32Array | number[];
+  /** Return the attention weights (default true, when the model has attention). */
+  attention?: boolean;
+}
+
+export interface DecodeResult {
+  /** [batch, maxLength] row-major: each row's tokens, the end token included, then -1. */
+  tokens: Int32Array;
+  shape: [number, number];
+  /** Tokens produced per row (end token included). */
+  lengths: Int32Array;
+  /** Per row: the summed log-probability of its tokens (beam: divided by the length penalty). */
+  scores: Float32Array;
+  /** [batch, maxLength, srcSteps] attention weights of each produced token (0 after the row's end), or null. */
+  attention: Tensor | null;
+}
+
+/** One decoding session (a server's request): the state stays native between steps. */
+export class Seq2SeqDecoder {
+  readonly #d: NativeDecoder;
+  constructor(d: NativeDecoder) {
+    this.#d = d;
+  }
+  /** Feed one token per row; returns the next-token logits [rows, tgtVocab] and attention weights [rows, srcSteps]. */
+  step(tokens: Int32Array | number[]): { logits: Tensor; attention: Tensor | null } {
+    return this.#d.step(tokens);
+  }
+  get rows(): number {
+    return this.#d.rows();
+  }
+  dispose(): void {
+    this.#d.dispose();
+  }
+}
+
+const FORMAT_KIND = 'seq2seq';
+
+export class Seq2Seq {
+  readonly #n: NativeSeq2Seq;
+  readonly #spec: Seq2SeqSpec;
+  #clipNorm = 0;
+
+  constructor(spec: Seq2SeqSpec) {
+    if (typeof spec !== 'object' || spec === null) throw rnnkitError('ERR_RNNKIT_TYPE', 'seq2seq: spec must be an object');
+    this.#n = new native.Seq2Seq(spec);
+    this.#spec = { ...spec };
+  }
+
+  /** The architecture, as given (with the defaults filled in). */
+  get spec(): Seq2SeqSpec {
+    const s = this.#n.spec();
+    return { ...s, ...(this.#spec.seed !== undefined ? { seed: this.#spec.seed } : {}), ...(this.#spec.device ? { device: this.#spec.device } : {}) } as Seq2SeqSpec;
+  }
+
+  paramNames(): string[] {
+    return this.#n.paramNames();
+  }
+  paramShape(name: string): number[] {
+    return this.#n.paramShape(name);
+  }
+  getParam(name: string): Tensor {
+    return this.#n.getParam(name);
+  }
+  setParam(name: string, data: Float32Array): void {
+    this.#n.setParam(name, data);
+  }
+  /** The gradient accumulated by the last `lossSync` / training step. */
+  getGrad(name: string): Tensor {
+    return this.#n.getGrad(name);
+  }
+  zeroGrad(): void {
+    this.#n.zeroGrad();
+  }
+
+  /** Choose the optimizer (PyTorch's update rules) and, optionally, gradient clipping for `trainStep`/`fit`. */
+  compile(options: { optimizer: NativeOptimizerConfig; clipNorm?: number }): void {
+    this.#n.setOptimizer(options.optimizer);
+    this.#clipNorm = options.clipNorm ?? 0;
+  }
+
+  /** Teacher-forced forward: logits [batch, tgtSteps, tgtVocab] and attention weights [batch, tgtSteps, srcSteps]. */
+  predictSync(batch: Seq2SeqBatch): { logits: Tensor; attention: Tensor | null } {
+    return this.#n.forwardSync(batch);
+  }
+  predict(batch: Seq2SeqBatch): Promise<{ logits: Tensor; attention: Tensor | null }> {
+    return this.#n.forward(batch);
+  }
+
+  /** Training forward (keeps what backward needs); then `lossSync()` backpropagates. */
+  forwardSync(batch: Seq2SeqBatch, options: { train?: boolean } = {}): { logits: Tensor; attention: Tensor | null } {
+    return this.#n.forwardSync(batch, options);
+  }
+  /** The mean cross-entropy of the last training forward over its non-ignored targets, backpropagated (accumulating). */
+  lossSync(): number {
+    return this.#n.lossSync();
+  }
+
+  /** One optimizer step on a batch (zero gradients, forward, loss, backward, clipping, update). */
+  trainOnBatchSync(batch: Seq2SeqBatch): { loss: number } {
+    return this.#n.trainStepSync(batch, { clipNorm: this.#clipNorm });
+  }
+  trainOnBatch(batch: Seq2SeqBatch): Promise<{ loss: number }> {
+    return this.#n.trainStep(batch, { clipNorm: this.#clipNorm });
+  }
+
+  /** The loss over the non-ignored targets, without gradients; `counted` positions took part. */
+  evaluateSync(batch: Seq2SeqBatch): { loss: number; counted: number } {
+    return this.#n.evaluateSync(batch);
+  }
+  evaluate(batch: Seq2SeqBatch): Promise<{ loss: number; counted: number }> {
+    return this.#n.evaluate(batch);
+  }
+
+  /** Greedy or beam-search decoding, carrying the decoder's state from step to step. */
+  decodeSync(source: TokenIds, options: DecodeOptions): DecodeResult {
+    return this.#n.decodeSync(source, options);
+  }
+  decode(source: TokenIds, options: DecodeOptions): Promise<DecodeResult> {
+    return this.#n.decode(source, options);
+  }
+
+  /** Encode a source batch and return a decoder to step one token per row at a time (several may be open at once). */
+  beginDecode(source: TokenIds, options: { sourceLengths?: Int32Array | number[] } = {}): Seq2SeqDecoder {
+    return new Seq2SeqDecoder(this.#n.beginDecode(source, options));
+  }
+
+  /** Save the weights (PyTorch names) with the architecture in the header, atomically. */
+  async save(file: string): Promise<void> {
+    await writeFileAtomic(file, this.toBuffer());
+  }
+
+  toBuffer(): Buffer {
+    const tensors: NamedTensor[] = this.paramNames().map((name) => {
+      const t = this.getParam(name);
+      return { name, shape: t.shape, data: t.data };
+    });
+    const { device: _device, ...spec } = this.spec;
+    return serializeSafetensors(tensors, { format: 'rnnkit', formatVersion: '1', kind: FORMAT_KIND, model: JSON.stringify(spec) });
+  }
+
+  /** A model saved by `save` (or any safetensors file whose header holds a seq2seq spec). */
+  static fromBuffer(buf: Uint8Array, options: { device?: DeviceName } = {}): Seq2Seq {
+    const file = parseSafetensors(buf);
+    if (file.metadata.kind !== FORMAT_KIND || typeof file.metadata.model !== 'string')
+      throw rnnkitError('ERR_RNNKIT_FORMAT', 'seq2seq: this file holds no encoder-decoder (no seq2seq spec in its header)');
+    let spec: Seq2SeqSpec;
+    try {
+      spec = JSON.parse(file.metadata.model) as Seq2SeqSpec;
+    } catch {
+      throw rnnkitError('ERR_RNNKIT_FORMAT', 'seq2seq: the spec in the header is not JSON');
+    }
+    const model = new Seq2Seq({ ...spec, ...(options.device ? { device: options.device } : {}) });
+    try {
+      model.loadTensors(file.tensors);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  }
+
+  static async load(file: string | Uint8Array, options: { device?: DeviceName } = {}): Promise<Seq2Seq> {
+    const buf = typeof file === 'string' ? await fs.promises.readFile(file) : file;
+    return Seq2Seq.fromBuffer(buf, options);
+  }
+
+  /** Set every parameter from named tensors (shapes checked); names the model lacks or leaves unset are errors. */
+  loadTensors(tensors: Map<string, NamedTensor>): void {
+    const missing = new Set(this.paramNames());
+    for (const [name, t] of tensors) {
+      if (!missing.has(name)) throw rnnkitError('ERR_RNNKIT_UNKNOWN_PARAM', `seq2seq: the model has no parameter '${name}'`);
+      const shape = this.paramShape(name);
+      if (shape.join(',') !== t.shape.join(','))
+        throw rnnkitError('ERR_RNNKIT_SHAPE', `seq2seq: ${name} has shape [${t.shape}], the model's is [${shape}]`);
+      this.setParam(name, t.data);
+      missing.delete(name);
+    }
+    if (missing.size) throw rnnkitError('ERR_RNNKIT_FORMAT', `seq2seq: no value for ${[...missing].join(', ')}`);
+  }
+
+  dispose(): void {
+    this.#n.dispose();
+  }
+  get disposed(): boolean {
+    return this.#n.isDisposed();
+  }
+}
+
+/** Build an encoder-decoder (see Seq2SeqSpec). */
+export function seq2seq(spec: Seq2SeqSpec): Seq2Seq {
+  return new Seq2Seq(spec);
+}
