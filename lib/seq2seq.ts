@@ -1,13 +1,13 @@
 // The encoder-decoder (sequence to sequence, with or without attention) as one native model: the TypeScript side
 // only checks and forwards; the forward pass, backpropagation through every edge, the loss, the optimizer and the
 // decoding (greedy, beam search, one step at a time) are native (native/core/seq2seq.cc).
-import * as fs from 'node:fs';
 import { rnnkitError } from './errors';
 import {
   native, type CellType, type DeviceName, type NativeSeq2Seq, type NativeDecoder, type NativeIds,
   type NativeOptimizerConfig,
 } from './native';
-import { parseSafetensors, serializeSafetensors, writeFileAtomic, type NamedTensor } from './safetensors';
+import { readModelFile, writeFileAtomic } from './files';
+import { parseSafetensors, serializeSafetensors, type NamedTensor } from './safetensors';
 import type { Tensor } from './tensor';
 
 /** How the decoder looks at the encoder's outputs. */
@@ -229,7 +229,7 @@ export class Seq2Seq {
   }
 
   static async load(file: string | Uint8Array, options: { device?: DeviceName } = {}): Promise<Seq2Seq> {
-    const buf = typeof file === 'string' ? await fs.promises.readFile(file) : file;
+    const buf = typeof file === 'string' ? await readModelFile(file) : file;
     return Seq2Seq.fromBuffer(buf, options);
   }
 
