@@ -161,7 +161,7 @@ export interface NativeSeq2SeqBatch {
 export interface NativeDecodeOptions {
   startToken: number;
   endToken?: number;
-  maxLength: number;
+  maxLength?: number;
   beamWidth?: number;
   lengthPenalty?: number;
   sourceLengths?: Int32Array | number[];

@@ -59,10 +59,13 @@ export interface Seq2SeqBatch {
 export interface DecodeOptions {
   /** The token the decoder starts from. */
   startToken: number;
-  /** The token that ends a row (included in the output); required for beam search. */
+  /** The token that ends a row (included in the output). Without it every row runs to maxLength. */
   endToken?: number;
-  /** At most this many tokens per row. */
-  maxLength: number;
+  /**
+   * At most this many tokens per row. Required without an endToken; with one, defaults to 2 * srcSteps + 10.
+   * Neither given: ERR_RNNKIT_ARGUMENT.
+   */
+  maxLength?: number;
   /** 1 (default): greedy. A beam of 1 gives exactly greedy's tokens. */
   beamWidth?: number;
   /** Beam scores are the summed log-probabilities divided by length^lengthPenalty (default 0: no division). */

@@ -239,7 +239,10 @@ t.test('bad input gives coded errors that name the decoder or the field', async 
   const batch = makeBatch(c, new Lcg(1));
   const src = batch.source;
   t.throws(() => model.decodeSync(src, { startToken: 0, endToken: 1, maxLength: 4, beamWidth: 0 }), { code: 'ERR_RNNKIT_VALUE', message: /decoder: beamWidth/ });
-  t.throws(() => model.decodeSync(src, { startToken: 0, maxLength: 4, beamWidth: 3 }), { code: 'ERR_RNNKIT_ARGUMENT', message: /decoder: beam search needs an endToken/ });
+  t.throws(() => model.decodeSync(src, { startToken: 0, beamWidth: 3 }), { code: 'ERR_RNNKIT_ARGUMENT', message: /decoder: give options.endToken/ });
+  t.equal(model.decodeSync(src, { startToken: 0, endToken: 1 }).shape[1], 2 * 5 + 10, 'default maxLength');
+  const noEnd = model.decodeSync(src, { startToken: 0, maxLength: 6, beamWidth: 3 });
+  t.same(Array.from(noEnd.lengths), [6, 6], 'without an end token, beam search runs to maxLength');
   t.throws(() => model.decodeSync(src, { startToken: 9, maxLength: 4 }), { code: 'ERR_RNNKIT_VALUE', message: /startToken/ });
   t.throws(() => model.decodeSync(src, { startToken: 0, maxLength: 0 }), { code: 'ERR_RNNKIT_VALUE', message: /maxLength/ });
   await t.rejects(model.decode(src, { startToken: 0, endToken: 1, maxLength: 4, beamWidth: 0 }), { code: 'ERR_RNNKIT_VALUE' });
@@ -277,4 +280,40 @@ t.test('save and load keep the architecture and every weight', async (t) => {
   t.throws(() => Seq2Seq.fromBuffer(Buffer.from('nonsense')), { code: 'ERR_RNNKIT_FORMAT' });
   model.dispose();
   loaded.dispose();
+});
+
+t.test('fromTorchSeq2Seq: a state_dict of every golden case (rnnkit names and the tutorial\'s) reproduces PyTorch', async (t) => {
+  const { fromTorchSeq2Seq, TUTORIAL_NAMES } = await import('../lib/interop/torch-seq2seq');
+  const { serializeSafetensors } = await import('../lib/safetensors');
+  const dir = path.join(__dirname, 'fixtures', 'golden');
+  const files = fs.readdirSync(dir).filter((f) => f.startsWith('s2s_') && f.endsWith('.json'));
+  t.ok(files.length >= 5);
+  for (const f of files) {
+    const c = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
+    if (c.kind !== 'seq2seq') continue;
+    for (const tutorial of [false, true]) {
+      const rename = (n: string): string => n.replace(/^(encoder|decoder)\.rnn\./, '$1.gru.');
+      const tensors = Object.entries(c.params as Record<string, { shape: number[]; data: number[] }>).map(([name, v]) => ({
+        name: tutorial ? rename(name) : name, shape: v.shape, data: Float32Array.from(v.data),
+      }));
+      const model = await fromTorchSeq2Seq(serializeSafetensors(tensors), tutorial ? { rename: { ...TUTORIAL_NAMES } } : {});
+      t.equal(model.spec.attention, c.attention, `${f}: attention inferred`);
+      t.equal(model.spec.cell, c.cell, `${f}: cell inferred`);
+      t.equal(model.spec.numLayers, c.num_layers, `${f}: depth inferred`);
+      const B = c.batch;
+      const out = model.predictSync({
+        source: { data: Int32Array.from(c.src.flat()), shape: [B, c.src_len] },
+        sourceLengths: c.src_lengths ?? undefined,
+        decoderInput: { data: Int32Array.from(c.tgt_in.flat()), shape: [B, c.tgt_len] },
+      });
+      let worst = 0;
+      c.logits.data.forEach((want: number, i: number) => {
+        worst = Math.max(worst, Math.abs(out.logits.data[i] - want) / (1e-5 + 1e-4 * Math.abs(want)));
+      });
+      t.ok(worst <= 1, `${f}${tutorial ? ' (tutorial names)' : ''}: logits within tolerance (worst ${worst.toFixed(3)})`);
+      model.dispose();
+    }
+  }
+  const { fromTorchSeq2SeqSync } = await import('../lib/interop/torch-seq2seq');
+  t.throws(() => fromTorchSeq2SeqSync(serializeSafetensors([{ name: 'x', shape: [1], data: new Float32Array(1) }])), { code: 'ERR_RNNKIT_FORMAT', message: /encoder.embedding.weight/ });
 });

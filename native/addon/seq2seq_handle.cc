@@ -256,12 +256,17 @@ S2sDecodeJob makeJob<S2sDecodeJob>(const Napi::CallbackInfo& info) {
   Napi::Object o = requireObject(arg(info, 1), "decode options");
   j.lengths = optionalIds(o, "sourceLengths", "options.sourceLengths");
   if (!has(o, "startToken")) fail(ErrorCode::Argument, "decoder: options.startToken is required");
-  if (!has(o, "maxLength")) fail(ErrorCode::Argument, "decoder: options.maxLength is required");
+  const bool hasEnd = has(o, "endToken") && !o.Get("endToken").IsUndefined();
+  const bool hasMax = has(o, "maxLength") && !o.Get("maxLength").IsUndefined();
+  // Something must end the decoding: the end token, a length, or both.
+  if (!hasEnd && !hasMax)
+    fail(ErrorCode::Argument, "decoder: give options.endToken (the token that ends a row) or options.maxLength, or both");
   j.options.sos = intField(o, "startToken", "options");
-  j.options.maxLen = intField(o, "maxLength", "options");
-  j.options.eos = has(o, "endToken") ? intField(o, "endToken", "options") : -1;
-  if (has(o, "endToken") && j.options.eos < 0)
+  j.options.eos = hasEnd ? intField(o, "endToken", "options") : -1;
+  if (hasEnd && j.options.eos < 0)
     fail(ErrorCode::Value, "decoder: options.endToken must be a token id >= 0 (leave it out for none)");
+  // Without a length, a row may run to twice its source plus 10 tokens (then stops, as if it had ended).
+  j.options.maxLen = hasMax ? intField(o, "maxLength", "options") : 2 * j.srcLen + 10;
   j.options.beamWidth = has(o, "beamWidth") ? intField(o, "beamWidth", "options") : 1;
   j.options.lengthPenalty = optionalNumber(o, "lengthPenalty", 0.0);
   j.options.wantAttention = optionalBool(o, "attention", true);

@@ -823,8 +823,6 @@ DecodeResult Seq2Seq::decode(const std::vector<int32_t>& src, int B, int S, cons
   if (o.eos >= V || o.eos < -1)
     fail(ErrorCode::Value, "decoder: endToken " + std::to_string(o.eos) + " is outside the target vocabulary [0, " +
                                std::to_string(V) + ")");
-  if (o.beamWidth > 1 && o.eos < 0)
-    fail(ErrorCode::Argument, "decoder: beam search needs an endToken (the token that ends a hypothesis)");
   if (!(o.lengthPenalty >= 0 && o.lengthPenalty <= 10))
     fail(ErrorCode::Value, "decoder: lengthPenalty must be a number in [0, 10]");
   std::unique_ptr<DecoderState> st = beginDecode(src, B, S, srcLengths);
