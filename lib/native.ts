@@ -249,30 +249,74 @@ function shippedPrebuilds(root: string): string[] {
   return found;
 }
 
-function load(): NativeModule {
+/** The builds of this package that `RNNKIT_BINARY` may name instead of a path, and the scripts that make them. */
+export const NAMED_BUILDS: Readonly<Record<string, { dir: string; script: string }>> = {
+  cuda: { dir: 'build-cuda', script: 'npm run build:cuda' },
+  cmake: { dir: 'build-cmake', script: 'npm run build:cmake' },
+};
+
+/**
+ * Which native binary to load, the one rule (pure: the file system and the default search come in as functions,
+ * so that tests can try it with fake paths). `RNNKIT_BINARY` names a build of the package in `root` (`cuda`: the
+ * binary `npm run build:cuda` writes, build-cuda/Release/rnnkit.node; `cmake`: build-cmake's) or the path of a
+ * rnnkit.node (relative to the working directory); unset or empty, `findDefault` gives the default one (the build of
+ * `npm install` in build/Release, else the prebuilt binary for this platform). A binary that RNNKIT_BINARY names and
+ * that does not exist is ERR_RNNKIT_NO_BINARY: asking for the CUDA build never quietly gives the CPU one.
+ */
+export function chooseBinary(
+  root: string,
+  env: Readonly<Record<string, string | undefined>>,
+  isFile: (file: string) => boolean,
+  findDefault: () => string,
+): string {
+  const wanted = env.RNNKIT_BINARY?.trim();
+  if (!wanted) return findDefault();
+  const named = Object.prototype.hasOwnProperty.call(NAMED_BUILDS, wanted) ? NAMED_BUILDS[wanted] : undefined;
+  const file = named ? path.join(root, named.dir, 'Release', 'rnnkit.node') : path.resolve(wanted);
+  if (!isFile(file))
+    throw rnnkitError(
+      'ERR_RNNKIT_NO_BINARY',
+      named
+        ? `RNNKIT_BINARY=${wanted} asks for ${file}, which does not exist: build it with \`${named.script}\` in rnnkit's folder`
+        : `RNNKIT_BINARY names ${file}, which is not a file: give the path of a rnnkit.node, or ` +
+          `${Object.keys(NAMED_BUILDS).map((k) => `'${k}'`).join(' or ')} for a build of this package`,
+    );
+  return file;
+}
+
+function isFile(file: string): boolean {
+  try {
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function load(): { module: NativeModule; file: string } {
   // node-gyp-build finds the binary that `npm install` compiled (build/Release), or else a prebuilt one for this
   // platform in prebuilds/.
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const gypBuild = require('node-gyp-build') as GypBuild;
   const root = path.join(__dirname, '..');
-  let file: string;
-  try {
-    file = gypBuild.resolve(root);
-  } catch (cause) {
-    const shipped = shippedPrebuilds(root);
-    const platform = `${process.platform}-${process.arch}`;
-    const err = rnnkitError(
-      'ERR_RNNKIT_NO_BINARY',
-      `rnnkit has no native binary for this system (${platform}, Node ${process.versions.node}): no prebuilt ` +
-        `binary fits it (this package ships ${shipped.length ? shipped.join(', ') : 'none'}) and no build from ` +
-        `source exists in ${path.join(root, 'build', 'Release')}. ${BUILD_FROM_SOURCE}`,
-    );
-    (err as Error & { cause?: unknown }).cause = cause;
-    throw err;
-  }
+  const file = chooseBinary(root, process.env, isFile, () => {
+    try {
+      return gypBuild.resolve(root);
+    } catch (cause) {
+      const shipped = shippedPrebuilds(root);
+      const platform = `${process.platform}-${process.arch}`;
+      const err = rnnkitError(
+        'ERR_RNNKIT_NO_BINARY',
+        `rnnkit has no native binary for this system (${platform}, Node ${process.versions.node}): no prebuilt ` +
+          `binary fits it (this package ships ${shipped.length ? shipped.join(', ') : 'none'}) and no build from ` +
+          `source exists in ${path.join(root, 'build', 'Release')}. ${BUILD_FROM_SOURCE}`,
+      );
+      (err as Error & { cause?: unknown }).cause = cause;
+      throw err;
+    }
+  });
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    return require(file) as NativeModule;
+    return { module: require(file) as NativeModule, file };
   } catch (cause) {
     const err = rnnkitError(
       'ERR_RNNKIT_NO_BINARY',
@@ -288,4 +332,9 @@ function load(): NativeModule {
  *  finds (OPENBLAS_THREAD_TIMEOUT), which child processes of other libraries should not inherit. */
 export const environmentBeforeLoad: Readonly<NodeJS.ProcessEnv> = { ...process.env };
 
-export const native: NativeModule = load();
+const loaded = load();
+
+export const native: NativeModule = loaded.module;
+
+/** The path of the native binary this process loaded (see chooseBinary). */
+export const nativeBinary: string = loaded.file;

@@ -71,7 +71,7 @@ t.test("device: 'cuda' without a usable GPU", { skip: cuda.length > 0 ? 'a CUDA 
     } catch (e) {
       t.ok(isRnnkitError(e), 'an rnnkit error');
       t.equal((e as { code?: string }).code, 'ERR_RNNKIT_DEVICE', 'ERR_RNNKIT_DEVICE');
-      t.match((e as Error).message, /no CUDA support: build with npm run build:cuda|no CUDA device found|cuBLAS could not be loaded/,
+      t.match((e as Error).message, /no CUDA support: build one with npm run build:cuda and load it with RNNKIT_BINARY=cuda|no CUDA device found|cuBLAS could not be loaded/,
         `says why: ${(e as Error).message}`);
     }
   }

@@ -35,7 +35,9 @@ inline std::shared_ptr<Backend> backendForDevice(const std::string& device) {
   return cuda::createBackend(index);
 #else
   (void)index;
-  fail(ErrorCode::Device, "this build of rnnkit has no CUDA support: build with npm run build:cuda");
+  fail(ErrorCode::Device,
+       "this build of rnnkit has no CUDA support: build one with npm run build:cuda and load it with "
+       "RNNKIT_BINARY=cuda (docs/cuda.md)");
 #endif
 }
 
