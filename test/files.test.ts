@@ -221,3 +221,20 @@ t.test('a small file that describes a huge model is refused before anything is b
   const tooMany = { inputSize: 1024, layers: Array.from({ length: 3 }, () => ({ kind: 'dense', units: 1 << 20 })).flatMap((l) => [l, { kind: 'dense', units: 1024 }]) };
   checkError(t, await settleError(rk.load(withDescription(small, tooMany))), 'ERR_RNNKIT_FORMAT', /more than 2147483648 parameters/, 'over 2^31 parameters');
 });
+
+t.test('writeFileAtomicSync (the training log): whole content, stale temporaries of dead writers removed', async (t) => {
+  const { writeFileAtomicSync } = await import('../lib/files');
+  const folder = path.join(dir, 'log');
+  fs.mkdirSync(folder);
+  const file = path.join(folder, 'log.json');
+  // A pid above Linux's maximum (2^22) never runs; our own pid with a name we are not writing is stale as well.
+  const dead = path.join(folder, '.log.json.999999999.1-deadbeef.rnnkit-tmp');
+  const ownStale = path.join(folder, `.log.json.${process.pid}.zz-0badf00d.rnnkit-tmp`);
+  const otherTarget = path.join(folder, '.other.json.999999999.1-deadbeef.rnnkit-tmp');
+  for (const f of [dead, ownStale, otherTarget]) fs.writeFileSync(f, '[{"step": 1, "lo');
+  writeFileAtomicSync(file, '[]\n');
+  t.equal(fs.readFileSync(file, 'utf8'), '[]\n');
+  t.same(fs.readdirSync(folder).sort(), ['.other.json.999999999.1-deadbeef.rnnkit-tmp', 'log.json'], "the log's stale temporaries are gone, another file's are not touched");
+  t.throws(() => writeFileAtomicSync(path.join(dir, 'no-such-folder', 'log.json'), 'x'), { code: 'ERR_RNNKIT_FILE', message: /cannot write \S+log\.json: its folder does not exist/ });
+  await t.rejects(rk.sequential({ inputSize: 3, layers: [rk.layers.dense({ units: 2 })] }).save(folder), { code: 'ERR_RNNKIT_FILE', message: /cannot write \S+log: it is a folder/ }, 'save over a folder');
+});
