@@ -29,6 +29,7 @@
         "native/core/seq2seq.cc",
         "native/core/json_reader.cc",
         "native/core/safetensors_reader.cc",
+        "native/cpu/attention_kernels.cc",
         "native/cpu/cell_kernels.cc",
         "native/cpu/cpu_backend.cc",
         "native/cpu/gemm_builtin.cc",

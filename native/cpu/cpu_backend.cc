@@ -152,16 +152,6 @@ void CpuBackend::maskedSoftmax(float* x, int rows, int cols, const int32_t* leng
   attention::maskedSoftmax(x, rows, cols, lengths, batch);
 }
 
-void CpuBackend::additiveScores(const float* q, const float* keysProj, const float* v, const float* vBias, int batch,
-                                int steps, int hidden, float* scores) {
-  attention::additiveScores(q, keysProj, v, vBias, batch, steps, hidden, scores);
-}
-
-void CpuBackend::additiveScoresBackward(const float* dScores, const float* q, const float* keysProj, const float* v,
-                                        int batch, int steps, int hidden, float* dKeysProj, float* dq, float* dv) {
-  attention::additiveScoresBackward(dScores, q, keysProj, v, batch, steps, hidden, dKeysProj, dq, dv);
-}
-
 double CpuBackend::softmaxCrossEntropy(const float* logits, int n, int classes, const int32_t* targets,
                                        float* dLogits, int* counted) {
   int count = 0;

@@ -57,6 +57,10 @@ class CpuBackend final : public Backend {
   void gruResetGate(const CellForwardStep& step, float* rh) override;
   void gruResetGateBackward(const CellBackwardStep& step, const float* drh) override;
 
+  // Attention (native/cpu/attention_kernels.cc; maskedSoftmax runs the portable kernel in place).
+  void gemmBatched(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+                   long long strideA, const float* B, int ldb, long long strideB, float beta, float* C, int ldc,
+                   long long strideC, int count) override;
   void maskedSoftmax(float* x, int rows, int cols, const int32_t* lengths, int batch) override;
   void additiveScores(const float* q, const float* keysProj, const float* v, const float* vBias, int batch,
                       int steps, int hidden, float* scores) override;

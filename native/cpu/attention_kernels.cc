@@ -1,0 +1,103 @@
+// The CPU's additive-attention kernels: rows of the batch split over the thread pool, the hidden loop vectorized
+// (fastTanh, compiled per SIMD level). The portable definitions (native/core/attention_kernels.cc) are the
+// reference the tests hold these to.
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "cpu_backend.h"
+#include "fast_math.h"
+#include "simd_dispatch.h"
+
+namespace rnnkit::cpu {
+
+namespace {
+
+RNNKIT_INLINE void additiveRowsImpl(const float* q, const float* keysProj, const float* v, float bias, int batch,
+                                    int steps, int hidden, float* scores, int b0, int b1) {
+  for (int b = b0; b < b1; ++b) {
+    const float* qb = q + (std::size_t)b * hidden;
+    for (int s = 0; s < steps; ++s) {
+      const float* k = keysProj + ((std::size_t)s * batch + b) * hidden;
+      float acc = 0.f;
+      for (int h = 0; h < hidden; ++h) acc += v[h] * fastTanh(qb[h] + k[h]);
+      scores[(std::size_t)b * steps + s] = acc + bias;
+    }
+  }
+}
+RNNKIT_SIMD_VARIANTS(void, additiveRows, additiveRowsImpl,
+                     (const float* q, const float* keysProj, const float* v, float bias, int batch, int steps,
+                      int hidden, float* scores, int b0, int b1),
+                     (q, keysProj, v, bias, batch, steps, hidden, scores, b0, b1))
+
+RNNKIT_INLINE void additiveBackwardRowsImpl(const float* dScores, const float* q, const float* keysProj,
+                                            const float* v, int batch, int steps, int hidden, float* dKeysProj,
+                                            float* dq, float* dv, int b0, int b1) {
+  for (int b = b0; b < b1; ++b) {
+    const float* qb = q + (std::size_t)b * hidden;
+    float* dqb = dq + (std::size_t)b * hidden;
+    for (int h = 0; h < hidden; ++h) dqb[h] = 0.f;
+    for (int s = 0; s < steps; ++s) {
+      const float ds = dScores[(std::size_t)b * steps + s];
+      if (ds == 0.f) continue;  // a masked step (weight 0) sends nothing back
+      const std::size_t row = ((std::size_t)s * batch + b) * hidden;
+      const float* k = keysProj + row;
+      float* dk = dKeysProj + row;
+      RNNKIT_LOOP_INDEPENDENT
+      for (int h = 0; h < hidden; ++h) {
+        const float e = fastTanh(qb[h] + k[h]);
+        dv[h] += ds * e;
+        const float de = ds * v[h] * (1.f - e * e);
+        dk[h] += de;
+        dqb[h] += de;
+      }
+    }
+  }
+}
+RNNKIT_SIMD_VARIANTS(void, additiveBackwardRows, additiveBackwardRowsImpl,
+                     (const float* dScores, const float* q, const float* keysProj, const float* v, int batch,
+                      int steps, int hidden, float* dKeysProj, float* dq, float* dv, int b0, int b1),
+                     (dScores, q, keysProj, v, batch, steps, hidden, dKeysProj, dq, dv, b0, b1))
+
+}  // namespace
+
+void CpuBackend::additiveScores(const float* q, const float* keysProj, const float* v, const float* vBias, int batch,
+                                int steps, int hidden, float* scores) {
+  const float bias = vBias ? vBias[0] : 0.f;
+  parallelRows(batch, (std::size_t)steps * hidden * 8, [&](std::size_t b0, std::size_t b1) {
+    additiveRows(q, keysProj, v, bias, batch, steps, hidden, scores, (int)b0, (int)b1);
+  });
+}
+
+void CpuBackend::additiveScoresBackward(const float* dScores, const float* q, const float* keysProj, const float* v,
+                                        int batch, int steps, int hidden, float* dKeysProj, float* dq, float* dv) {
+  // Each share of the rows sums its part of dv apart; the parts are added under a lock.
+  std::mutex merge;
+  parallelRows(batch, (std::size_t)steps * hidden * 10, [&](std::size_t b0, std::size_t b1) {
+    std::vector<float> part(hidden, 0.f);
+    additiveBackwardRows(dScores, q, keysProj, v, batch, steps, hidden, dKeysProj, dq, part.data(), (int)b0, (int)b1);
+    std::lock_guard<std::mutex> lock(merge);
+    for (int h = 0; h < hidden; ++h) dv[h] += part[h];
+  });
+}
+
+void CpuBackend::gemmBatched(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+                             long long strideA, const float* B, int ldb, long long strideB, float beta, float* C,
+                             int ldc, long long strideC, int count) {
+  // Small products (an attention step's per-row scores and contexts): one per share of the pool, each run by the
+  // single-threaded kernel; large ones keep the GEMM's own threading.
+  const double work = 2.0 * M * N * K;
+  if (work >= 1 << 20 || count == 1) {
+    Backend::gemmBatched(transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC,
+                         count);
+    return;
+  }
+  parallelRows(count, (std::size_t)work, [&](std::size_t i0, std::size_t i1) {
+    for (std::size_t i = i0; i < i1; ++i)
+      gemm(transA, transB, M, N, K, alpha, A + i * strideA, lda, B + i * strideB, ldb, beta,
+                       C + i * strideC, ldc);
+  });
+}
+
+}  // namespace rnnkit::cpu
