@@ -102,6 +102,18 @@ struct RowProduct {
   int ldc = 0;
 };
 
+// One int8 product C[M, N] = beta * C + A[M, K] x W^T, W in the backend's int8 form (Backend::int8PackWeights).
+struct Int8Product {
+  int M = 0;
+  const float* A = nullptr;
+  int lda = 0;
+  const void* packed = nullptr;
+  int N = 0, K = 0;
+  float beta = 0.f;
+  float* C = nullptr;
+  int ldc = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -148,6 +160,13 @@ class Backend {
   virtual void gemmInt8(int M, const float* A, int lda, const void* packedW, int N, int K, float beta, float* C,
                         int ldc) {
     (void)M, (void)A, (void)lda, (void)packedW, (void)N, (void)K, (void)beta, (void)C, (void)ldc;
+  }
+  // Independent int8 products of one time step, which a backend may run as one pass over all their weights.
+  virtual void gemmInt8Products(const Int8Product* products, int count) {
+    for (int i = 0; i < count; ++i) {
+      const Int8Product& p = products[i];
+      gemmInt8(p.M, p.A, p.lda, p.packed, p.N, p.K, p.beta, p.C, p.ldc);
+    }
   }
 
   // Independent products of one time step, which a backend may run as one pass over all their weights (one

@@ -79,8 +79,13 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
     be_.gatherColumns(w.wih, GH, input_, inputBias, in.tokens, (int)N, gi, GH);
   } else {
     be_.broadcastRows(gi, (int)N, GH, GH, inputBias);
-    if (int8 && w.qwih) be_.gemmInt8((int)N, in.x, in.ldx, w.qwih, GH, input_, 1.f, gi, GH);
-    else if (!singleStep) be_.gemm(false, true, (int)N, GH, input_, 1.f, in.x, in.ldx, w.wih, input_, 1.f, gi, GH);
+    if (singleStep) {
+      // done with the recurrent product, in the loop
+    } else if (int8) {
+      be_.gemmInt8((int)N, in.x, in.ldx, w.qwih, GH, input_, 1.f, gi, GH);
+    } else {
+      be_.gemm(false, true, (int)N, GH, input_, 1.f, in.x, in.ldx, w.wih, input_, 1.f, gi, GH);
+    }
   }
 
   const int slots = train ? T + 1 : 2;
@@ -138,7 +143,15 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
       be_.gemm(false, true, B, H, H, 1.f, rh, H, w.whh + (std::size_t)2 * H * H, H, 1.f, gh + 2 * H, GH);
     } else if (int8) {
       if (!foldsBiases(cell_)) be_.broadcastRows(gh, B, GH, GH, w.bhh);
-      be_.gemmInt8(B, step.hPrev, H, w.qwhh, GH, H, foldsBiases(cell_) ? 0.f : 1.f, gh, GH);
+      const float beta = foldsBiases(cell_) ? 0.f : 1.f;
+      if (singleStep) {
+        // A stream step: the input and recurrent products in one pass, as in float32.
+        const Int8Product products[2] = {{B, in.x, in.ldx, w.qwih, GH, input_, 1.f, gi, GH},
+                                         {B, step.hPrev, H, w.qwhh, GH, H, beta, gh, GH}};
+        be_.gemmInt8Products(products, 2);
+      } else {
+        be_.gemmInt8(B, step.hPrev, H, w.qwhh, GH, H, beta, gh, GH);
+      }
     } else if (singleStep) {
       if (!foldsBiases(cell_)) be_.broadcastRows(gh, B, GH, GH, w.bhh);
       const RowProduct products[2] = {

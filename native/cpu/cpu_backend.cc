@@ -217,6 +217,10 @@ void CpuBackend::gemmInt8(int M, const float* A, int lda, const void* packedW, i
   cpu::int8Gemm(M, A, lda, packedW, N, K, beta, C, ldc, ThreadPool::instance());
 }
 
+void CpuBackend::gemmInt8Products(const Int8Product* products, int count) {
+  cpu::int8Products(products, count, ThreadPool::instance());
+}
+
 }  // namespace rnnkit::cpu
 
 namespace rnnkit {

@@ -34,6 +34,7 @@ class CpuBackend final : public Backend {
   void int8PackWeights(const float* W, int N, int K, void* dst) override;
   void gemmInt8(int M, const float* A, int lda, const void* packedW, int N, int K, float beta, float* C,
                 int ldc) override;
+  void gemmInt8Products(const Int8Product* products, int count) override;
   void gemmStep(int M, float alpha, const float* A, int lda, const StepWeights& w, float beta, float* C,
                 int ldc) override;
 

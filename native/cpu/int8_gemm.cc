@@ -248,61 +248,102 @@ void int8PackWeights(const float* W, int N, int K, void* dst) {
   }
 }
 
-void int8Gemm(int M, const float* A, int lda, const void* packed, int N, int K, float beta, float* C, int ldc,
-              ThreadPool& pool) {
-  if (M <= 0 || N <= 0) return;
-  const Layout L = layoutOf(N, K);
-  const auto* base = static_cast<const unsigned char*>(packed);
-  const float* scales = reinterpret_cast<const float*>(base + L.scalesOffset());
-  const int32_t* sums = reinterpret_cast<const int32_t*>(base + L.sumsOffset());
-  const int8_t* data = reinterpret_cast<const int8_t*>(base + L.dataOffset());
-
-  // The activations, quantized per row (dynamic quantization: a scale per row and call).
+void int8Products(const Int8Product* products, int count, ThreadPool& pool) {
+  // The activations of every product, quantized per row (dynamic quantization: a scale per row and call).
+  struct Prepared {
+    Layout L;
+    const float* scales;
+    const int32_t* sums;
+    const int8_t* data;
+    std::size_t qOffset, sOffset;
+    int firstBlock, blocks;
+  };
+  thread_local std::vector<Prepared> prepared;
   thread_local QuantizedRowsA qa;
-  qa.q.assign((std::size_t)M * L.Kpad, 0);
-  qa.scale.resize(M);
-  {
-    int8_t* q = qa.q.data();
-    float* s = qa.scale.data();
+  prepared.clear();
+  std::size_t qTotal = 0, sTotal = 0;
+  int blocks = 0;
+  for (int i = 0; i < count; ++i) {
+    const Int8Product& p = products[i];
+    if (p.M <= 0 || p.N <= 0) continue;
+    const Layout L = layoutOf(p.N, p.K);
+    const auto* base = static_cast<const unsigned char*>(p.packed);
+    prepared.push_back({L, reinterpret_cast<const float*>(base + L.scalesOffset()),
+                        reinterpret_cast<const int32_t*>(base + L.sumsOffset()),
+                        reinterpret_cast<const int8_t*>(base + L.dataOffset()), qTotal, sTotal, blocks,
+                        L.Npad / kInt8Cols});
+    qTotal += (std::size_t)p.M * L.Kpad;
+    sTotal += (std::size_t)p.M;
+    blocks += L.Npad / kInt8Cols;
+  }
+  if (prepared.empty()) return;
+  qa.q.resize(qTotal);
+  qa.scale.resize(sTotal);
+  std::size_t work = 0;
+  for (int i = 0, j = 0; i < count; ++i) {
+    const Int8Product& p = products[i];
+    if (p.M <= 0 || p.N <= 0) continue;
+    const Prepared& pr = prepared[j++];
+    int8_t* q = qa.q.data() + pr.qOffset;
+    float* s = qa.scale.data() + pr.sOffset;
     auto quantizeRows = [&](std::size_t m0, std::size_t m1) {
-      for (std::size_t m = m0; m < m1; ++m) s[m] = quantizeRow(A + m * lda, K, q + m * L.Kpad);
+      for (std::size_t m = m0; m < m1; ++m) {
+        int8_t* row = q + m * pr.L.Kpad;
+        s[m] = quantizeRow(p.A + m * p.lda, p.K, row);
+        std::memset(row + p.K, 0, (std::size_t)(pr.L.Kpad - p.K));
+      }
     };
-    if ((std::size_t)M * K >= (1u << 15)) pool.parallelFor((std::size_t)M, 16, quantizeRows);
-    else quantizeRows(0, (std::size_t)M);
+    if ((std::size_t)p.M * p.K >= (1u << 15)) pool.parallelFor((std::size_t)p.M, 16, quantizeRows);
+    else quantizeRows(0, (std::size_t)p.M);
+    work += (std::size_t)p.M * p.N * (std::size_t)pr.L.Kpad;
   }
 
   const BlockKernel fn = kernel().fn;
   const PairKernel pair = kernel().pair;
-  const int nBlocks = L.Npad / kInt8Cols;
-  const int8_t* qdata = qa.q.data();
-  const float* rowScales = qa.scale.data();
-  // Each thread takes whole column blocks (its share of the weights) for every row.
-  const std::size_t work = (std::size_t)M * N * (std::size_t)L.Kpad;
-  const std::size_t grain = work < (1u << 16) ? (std::size_t)nBlocks : 1;
-  pool.parallelFor((std::size_t)nBlocks, grain, [&](std::size_t b0, std::size_t b1) {
+  // Plain pointers for the workers: a thread_local named inside the lambda would be each worker's own.
+  const Prepared* preparedAll = prepared.data();
+  const int8_t* qBase = qa.q.data();
+  const float* sBase = qa.scale.data();
+  // One parallel pass over the column blocks of every product: each thread takes an equal share of the weights,
+  // in whichever products they lie (a batch-1 step's input and recurrent products: one hand-off instead of two).
+  const std::size_t grain = work < (1u << 16) ? (std::size_t)blocks : 1;
+  pool.parallelFor((std::size_t)blocks, grain, [&](std::size_t b0, std::size_t b1) {
     int32_t acc[4][kInt8Cols];
     int32_t acc2[4][2 * kInt8Cols];
-    for (int m0 = 0; m0 < M; m0 += 4) {
-      const int rows = std::min(4, M - m0);
-      for (std::size_t nb = b0; nb < b1;) {
-        const int n0 = (int)nb * kInt8Cols;
-        const int8_t* a = qdata + (std::size_t)m0 * L.Kpad;
-        if (pair && nb + 1 < b1) {
-          pair(a, L.Kpad, rows, data + (std::size_t)n0 * L.Kpad, sums + n0, acc2);
-          const int count = std::min(2 * kInt8Cols, N - n0);
+    for (int i = 0, j = 0; i < count; ++i) {
+      const Int8Product& p = products[i];
+      if (p.M <= 0 || p.N <= 0) continue;
+      const Prepared& pr = preparedAll[j++];
+      const std::size_t lo = std::max<std::size_t>(b0, pr.firstBlock) - pr.firstBlock;
+      const std::size_t hi = std::min<std::size_t>(b1, (std::size_t)pr.firstBlock + pr.blocks);
+      if (hi <= (std::size_t)pr.firstBlock || lo >= (std::size_t)pr.blocks) continue;
+      const std::size_t end = hi - pr.firstBlock;
+      const int Kpad = pr.L.Kpad;
+      const int8_t* qdata = qBase + pr.qOffset;
+      const float* rowScales = sBase + pr.sOffset;
+      for (int m0 = 0; m0 < p.M; m0 += 4) {
+        const int rows = std::min(4, p.M - m0);
+        const int8_t* a = qdata + (std::size_t)m0 * Kpad;
+        for (std::size_t nb = lo; nb < end;) {
+          const int n0 = (int)nb * kInt8Cols;
+          const bool two = pair && nb + 1 < end;
+          if (two) pair(a, Kpad, rows, pr.data + (std::size_t)n0 * Kpad, pr.sums + n0, acc2);
+          else fn(a, Kpad, rows, pr.data + (std::size_t)n0 * Kpad, pr.sums + n0, acc);
+          const int cols = std::min(two ? 2 * kInt8Cols : kInt8Cols, p.N - n0);
           for (int r = 0; r < rows; ++r)
-            finishRow(acc2[r], count, rowScales[m0 + r], scales + n0, beta, C + (std::size_t)(m0 + r) * ldc + n0);
-          nb += 2;
-          continue;
+            finishRow(two ? acc2[r] : acc[r], cols, rowScales[m0 + r], pr.scales + n0, p.beta,
+                      p.C + (std::size_t)(m0 + r) * p.ldc + n0);
+          nb += two ? 2 : 1;
         }
-        fn(a, L.Kpad, rows, data + (std::size_t)n0 * L.Kpad, sums + n0, acc);
-        const int count = std::min(kInt8Cols, N - n0);
-        for (int r = 0; r < rows; ++r)
-          finishRow(acc[r], count, rowScales[m0 + r], scales + n0, beta, C + (std::size_t)(m0 + r) * ldc + n0);
-        ++nb;
       }
     }
   });
+}
+
+void int8Gemm(int M, const float* A, int lda, const void* packed, int N, int K, float beta, float* C, int ldc,
+              ThreadPool& pool) {
+  const Int8Product p{M, A, lda, packed, N, K, beta, C, ldc};
+  int8Products(&p, 1, pool);
 }
 
 const char* int8KernelName() { return kernel().name; }

@@ -7,6 +7,8 @@
 
 #include <cstddef>
 
+#include "../core/backend.h"
+
 namespace rnnkit::cpu {
 
 class ThreadPool;
@@ -18,6 +20,8 @@ void int8PackWeights(const float* W, int N, int K, void* dst);
 // C[M, N] = beta * C + A[M, K] x W^T with W packed by int8PackWeights; beta is 0 or 1.
 void int8Gemm(int M, const float* A, int lda, const void* packed, int N, int K, float beta, float* C, int ldc,
               ThreadPool& pool);
+// Independent products of one step, all in one parallel pass over their weights.
+void int8Products(const Int8Product* products, int count, ThreadPool& pool);
 // "avx512vnni", "avx2" or "scalar".
 const char* int8KernelName();
 
