@@ -7,6 +7,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { rnnkitError, type RnnkitError } from './errors';
 
 /** The file a model folder holds (what `rnnkit train` writes and `load`, `rnnkit sample` and `predict` read). */
@@ -46,6 +47,16 @@ export function systemFileError(e: unknown, file: string, what: string): RnnkitE
   return fileError(`${what} ${file} ${reason}`, e);
 }
 
+/** A path given as a string or a file: URL, as a string (other values are ERR_RNNKIT_TYPE). */
+function toPath(file: unknown, what: string): string {
+  if (file instanceof URL) {
+    if (file.protocol !== 'file:') throw rnnkitError('ERR_RNNKIT_ARGUMENT', `${what}: only file: URLs name files, got ${file.protocol}`);
+    return fileURLToPath(file);
+  }
+  checkPath(file, what);
+  return file;
+}
+
 function checkPath(file: unknown, what: string): asserts file is string {
   if (typeof file !== 'string') throw rnnkitError('ERR_RNNKIT_TYPE', `${what}: expected a file path (string), got ${file === null ? 'null' : typeof file}`);
   if (file.length === 0) throw rnnkitError('ERR_RNNKIT_ARGUMENT', `${what}: the file path is empty`);
@@ -74,9 +85,9 @@ function limitOf(options: ReadOptions): number {
  * Throws ERR_RNNKIT_FILE for a missing or unreadable file, a directory, a FIFO, a device or a socket, a file over
  * `maxBytes`, and a file that shrinks or grows while it is read.
  */
-export async function readRegularFile(file: string, options: ReadOptions = {}): Promise<Buffer> {
+export async function readRegularFile(path_: string | URL, options: ReadOptions = {}): Promise<Buffer> {
   const what = options.what ?? 'file';
-  checkPath(file, what);
+  const file = toPath(path_, what);
   let handle: fs.promises.FileHandle;
   try {
     handle = await fs.promises.open(file, OPEN_FLAGS);
@@ -105,9 +116,9 @@ export async function readRegularFile(file: string, options: ReadOptions = {}): 
 }
 
 /** readRegularFile, synchronously (for the command line and small files). */
-export function readRegularFileSync(file: string, options: ReadOptions = {}): Buffer {
+export function readRegularFileSync(path_: string | URL, options: ReadOptions = {}): Buffer {
   const what = options.what ?? 'file';
-  checkPath(file, what);
+  const file = toPath(path_, what);
   let fd: number;
   try {
     fd = fs.openSync(file, OPEN_FLAGS);
@@ -143,8 +154,8 @@ export function readTextFileSync(file: string, what = 'file'): string {
  * The model file a path names: the path itself, or `model.safetensors` inside it when it is a folder (as `rnnkit
  * train` writes). A missing path is returned as it is, for the reader to report.
  */
-export function resolveModelFile(file: string): string {
-  checkPath(file, 'model');
+export function resolveModelFile(path_: string | URL): string {
+  const file = toPath(path_, 'model');
   let st: fs.Stats;
   try {
     st = fs.statSync(file);
@@ -158,17 +169,18 @@ export function resolveModelFile(file: string): string {
 }
 
 /** The bytes of a model file or folder (see resolveModelFile). */
-export async function readModelFile(file: string): Promise<Buffer> {
+export async function readModelFile(file: string | URL): Promise<Buffer> {
   return readRegularFile(resolveModelFile(file), { what: 'model file' });
 }
 
 // Writing: a temporary file beside the target, fsync, rename over it, fsync the folder. Each write has a temporary
-// name of its own (process id, a counter and random bytes), so that two writes to one path, in one process or two,
-// never share one; the last rename wins and the file is always one writer's whole content. A process killed while
-// writing leaves its temporary file behind: the next write to the same path removes those whose process is gone.
+// name of its own (process id, a counter and random bytes), so that two writes to one path, in one process, its
+// worker threads or other processes, never share one; the last rename wins and the file is always one writer's whole
+// content. A process killed while writing leaves its temporary file behind: the next write to the same path removes
+// those whose process no longer runs, and any older than a day (a process id used again since).
 const TEMP_SUFFIX = '.rnnkit-tmp';
 const TEMP_TAIL = /^(\d+)\.[0-9a-z]+-[0-9a-f]{8}$/;
-const writing = new Set<string>();
+const STALE_AFTER_MS = 24 * 3600 * 1000;
 let writeCounter = 0;
 
 function tempPath(file: string): string {
@@ -197,7 +209,10 @@ function processRuns(pid: number): boolean {
   }
 }
 
-/** The temporary files of writes to `file` whose writer is gone (killed in the middle of a write). */
+/**
+ * The temporary files of earlier writes to `file` whose writer is gone. This process's own are left alone (another
+ * of its threads may be writing one) until they are a day old.
+ */
 function staleTemps(file: string, names: string[]): string[] {
   const dir = path.dirname(path.resolve(file));
   const prefix = `.${path.basename(file)}.`;
@@ -208,7 +223,15 @@ function staleTemps(file: string, names: string[]): string[] {
     if (!m) continue;
     const full = path.join(dir, name);
     const pid = Number(m[1]);
-    if (pid === process.pid ? !writing.has(full) : !processRuns(pid)) stale.push(full);
+    if (pid !== process.pid && !processRuns(pid)) {
+      stale.push(full);
+      continue;
+    }
+    try {
+      if (Date.now() - fs.statSync(full).mtimeMs > STALE_AFTER_MS) stale.push(full);
+    } catch {
+      // gone already
+    }
   }
   return stale;
 }
@@ -217,8 +240,8 @@ function staleTemps(file: string, names: string[]): string[] {
  * Write a file atomically: readers see the old content or the new, never a mix or a part, even when the process is
  * killed or another write to the same path runs at the same time (the last one to finish wins).
  */
-export async function writeFileAtomic(file: string, data: Uint8Array | string): Promise<void> {
-  checkPath(file, 'output');
+export async function writeFileAtomic(path_: string | URL, data: Uint8Array | string): Promise<void> {
+  const file = toPath(path_, 'output');
   const dir = path.dirname(path.resolve(file));
   try {
     for (const stale of staleTemps(file, await fs.promises.readdir(dir))) await fs.promises.rm(stale, { force: true });
@@ -226,7 +249,6 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string): 
     // An unreadable folder: the write below reports it.
   }
   const tmp = tempPath(file);
-  writing.add(tmp);
   try {
     const handle = await fs.promises.open(tmp, 'wx');
     try {
@@ -239,8 +261,6 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string): 
   } catch (e) {
     await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
     throw writeError(e, file);
-  } finally {
-    writing.delete(tmp);
   }
   try {
     const d = await fs.promises.open(dir, 'r');
@@ -255,8 +275,8 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string): 
 }
 
 /** writeFileAtomic, synchronously (for small files such as a training log). */
-export function writeFileAtomicSync(file: string, data: Uint8Array | string): void {
-  checkPath(file, 'output');
+export function writeFileAtomicSync(path_: string | URL, data: Uint8Array | string): void {
+  const file = toPath(path_, 'output');
   const dir = path.dirname(path.resolve(file));
   try {
     for (const stale of staleTemps(file, fs.readdirSync(dir))) fs.rmSync(stale, { force: true });
@@ -264,7 +284,6 @@ export function writeFileAtomicSync(file: string, data: Uint8Array | string): vo
     // An unreadable folder: the write below reports it.
   }
   const tmp = tempPath(file);
-  writing.add(tmp);
   try {
     const fd = fs.openSync(tmp, 'wx');
     try {
@@ -277,8 +296,6 @@ export function writeFileAtomicSync(file: string, data: Uint8Array | string): vo
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw writeError(e, file);
-  } finally {
-    writing.delete(tmp);
   }
   try {
     const d = fs.openSync(dir, 'r');

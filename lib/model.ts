@@ -1029,11 +1029,11 @@ export function sequential(options: ModelOptions): Sequential {
 }
 
 /**
- * Load a model saved by `model.save` (weights, architecture, and the optimizer state of a checkpoint): a file, a
- * folder holding `model.safetensors` (as `rnnkit train` writes), or the file's bytes. Only regular files are read
- * (ERR_RNNKIT_FILE otherwise, and for a missing file).
+ * Load a model saved by `model.save` (weights, architecture, and the optimizer state of a checkpoint): a file or a
+ * folder holding `model.safetensors` (as `rnnkit train` writes), as a path or a file: URL, or the file's bytes.
+ * Only regular files are read (ERR_RNNKIT_FILE otherwise, and for a missing file).
  */
-export async function load(file: string | Uint8Array): Promise<Sequential> {
+export async function load(file: string | URL | Uint8Array): Promise<Sequential> {
   const buf = file instanceof Uint8Array ? file : await readModelFile(file);
   return Sequential.fromFile(buf);
 }

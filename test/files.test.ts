@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import * as rk from '../lib/index';
 import { fromTorch } from '../lib/interop/torch';
 import { fromTfjs } from '../lib/interop/tfjs';
@@ -75,6 +77,9 @@ t.test('a model folder loads as the CLI reads it; missing paths and other format
   const loaded = await rk.load(folder);
   t.same(loaded.getWeights(), m.getWeights(), 'load(folder) reads folder/model.safetensors');
   loaded.dispose();
+  const byUrl = await rk.load(pathToFileURL(folder));
+  t.same(byUrl.getWeights(), m.getWeights(), 'a file: URL of the folder');
+  byUrl.dispose();
   m.dispose();
 
   const empty = path.join(dir, 'empty-folder');
@@ -227,14 +232,42 @@ t.test('writeFileAtomicSync (the training log): whole content, stale temporaries
   const folder = path.join(dir, 'log');
   fs.mkdirSync(folder);
   const file = path.join(folder, 'log.json');
-  // A pid above Linux's maximum (2^22) never runs; our own pid with a name we are not writing is stale as well.
+  // A pid above Linux's maximum (2^22) never runs. This process's own temporary files may be another thread's write
+  // in progress: only a day-old one is removed.
   const dead = path.join(folder, '.log.json.999999999.1-deadbeef.rnnkit-tmp');
   const ownStale = path.join(folder, `.log.json.${process.pid}.zz-0badf00d.rnnkit-tmp`);
   const otherTarget = path.join(folder, '.other.json.999999999.1-deadbeef.rnnkit-tmp');
-  for (const f of [dead, ownStale, otherTarget]) fs.writeFileSync(f, '[{"step": 1, "lo');
+  const ownFresh = path.join(folder, `.log.json.${process.pid}.zy-0badf00e.rnnkit-tmp`);
+  for (const f of [dead, ownStale, otherTarget, ownFresh]) fs.writeFileSync(f, '[{"step": 1, "lo');
+  const twoDaysAgo = (Date.now() - 48 * 3600 * 1000) / 1000;
+  fs.utimesSync(ownStale, twoDaysAgo, twoDaysAgo);
   writeFileAtomicSync(file, '[]\n');
   t.equal(fs.readFileSync(file, 'utf8'), '[]\n');
-  t.same(fs.readdirSync(folder).sort(), ['.other.json.999999999.1-deadbeef.rnnkit-tmp', 'log.json'], "the log's stale temporaries are gone, another file's are not touched");
+  t.same(fs.readdirSync(folder).sort(), ['.other.json.999999999.1-deadbeef.rnnkit-tmp', path.basename(ownFresh), 'log.json'].sort(),
+    "the log's stale temporaries are gone; a fresh one of this process and another file's are not touched");
   t.throws(() => writeFileAtomicSync(path.join(dir, 'no-such-folder', 'log.json'), 'x'), { code: 'ERR_RNNKIT_FILE', message: /cannot write \S+log\.json: its folder does not exist/ });
   await t.rejects(rk.sequential({ inputSize: 3, layers: [rk.layers.dense({ units: 2 })] }).save(folder), { code: 'ERR_RNNKIT_FILE', message: /cannot write \S+log: it is a folder/ }, 'save over a folder');
+});
+
+t.test('worker threads of one process saving to one path never remove each other\'s temporary files', { skip: distBuilt ? false : 'dist/ is not built' }, async (t) => {
+  const file = path.join(dir, 'threads.safetensors');
+  const script = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const rk = require(${JSON.stringify(path.join(root, 'dist', 'index.js'))});
+    const m = rk.sequential({ inputSize: 64, seed: workerData, layers: [rk.layers.lstm({ units: 128, returnSequences: true })] });
+    (async () => {
+      const errors = [];
+      for (let i = 0; i < 40; i++) await m.save(${JSON.stringify(file)}).catch((e) => errors.push(e.code + ': ' + e.message));
+      parentPort.postMessage(errors);
+    })();`;
+  const results = await Promise.all([1, 2, 3].map((seed) => new Promise<string[]>((resolve, reject) => {
+    const w = new Worker(script, { eval: true, workerData: seed });
+    w.once('message', (errors: string[]) => { resolve(errors); void w.terminate(); });
+    w.once('error', reject);
+  })));
+  t.same(results.flat(), [], 'every save of every thread completed');
+  const back = await rk.load(file);
+  t.ok(back, 'the file loads: a whole model');
+  back.dispose();
+  t.same(fs.readdirSync(dir).filter((f) => f.startsWith('.threads.')), [], 'no temporary file left');
 });
