@@ -12,7 +12,6 @@
 'use strict';
 
 const http = require('node:http');
-const fs = require('node:fs');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
 
@@ -54,8 +53,7 @@ function describeChar(ch) {
 
 /** Load a model file (or a `rnnkit train` output directory) and its character vocabulary, if it has one. */
 async function loadModel(file) {
-  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'model.safetensors');
-  const model = await rnnkit.load(file);
+  const model = await rnnkit.load(file); // a model file or the folder `rnnkit train` wrote
   if (!model.vocabSize) throw new Error(`${file}: the server needs a model over token ids (vocabSize); this one takes dense input`);
   const vocabJson = model.metadata && model.metadata.vocabulary;
   const vocab = vocabJson ? CharVocabulary.fromJSON(vocabJson) : null;
