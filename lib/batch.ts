@@ -14,9 +14,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { rnnkitError } from './errors';
+import { readChunks, type ChunkLine } from './jsonl';
 import { acquireLock } from './lockfile';
 import { load, type Sequential } from './model';
 import type { CharVocabulary } from './text';
@@ -63,13 +63,8 @@ export interface BatchSummary {
 // ---------------------------------------------------------------------------------------------------------------
 // Predictions for one chunk (in a worker, or on the main thread with workers: 0)
 
-interface ChunkLine {
-  line: number;
-  text: string;
-}
-
 /** A line's output record, or why it was skipped. */
-type LineResult = { line: number; out: string } | { line: number; error: string };
+export type LineResult = { line: number; out: string } | { line: number; error: string };
 
 interface Predictor {
   model: Sequential;
@@ -266,7 +261,7 @@ async function processChunk(p: Predictor, lines: ChunkLine[]): Promise<LineResul
 }
 
 // Worker side: load the model, then answer {index, lines} messages with {index, results} (or {index, error}).
-interface WorkerInit {
+export interface WorkerInit {
   rnnkitBatchWorker: true;
   model: string;
   topK: number;
@@ -293,7 +288,8 @@ if (!isMainThread && (workerData as WorkerInit | undefined)?.rnnkitBatchWorker) 
 // ---------------------------------------------------------------------------------------------------------------
 // The runner (main thread)
 
-interface Executor {
+/** Predicts chunks: on worker threads (each with its own model) or on this thread. */
+export interface Executor {
   run(index: number, lines: ChunkLine[]): Promise<LineResult[]>;
   close(): Promise<void>;
 }
@@ -354,6 +350,14 @@ async function startWorkers(n: number, init: WorkerInit): Promise<Executor> {
     },
   };
 }
+
+/** `workers` threads (0: this thread) that predict chunks with the model `init` names. */
+export function startExecutor(workers: number, init: WorkerInit): Promise<Executor> {
+  return workers > 0 ? startWorkers(workers, init) : inProcess(init);
+}
+
+/** The default worker-thread count: the CPU count, at most 8. */
+export const defaultWorkers = (): number => Math.min(8, os.availableParallelism?.() ?? os.cpus().length);
 
 async function inProcess(init: WorkerInit): Promise<Executor> {
   const p = await makePredictor(init.model, init.topK, init.maxTokens);
@@ -460,7 +464,7 @@ async function countLines(file: string): Promise<number> {
 export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
   const log = options.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const chunkLines = options.chunkLines ?? 256;
-  const workers = options.workers ?? Math.min(8, os.availableParallelism?.() ?? os.cpus().length);
+  const workers = options.workers ?? defaultWorkers();
   const init: WorkerInit = { rnnkitBatchWorker: true, model: path.resolve(options.model), topK: options.topK ?? 5, maxTokens: options.maxTokens ?? 100000 };
   if (!fs.existsSync(options.input)) throw new Error(`${options.input}: no such file`);
   if (path.resolve(options.input) === path.resolve(options.output)) throw new Error('the output must be another file than the input');
@@ -477,7 +481,7 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
     summary.resumedAfter = await prepareOutput(options.output, log);
     summary.lastLine = summary.resumedAfter;
     if (summary.resumedAfter > 0) log(`${options.output}: resuming after input line ${summary.resumedAfter}`);
-    exec = workers > 0 ? await startWorkers(workers, init) : await inProcess(init);
+    exec = await startExecutor(workers, init);
     fh = await fs.promises.open(options.output, 'a+');
     const total = progress ? await countLines(options.input) : 0;
     let lastDraw = 0;
@@ -558,9 +562,7 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
       while (nextIndex - nextToWrite > limit && !writeError) await new Promise<void>((r) => (wake = r));
       if (writeError) throw writeError;
     };
-    const dispatch = async (): Promise<void> => {
-      const lines = chunk;
-      chunk = [];
+    const dispatch = async (lines: ChunkLine[]): Promise<void> => {
       const index = nextIndex++;
       (exec as Executor).run(index, lines).then(
         (r) => {
@@ -575,22 +577,13 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
       await settle(maxInFlight - 1);
     };
 
-    let chunk: ChunkLine[] = [];
-    const rl = readline.createInterface({ input: fs.createReadStream(options.input, { encoding: 'utf8' }), crlfDelay: Infinity });
-    let lineNo = 0;
-    try {
-      for await (const text of rl) {
-        lineNo++;
-        if (lineNo <= summary.resumedAfter) continue;
-        if (stop || options.signal?.aborted) break;
-        if (text.trim() === '') continue;
-        chunk.push({ line: lineNo, text });
-        if (chunk.length >= chunkLines) await dispatch();
-      }
-    } finally {
-      rl.close();
+    // The same chunks as a distributed run cuts (jsonl.ts): equal batches give equal bytes.
+    const seen = { lines: 0 };
+    for await (const chunk of readChunks(options.input, chunkLines, summary.resumedAfter, seen)) {
+      if (stop || options.signal?.aborted) break;
+      await dispatch(chunk.lines);
     }
-    if (chunk.length > 0 && !stop && !options.signal?.aborted) await dispatch();
+    const lineNo = Math.max(seen.lines, summary.resumedAfter);
     await settle(0);
     // Blank lines after the last record are done too.
     if (!stop && !options.signal?.aborted) summary.lastLine = Math.max(summary.lastLine, lineNo);
@@ -624,7 +617,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
       options: {
         input: { type: 'string', short: 'i' }, output: { type: 'string', short: 'o' }, workers: { type: 'string' },
         chunk: { type: 'string' }, 'top-k': { type: 'string' }, 'max-tokens': { type: 'string' }, threads: { type: 'string' },
-        strict: { type: 'boolean' }, quiet: { type: 'boolean' },
+        strict: { type: 'boolean' }, quiet: { type: 'boolean' }, queue: { type: 'string' }, 'queue-name': { type: 'string' },
       },
     });
   } catch (e) {
@@ -640,6 +633,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
     return n;
   };
+  if (values.queue !== undefined && values.workers !== undefined) return usage("--workers is for the single-machine run; with --queue, give it to 'rnnkit worker'");
   let opts: BatchOptions;
   try {
     opts = {
@@ -667,6 +661,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   opts.signal = controller.signal;
   try {
+    if (values.queue !== undefined) return await (await import('./distributed/producer')).distributedPredict(opts, values.queue, values['queue-name'], quiet);
     const s = await runBatch(opts);
     const say = (line: string): void => {
       if (!quiet) process.stderr.write(line + '\n');
