@@ -513,7 +513,7 @@ export class Sequential {
   }
 
   compile(options: CompileOptions): this {
-    if (typeof options !== 'object' || options === null) throw rnnkitError('ERR_RNNKIT_TYPE', 'compile() takes { loss, optimizer, clipNorm? }');
+    if (typeof options !== 'object' || options === null) throw rnnkitError('ERR_RNNKIT_TYPE', 'compile() takes { loss, optimizer, clipNorm?, metrics?, ignoreIndex? }');
     if (options.loss !== 'softmaxCrossEntropy' && options.loss !== 'mse')
       throw rnnkitError('ERR_RNNKIT_ARGUMENT', `loss must be 'softmaxCrossEntropy' or 'mse', got '${String(options.loss)}'`);
     if (options.clipNorm !== undefined && !(options.clipNorm >= 0))
