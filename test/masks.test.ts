@@ -301,3 +301,21 @@ t.test('masked mse gradients equal PyTorch\'s packed-sequence gradients', async 
     net.dispose();
   }
 });
+
+t.test('the encoder-decoder follows the same cross-entropy rule: -1 is left out, any other id outside the classes is an error', async (t) => {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { Seq2Seq } = require('../lib/seq2seq') as typeof import('../lib/seq2seq');
+  const model = new Seq2Seq({ cell: 'gru', attention: 'bahdanau', srcVocab: 5, tgtVocab: 4, embedSize: 3, hiddenSize: 4, numLayers: 1, seed: 1 });
+  const batch = (targets: number[]) => ({
+    source: { data: Int32Array.from([1, 2, 3, 1, 2, 3]), shape: [2, 3] },
+    decoderInput: { data: Int32Array.from([0, 1, 2, 0, 3, 1]), shape: [2, 3] },
+    targets: Int32Array.from(targets),
+  });
+  const all = model.evaluateSync(batch([1, 2, 3, 3, 1, 2]));
+  const some = model.evaluateSync(batch([1, 2, 3, 3, -1, -1]));
+  t.equal(some.counted, 4, 'the -1 targets are not counted');
+  t.not(all.loss, some.loss, 'and change the mean');
+  throwsCode(t, () => model.evaluateSync(batch([1, 2, 3, 3, -2, -1])), 'ERR_RNNKIT_VALUE', /seq2seq: target -2 at index 4 is not a class of the output \(it has 4\).*ignore index \(-1\)/, '-2');
+  throwsCode(t, () => model.evaluateSync(batch([1, 2, 4, 3, 1, 2])), 'ERR_RNNKIT_VALUE', /seq2seq: target 4 at index 2 is not a class/, 'a class past the vocabulary');
+  model.dispose();
+});

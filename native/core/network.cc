@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 
+#include "class_targets.h"
 #include "dense_stage.h"
 #include "error.h"
 
@@ -421,19 +422,9 @@ double Network::computeLoss(const LossTarget& target, bool* fromLogits, LossStat
   std::size_t counted = 0;
   if (target.kind == LossKind::SoftmaxCrossEntropy) {
     checkSize("targets", target.classes.size(), rows, layoutName);
-    // The rule of LossTarget, in one place: the kernels skip the rows whose class is negative here.
-    countedTargets_.assign(rows, -1);
-    for (std::size_t i = 0; i < rows; ++i) {
-      const int32_t c = target.classes[i];
-      if (c == target.ignoreIndex || pastLength(i)) continue;
-      if (c < 0 || c >= F)
-        fail(ErrorCode::Value, "target " + std::to_string(c) + " at index " + std::to_string(i) +
-                                   " is not a class of the output (it has " + std::to_string(F) +
-                                   "); mark a position left out of the loss with the ignore index (" +
-                                   std::to_string(target.ignoreIndex) + ")");
-      countedTargets_[i] = c;
-      ++counted;
-    }
+    countedTargets_.resize(rows);
+    counted = classTargetsForKernel(target.classes.data(), rows, F, target.ignoreIndex,
+                                    [this](std::size_t i) { return pastLength(i); }, countedTargets_.data(), "target");
     // Cross-entropy reads logits: the output of a linear last layer, or the pre-activation of a softmax one.
     auto* dense = dynamic_cast<DenseStage*>(stages_.back().get());
     const bool softmaxHead = dense && dense->activation() == Activation::Softmax;

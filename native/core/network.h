@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "class_targets.h"
 #include "device_buffer.h"
 #include "network_spec.h"
 #include "optimizer.h"
@@ -47,12 +48,9 @@ struct InputGradient {
 
 enum class LossKind { SoftmaxCrossEntropy, MeanSquaredError };
 
-// The class id that marks a target position as padding, left out of the cross-entropy, when the caller names none
-// (PyTorch's CrossEntropyLoss calls it ignore_index).
-constexpr int32_t kDefaultIgnoreIndex = -1;
-
-// Which output positions a loss counts (the one rule, applied by Network::computeLoss):
-//  - cross-entropy: a target equal to ignoreIndex is left out; every other target must be a class of the output;
+// Which output positions a loss counts (cross-entropy: class_targets.h, the rule of every model of the core):
+//  - cross-entropy: a target equal to ignoreIndex (kDefaultIgnoreIndex, -1, unless given) is left out; every other
+//    target must be a class of the output;
 //  - with lengths on the last forward's input, a sequence output's position (t, b) with t >= lengths[b] is left out
 //    (its target is not read);
 //  - the loss is the mean over the counted positions (mse: over their values), 0 when none is counted.

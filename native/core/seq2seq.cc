@@ -5,6 +5,7 @@
 #include <limits>
 #include <random>
 
+#include "class_targets.h"
 #include "error.h"
 #include "model_spec.h"
 
@@ -26,17 +27,15 @@ std::vector<int32_t> timeMajor(const std::vector<int32_t>& v, int B, int N) {
   return out;
 }
 
-void checkIds(const char* what, const std::vector<int32_t>& ids, std::size_t want, int vocab, bool allowNegative,
-              const char* shape) {
+void checkIds(const char* what, const std::vector<int32_t>& ids, std::size_t want, int vocab, const char* shape) {
   if (ids.size() != want)
     fail(ErrorCode::Shape, std::string("seq2seq: ") + what + " has " + std::to_string(ids.size()) +
                                " values, expected " + std::to_string(want) + " (" + shape + ")");
   for (std::size_t i = 0; i < ids.size(); ++i) {
     const int32_t v = ids[i];
-    if ((v < 0 && !allowNegative) || v >= vocab)
+    if (v < 0 || v >= vocab)
       fail(ErrorCode::Value, std::string("seq2seq: ") + what + "[" + std::to_string(i) + "] = " + std::to_string(v) +
-                                 " is outside the vocabulary [0, " + std::to_string(vocab) + ")" +
-                                 (allowNegative ? " (negative ids are ignored positions)" : ""));
+                                 " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
   }
 }
 }  // namespace
@@ -208,7 +207,7 @@ void Seq2Seq::checkSource(const std::vector<int32_t>& src, int B, int S, const s
     fail(ErrorCode::Shape, "seq2seq: the source must have shape [batch, steps] with both at least 1, got [" +
                                std::to_string(B) + ", " + std::to_string(S) + "]");
   if ((long long)B * S > (1LL << 28)) fail(ErrorCode::Shape, "seq2seq: the source batch is too large");
-  checkIds("source", src, (std::size_t)B * S, spec_.srcVocab, false, "[batch, srcSteps]");
+  checkIds("source", src, (std::size_t)B * S, spec_.srcVocab, "[batch, srcSteps]");
   if (!lengths.empty()) {
     if (lengths.size() != (std::size_t)B)
       fail(ErrorCode::Shape, "seq2seq: sourceLengths has " + std::to_string(lengths.size()) +
@@ -225,10 +224,17 @@ void Seq2Seq::checkBatch(const Seq2SeqBatch& b, bool needTargets) const {
   if (b.tgtLen < 1)
     fail(ErrorCode::Shape, "seq2seq: the decoder input must have at least one step, got " + std::to_string(b.tgtLen));
   if ((long long)b.batch * b.tgtLen > (1LL << 28)) fail(ErrorCode::Shape, "seq2seq: the target batch is too large");
-  checkIds("decoder input", b.tgtIn, (std::size_t)b.batch * b.tgtLen, spec_.tgtVocab, false, "[batch, tgtSteps]");
-  if (needTargets || !b.targets.empty())
-    checkIds("targets", b.targets, (std::size_t)b.batch * b.tgtLen, spec_.tgtVocab, true,
-             "[batch, tgtSteps], the shape of the decoder input");
+  checkIds("decoder input", b.tgtIn, (std::size_t)b.batch * b.tgtLen, spec_.tgtVocab, "[batch, tgtSteps]");
+  if (needTargets || !b.targets.empty()) {
+    const std::size_t n = (std::size_t)b.batch * b.tgtLen;
+    if (b.targets.size() != n)
+      fail(ErrorCode::Shape, "seq2seq: targets has " + std::to_string(b.targets.size()) + " values, expected " +
+                                 std::to_string(n) + " ([batch, tgtSteps], the shape of the decoder input)");
+    // The cross-entropy rule of the core (class_targets.h): -1 marks a position left out, any other id is a class.
+    std::vector<int32_t> kernelTargets(n);
+    classTargetsForKernel(b.targets.data(), n, spec_.tgtVocab, kDefaultIgnoreIndex, [](std::size_t) { return false; },
+                          kernelTargets.data(), "seq2seq: target");
+  }
 }
 
 void Seq2Seq::encode(int B, int S, bool train, const int32_t* lengths) {
@@ -780,7 +786,7 @@ void Seq2Seq::stepRows(DecoderState& st) {
 
 void Seq2Seq::decodeStep(DecoderState& st, const std::vector<int32_t>& tokens, std::vector<float>* logits,
                          std::vector<float>* attention) {
-  checkIds("tokens", tokens, (std::size_t)st.R, spec_.tgtVocab, false, "one per row of the decoder");
+  checkIds("tokens", tokens, (std::size_t)st.R, spec_.tgtVocab, "one per row of the decoder");
   be_.upload(st.tokens.reserveInts(st.R), tokens.data(), st.R * sizeof(int32_t));
   stepRows(st);
   if (logits) {
