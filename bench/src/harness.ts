@@ -186,7 +186,9 @@ export async function measureWorkload(w: Workload, o: BenchOptions, withOrt: boo
       const x = { data: Float32Array.from({ length: B * features }, () => rng.next()), shape: [B, features] };
       const quantized = makeModel(w, 1).setInferencePrecision('int8');
       const qstream = quantized.stream();
-      const int8Rel = relativeDifference(qstream.stepSync(x).data, model.stream().stepSync(x).data);
+      const plain = model.stream();
+      const int8Rel = relativeDifference(qstream.stepSync(x).data, plain.stepSync(x).data);
+      plain.dispose();
       qstream.reset();
       if (!(int8Rel <= INT8_TOLERANCE)) throw new Error(`int8 step outputs differ from float32 by ${int8Rel.toExponential(2)} relative (limit ${INT8_TOLERANCE})`);
       figures.int8_agreement = int8Rel;
