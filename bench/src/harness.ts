@@ -728,7 +728,9 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
       readBound[n] = { bytes, us: (2 * rows * w.hidden) / (gflops * 1e9) * 1e6 };
       // And the machine's own floor: the same bytes read and summed, nothing else, split across the same threads.
       if (typeof benchRead === 'function') {
-        const r = benchRead(bytes, tiny ? 20 : 20000);
+        // As many passes as fit about half a second (at most 20,000): a loaded machine makes each one slow.
+        const probe = benchRead(bytes, 20);
+        const r = tiny ? probe : benchRead(bytes, Math.max(20, Math.min(20000, Math.round(0.5 / Math.max(probe.medianSeconds, 1e-7)))));
         Object.assign(readBound[n] as object, { read_us: r.bestSeconds * 1e6, read_median_us: r.medianSeconds * 1e6 });
       }
     }
