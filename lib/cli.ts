@@ -45,6 +45,9 @@ options:
   --steps N            optimizer steps (default 600)
   --lr X               Adam learning rate (default 0.002)
   --clip X             global gradient-norm clip, 0 for none (default 5)
+  --skip-non-finite    skip (and count) steps whose loss or gradient norm is not finite; by default such a step
+                       stops training with ERR_RNNKIT_NON_FINITE (it is never applied; a checkpoint of the last
+                       good state is written)
   --seed N             seed of weights and batches (default 1)
   --eval-every N       evaluate validation loss every N steps (default 100)
   --val-batches N      validation batches per evaluation (default 20)
@@ -240,6 +243,7 @@ async function train(argv: string[]): Promise<number> {
       clip: { type: 'string' }, seed: { type: 'string' }, 'eval-every': { type: 'string' }, 'val-batches': { type: 'string' },
       'val-fraction': { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'boolean' },
       threads: { type: 'string' }, out: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      'skip-non-finite': { type: 'boolean' },
     },
     strict: true,
   });
@@ -377,9 +381,11 @@ async function train(argv: string[]): Promise<number> {
   const controller = new AbortController();
   const onSignal = (): void => controller.abort();
   process.once('SIGINT', onSignal);
+  let skipped = 0;
   try {
-    await model.fitDataset(asBatch(trainData), {
+    const history = await model.fitDataset(asBatch(trainData), {
       steps: remaining,
+      nonFinite: values['skip-non-finite'] ? 'skip' : 'error',
       signal: controller.signal,
       validation: { source: asBatch(valData), batches: valBatches, every: evalEvery },
       checkpoint: { path: checkpointPath, every: checkpointEvery, extra: checkpointExtra },
@@ -405,9 +411,19 @@ async function train(argv: string[]): Promise<number> {
         },
       },
     });
+    skipped = history.skippedSteps;
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_RNNKIT_NON_FINITE') {
+      // The step was not applied: the model is as good as after the last step; keep it for --resume.
+      await model.save(checkpointPath, { includeOptimizer: true, extra: checkpointExtra() });
+      process.stderr.write(`rnnkit: stopped after step ${model.step}: a checkpoint of the last good state is in ` +
+        `${checkpointPath} ('${resumeHint(out, values.data)}' continues from it); lower --lr or --clip, or pass --skip-non-finite\n`);
+    }
+    throw e;
   } finally {
     process.removeListener('SIGINT', onSignal);
   }
+  if (skipped > 0) process.stderr.write(`rnnkit: ${skipped} steps skipped: their loss or gradient norm was not finite\n`);
   await model.save(modelPath);
   // The last step's checkpoint too, so that --resume knows where the run ended (and neither repeats steps nor
   // starts over) and a larger --steps continues from here.

@@ -1,6 +1,7 @@
 // Layer constructors of the model builder, with the names and options Keras and TF.js users know. Each returns a
 // plain description; the model turns the list into one native pipeline.
 import { rnnkitError } from './errors';
+import { checkOptions } from './options';
 import type { GateActivation } from './native';
 
 export type Activation = 'linear' | 'softmax' | 'sigmoid' | 'tanh' | 'relu';
@@ -78,16 +79,30 @@ export function gateActivationOf(recurrentActivation: unknown): GateActivation {
   throw rnnkitError('ERR_RNNKIT_ARGUMENT', `recurrentActivation must be 'sigmoid' or 'hardSigmoid', got ${JSON.stringify(recurrentActivation)}`);
 }
 
+// The option names of each factory (unknown names are an error that suggests the right one, see checkOptions).
+const RECURRENT_NAMES = ['units', 'returnSequences', 'returnState', 'bidirectional', 'goBackwards', 'dropout', 'numLayers',
+  'stackDropout', 'name'];
+const OPTION_NAMES: Record<string, readonly string[]> = {
+  embedding: ['inputDim', 'outputDim', 'name'],
+  simpleRNN: [...RECURRENT_NAMES, 'activation'],
+  lstm: [...RECURRENT_NAMES, 'recurrentActivation'],
+  gru: [...RECURRENT_NAMES, 'recurrentActivation', 'resetAfter'],
+  dense: ['units', 'activation', 'name'],
+  dropout: ['rate', 'name'],
+};
+
 function gated<T extends GatedRecurrentOptions>(what: string, value: T | undefined): T {
   const o = options(what, value);
   gateActivationOf(o.recurrentActivation);
   return o;
 }
 
+// A copy of the options (read once: a getter does not run again when the model is built), with known names only.
 function options<T extends object>(what: string, value: T | undefined): T {
   if (typeof value !== 'object' || value === null)
     throw rnnkitError('ERR_RNNKIT_TYPE', `layers.${what}() takes an options object`);
-  return value;
+  checkOptions(value, `layers.${what}() options`, OPTION_NAMES[what]);
+  return { ...value };
 }
 
 export const layers = {

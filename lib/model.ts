@@ -3,6 +3,7 @@
 import { native, type NativeNetwork, type NativeLayerSpec, type NativeModelSpec, type NativeSequenceInput,
   type NativeLossTarget, type NativeStream } from './native';
 import { rnnkitError } from './errors';
+import { checkOptions, integerOption, booleanOption, functionOption, choiceOption, numberOption } from './options';
 import type { LayerConfig, Activation } from './layers';
 import { layers as layerFactory, gateActivationOf } from './layers';
 import type { OptimizerConfig } from './optimizers';
@@ -92,7 +93,16 @@ export interface History {
   /** With `metrics: ['accuracy']`: per epoch (interval), as `loss`. */
   accuracy?: number[];
   valAccuracy?: number[];
+  /** Steps not applied because their loss or gradient norm was not finite (with `nonFinite: 'skip'`). */
+  skippedSteps: number;
 }
+
+/**
+ * What training does with a batch whose loss or gradient norm is not finite (an Infinity or NaN in the data, or a
+ * learning rate too high). Such a step is never applied; 'error' (default) rejects with ERR_RNNKIT_NON_FINITE
+ * naming the batch, 'skip' goes on and counts it in `history.skippedSteps`.
+ */
+export type NonFinitePolicy = 'error' | 'skip';
 
 /** What `evaluate` measures: the mean loss over the counted target positions, and the compiled metrics. */
 export interface EvaluateResult {
@@ -111,6 +121,8 @@ export interface FitOptions {
    */
   lengths?: Lengths;
   epochs?: number;
+  /** See NonFinitePolicy (default 'error'). */
+  nonFinite?: NonFinitePolicy;
   /** Stop after this many steps in total (this call), whatever the epochs. */
   steps?: number;
   batchSize?: number;
@@ -146,6 +158,8 @@ export interface TrainOnBatchOptions {
   carryState?: boolean;
   /** Valid steps of each row (see FitOptions.lengths). */
   lengths?: Lengths;
+  /** See NonFinitePolicy (default 'error'). */
+  nonFinite?: NonFinitePolicy;
 }
 
 export interface TrainOnBatchResult {
@@ -157,6 +171,8 @@ export interface TrainOnBatchResult {
   accuracy?: number;
   /** Target positions the loss counted (see CompileOptions.ignoreIndex and FitOptions.lengths). */
   counted: number;
+  /** The step was not applied (non-finite loss or gradient norm, with nonFinite: 'skip'). */
+  skipped: boolean;
 }
 
 export interface EvaluateOptions {
@@ -167,6 +183,8 @@ export interface EvaluateOptions {
 
 export interface FitDatasetOptions {
   steps: number;
+  /** See NonFinitePolicy (default 'error'). */
+  nonFinite?: NonFinitePolicy;
   callbacks?: Callbacks;
   signal?: AbortSignal;
   /** Evaluate every `every` steps on `batches` batches from `source` (and at the end). */
@@ -209,9 +227,67 @@ export interface LayerSummary {
   stacked?: LayerSummary[];
 }
 
-function isIntInput(x: ModelInput): x is IntTensor {
-  return !(x.data instanceof Float32Array);
+const CALLBACK_NAMES = ['onTrainBegin', 'onStepEnd', 'onEpochEnd', 'onTrainEnd'];
+
+function checkCallbacks(callbacks: Callbacks | undefined): void {
+  const cb = checkOptions(callbacks, 'callbacks', CALLBACK_NAMES);
+  for (const name of CALLBACK_NAMES) functionOption((cb as Record<string, unknown>)[name], `callbacks.${name}`);
 }
+
+function checkSignal(signal: unknown): void {
+  if (signal !== undefined && !(signal instanceof AbortSignal))
+    throw rnnkitError('ERR_RNNKIT_TYPE', 'signal must be an AbortSignal');
+}
+
+function checkCheckpoint(c: CheckpointOptions | undefined): void {
+  if (c === undefined) return;
+  checkOptions(c, 'checkpoint', ['path', 'every', 'extra']);
+  if (typeof c.path !== 'string' || c.path === '') throw rnnkitError('ERR_RNNKIT_TYPE', 'checkpoint.path must be a file path');
+  integerOption(c.every, 'checkpoint.every', 1, 0);
+  if (c.every === undefined) throw rnnkitError('ERR_RNNKIT_ARGUMENT', 'checkpoint.every is required');
+  functionOption(c.extra, 'checkpoint.extra');
+}
+
+function checkFitOptions(o: FitOptions): void {
+  checkOptions(o, 'fit options', ['lengths', 'epochs', 'steps', 'batchSize', 'shuffle', 'validationData', 'callbacks',
+    'signal', 'seed', 'stateful', 'chunkLength', 'checkpoint', 'nonFinite']);
+  integerOption(o.epochs, 'epochs', 0, 1);
+  integerOption(o.steps, 'steps', 0, 0);
+  integerOption(o.batchSize, 'batchSize', 1, 32);
+  booleanOption(o.shuffle, 'shuffle', true);
+  integerOption(o.seed, 'seed', 0, 0);
+  const stateful = booleanOption(o.stateful, 'stateful', false);
+  integerOption(o.chunkLength, 'chunkLength', 1, 1);
+  if (o.chunkLength !== undefined && !stateful)
+    throw rnnkitError('ERR_RNNKIT_ARGUMENT', 'chunkLength is used only with stateful: true');
+  if (o.batchSize !== undefined && stateful)
+    throw rnnkitError('ERR_RNNKIT_ARGUMENT', 'batchSize is not used with stateful: true (the batch is all rows of x)');
+  choiceOption(o.nonFinite, 'nonFinite', ['error', 'skip'], 'error');
+  checkCallbacks(o.callbacks);
+  checkSignal(o.signal);
+  checkCheckpoint(o.checkpoint);
+}
+
+function checkFitDatasetOptions(o: FitDatasetOptions): void {
+  if (typeof o !== 'object' || o === null) throw rnnkitError('ERR_RNNKIT_TYPE', 'fitDataset options must be an object { steps, ... }');
+  checkOptions(o, 'fitDataset options', ['steps', 'callbacks', 'signal', 'validation', 'stateful', 'checkpoint', 'nonFinite']);
+  if (o.steps === undefined) throw rnnkitError('ERR_RNNKIT_ARGUMENT', 'fitDataset options.steps is required');
+  integerOption(o.steps, 'steps', 0, 0);
+  booleanOption(o.stateful, 'stateful', false);
+  choiceOption(o.nonFinite, 'nonFinite', ['error', 'skip'], 'error');
+  checkCallbacks(o.callbacks);
+  checkSignal(o.signal);
+  checkCheckpoint(o.checkpoint);
+  if (o.validation !== undefined) {
+    const v = checkOptions(o.validation, 'validation', ['source', 'batches', 'every']);
+    if (!v.source || typeof v.source.nextBatch !== 'function') throw rnnkitError('ERR_RNNKIT_TYPE', 'validation.source needs nextBatch()');
+    integerOption(v.batches, 'validation.batches', 1, 1);
+    integerOption(v.every, 'validation.every', 1, 1);
+    if (v.batches === undefined || v.every === undefined)
+      throw rnnkitError('ERR_RNNKIT_ARGUMENT', 'validation needs { source, batches, every }');
+  }
+}
+
 
 function checkTensor(t: unknown, what: string): asserts t is { data: ArrayLike<number>; shape: number[] } {
   if (typeof t !== 'object' || t === null || !('data' in t) || !('shape' in t) || !Array.isArray((t as Tensor).shape))
@@ -299,7 +375,9 @@ class MetricTotals {
 }
 
 function newHistory(accuracy: boolean): History {
-  return accuracy ? { loss: [], valLoss: [], steps: [], accuracy: [], valAccuracy: [] } : { loss: [], valLoss: [], steps: [] };
+  return accuracy
+    ? { loss: [], valLoss: [], steps: [], accuracy: [], valAccuracy: [], skippedSteps: 0 }
+    : { loss: [], valLoss: [], steps: [], skippedSteps: 0 };
 }
 
 function metricsOf(r: TrainOnBatchResult): { loss: number; accuracy?: number } {
@@ -330,13 +408,15 @@ export class Sequential {
   #compiled: CompileOptions | undefined;
   #names: string[] = [];
   #step = 0;
-  #queue: Promise<unknown> = Promise.resolve();
   /** Free-form metadata saved with the model (for example a vocabulary). */
   metadata: Record<string, unknown> = {};
 
   constructor(options: ModelOptions) {
     if (typeof options !== 'object' || options === null)
       throw rnnkitError('ERR_RNNKIT_TYPE', 'sequential() takes an options object { vocabSize | inputSize, layers }');
+    checkOptions(options, 'sequential() options', ['vocabSize', 'inputSize', 'layers', 'seed']);
+    if (options.layers !== undefined && !Array.isArray(options.layers))
+      throw rnnkitError('ERR_RNNKIT_TYPE', 'layers must be an Array of layers from rnnkit.layers');
     this.#vocabSize = options.vocabSize ?? 0;
     this.#inputSize = options.inputSize ?? 0;
     this.#seed = options.seed;
@@ -514,19 +594,26 @@ export class Sequential {
 
   compile(options: CompileOptions): this {
     if (typeof options !== 'object' || options === null) throw rnnkitError('ERR_RNNKIT_TYPE', 'compile() takes { loss, optimizer, clipNorm?, metrics?, ignoreIndex? }');
-    if (options.loss !== 'softmaxCrossEntropy' && options.loss !== 'mse')
-      throw rnnkitError('ERR_RNNKIT_ARGUMENT', `loss must be 'softmaxCrossEntropy' or 'mse', got '${String(options.loss)}'`);
-    if (options.clipNorm !== undefined && !(options.clipNorm >= 0))
-      throw rnnkitError('ERR_RNNKIT_VALUE', 'clipNorm must be a number >= 0');
-    checkMetrics(options.metrics, options.loss);
+    checkOptions(options, 'compile options', ['loss', 'optimizer', 'clipNorm', 'metrics', 'ignoreIndex']);
+    const loss = choiceOption(options.loss, 'loss', ['softmaxCrossEntropy', 'mse'] as const, 'softmaxCrossEntropy');
+    if (options.loss === undefined) throw rnnkitError('ERR_RNNKIT_ARGUMENT', "compile() needs a loss: 'softmaxCrossEntropy' or 'mse'");
+    const clipNorm = numberOption(options.clipNorm, 'clipNorm', 0, 0);
+    checkMetrics(options.metrics, loss);
     if (options.ignoreIndex !== undefined) {
-      if (options.loss !== 'softmaxCrossEntropy')
+      if (loss !== 'softmaxCrossEntropy')
         throw rnnkitError('ERR_RNNKIT_ARGUMENT', 'ignoreIndex is for the softmaxCrossEntropy loss');
       if (!Number.isInteger(options.ignoreIndex) || Math.abs(options.ignoreIndex) > 2 ** 31 - 1)
         throw rnnkitError('ERR_RNNKIT_VALUE', `ignoreIndex must be an integer, got ${String(options.ignoreIndex)}`);
     }
-    this.#n.setOptimizer(options.optimizer);
-    this.#compiled = { ...options };
+    const optimizer = options.optimizer;
+    this.#n.setOptimizer(optimizer);
+    // Kept as read once (a getter is not read again at each step), and saved in checkpoints.
+    this.#compiled = {
+      loss, optimizer: { ...optimizer },
+      ...(options.clipNorm !== undefined ? { clipNorm } : {}),
+      ...(options.metrics !== undefined ? { metrics: [...options.metrics] } : {}),
+      ...(options.ignoreIndex !== undefined ? { ignoreIndex: options.ignoreIndex } : {}),
+    };
     return this;
   }
 
@@ -535,33 +622,33 @@ export class Sequential {
     return this.#compiled;
   }
 
+  // The model's kind of input (token ids or features) decides the field; the native converter checks the value
+  // itself (types, integers, length against shape), as for RecurrentNetwork.
   #input(x: ModelInput): NativeSequenceInput {
-    checkTensor(x, 'x');
-    return isIntInput(x) ? { tokens: x, batchFirst: true } : { x: x as Tensor, batchFirst: true };
+    return this.#vocabSize ? { tokens: x as IntTensor, batchFirst: true } : { x: x as Tensor, batchFirst: true };
   }
 
   /** The native input of a training or evaluation batch, with its rows' lengths when given. */
   #batchInput(x: ModelInput, lengths: Lengths | undefined): NativeSequenceInput {
     const input = this.#input(x);
-    return lengths === undefined ? input : { ...input, lengths: checkLengths(lengths, x.shape) };
+    if (lengths === undefined) return input;
+    checkTensor(x, 'x');
+    return { ...input, lengths: checkLengths(lengths, x.shape) };
   }
 
   #predictInput(x: ModelInput, options: PredictOptions | undefined): NativeSequenceInput {
     const input = this.#input(x);
     if (options === undefined) return input;
-    if (typeof options !== 'object' || options === null)
-      throw rnnkitError('ERR_RNNKIT_TYPE', 'predict options must be an object { lengths? }');
+    checkOptions(options, 'predict options', ['lengths']);
     if (options.lengths === undefined) return input;
+    checkTensor(x, 'x');
     return { ...input, lengths: checkLengths(options.lengths, x.shape) };
   }
 
   #target(y: ModelTarget): NativeLossTarget {
     checkTensor(y, 'y');
     const loss = this.#requireCompiled().loss;
-    if (loss === 'mse') {
-      if (!(y.data instanceof Float32Array)) throw rnnkitError('ERR_RNNKIT_TYPE', 'mse targets must be a Float32Array tensor');
-      return { kind: 'mse', values: y.data };
-    }
+    if (loss === 'mse') return { kind: 'mse', values: y as Tensor };
     const { ignoreIndex } = this.#requireCompiled();
     return ignoreIndex === undefined ? { classes: y.data as Int32Array | number[] } : { classes: y.data as Int32Array | number[], ignoreIndex };
   }
@@ -570,37 +657,31 @@ export class Sequential {
     return this.#compiled?.metrics?.includes('accuracy') ?? false;
   }
 
-  #enqueue<T>(call: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(call, call);
-    this.#queue = run.catch(() => undefined);
-    return run;
-  }
-
   /**
-   * One optimizer step on a batch (runs on the thread pool). With `lengths`, the recurrent layers stop at each row's
-   * length and target positions past it are left out of the loss.
+   * One optimizer step on a batch (runs on the thread pool; the arrays are copied when the call is made, and calls
+   * run in call order). With `lengths`, the recurrent layers stop at each row's length and target positions past it
+   * are left out of the loss. A batch whose loss or gradient norm is not finite is not applied: it rejects with
+   * ERR_RNNKIT_NON_FINITE, or with `nonFinite: 'skip'` resolves with `skipped: true`.
    */
   trainOnBatch(x: ModelInput, y: ModelTarget, options: TrainOnBatchOptions = {}): Promise<TrainOnBatchResult> {
-    let input: NativeSequenceInput;
-    let target: NativeLossTarget;
-    let clipNorm: number;
     try {
-      clipNorm = this.#requireCompiled().clipNorm ?? 0;
+      const clipNorm = this.#requireCompiled().clipNorm ?? 0;
       if (typeof options !== 'object' || options === null)
-        throw rnnkitError('ERR_RNNKIT_TYPE', 'trainOnBatch options must be an object { carryState?, lengths? }');
-      input = this.#batchInput(x, options.lengths);
-      target = this.#target(y);
+        throw rnnkitError('ERR_RNNKIT_TYPE', 'trainOnBatch options must be an object { carryState?, lengths?, nonFinite? }');
+      checkOptions(options, 'trainOnBatch options', ['carryState', 'lengths', 'nonFinite']);
+      const accuracy = this.#accuracy;
+      const call = this.#n.trainStep(this.#batchInput(x, options.lengths), this.#target(y), {
+        clipNorm, carryState: options.carryState ?? false, nonFinite: options.nonFinite ?? 'error',
+      });
+      return call.then((r) => {
+        if (!r.skipped) this.#step++;
+        const out: TrainOnBatchResult = { loss: r.loss, gradNorm: r.gradNorm, counted: r.counted, skipped: r.skipped };
+        if (accuracy) out.accuracy = r.counted ? (r.correct ?? 0) / r.counted : NaN;
+        return out;
+      });
     } catch (e) {
       return Promise.reject(e);
     }
-    const accuracy = this.#accuracy;
-    return this.#enqueue(async () => {
-      const r = await this.#n.trainStep(input, target, { clipNorm, carryState: options.carryState ?? false });
-      this.#step++;
-      const out: TrainOnBatchResult = { loss: r.loss, gradNorm: r.gradNorm, counted: r.counted };
-      if (accuracy) out.accuracy = r.counted ? (r.correct ?? 0) / r.counted : NaN;
-      return out;
-    });
   }
 
   /**
@@ -613,18 +694,18 @@ export class Sequential {
     checkTensor(y, 'y');
     if (typeof options !== 'object' || options === null)
       throw rnnkitError('ERR_RNNKIT_TYPE', 'evaluate options must be an object { batchSize?, lengths? }');
+    checkOptions(options, 'evaluate options', ['batchSize', 'lengths']);
     const n = x.shape[0];
     if (y.shape[0] !== n) throw rnnkitError('ERR_RNNKIT_SHAPE', `x has ${n} rows but y has ${y.shape[0]}`);
     const lengths = options.lengths === undefined ? undefined : checkLengths(options.lengths, x.shape);
-    const batch = options.batchSize ?? n;
-    if (!Number.isInteger(batch) || batch < 1) throw rnnkitError('ERR_RNNKIT_VALUE', 'batchSize must be an integer >= 1');
+    const batch = integerOption(options.batchSize, 'batchSize', 1, Math.max(n, 1));
     const totals = new MetricTotals();
     for (let i = 0; i < n; i += batch) {
       const rows = Array.from({ length: Math.min(batch, n - i) }, (_, k) => i + k);
       const whole = rows.length === n;
       const input = this.#batchInput(whole ? x : takeRows(x, rows), lengths && (whole ? lengths : rows.map((r) => lengths[r])));
       const target = this.#target(whole ? y : takeRows(y, rows));
-      totals.add(await this.#enqueue(() => this.#n.evaluate(input, target)));
+      totals.add(await this.#n.evaluate(input, target));
     }
     return totals.result(this.#accuracy);
   }
@@ -640,7 +721,7 @@ export class Sequential {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#enqueue(async () => (await this.#n.forward(input)).output);
+    return this.#n.forward(input).then((r) => r.output);
   }
 
   /** `predict`, synchronously. */
@@ -651,24 +732,55 @@ export class Sequential {
   /** Outputs and final recurrent states (each recurrent layer's [layers * directions, batch, units], concatenated). */
   async predictWithState(x: ModelInput, initialState?: { h?: Float32Array; c?: Float32Array }, options?: PredictOptions): Promise<{ output: Tensor; h: Float32Array; c?: Float32Array }> {
     const input = { ...this.#predictInput(x, options), h0: initialState?.h, c0: initialState?.c };
-    const r = await this.#enqueue(() => this.#n.forward(input));
+    const r = await this.#n.forward(input);
     return { output: r.output, h: r.hn, c: r.cn };
   }
 
+  // fit's data, checked whole before the first step (so that a bad value anywhere loses no training) and copied
+  // (the caller may change its arrays while fit runs): the native converter checks types, integers and lengths
+  // against shapes, and the network checks the input as a forward would (token ids in the vocabulary, features).
+  #fitData(x: ModelInput, y: ModelTarget, options: FitOptions): { x: ModelInput; y: ModelTarget } {
+    const { loss } = this.#requireCompiled();
+    checkFitOptions(options);
+    const xc = native.copyTensor(x, 'x', this.#vocabSize ? 'int32' : 'float32') as ModelInput;
+    const yc = native.copyTensor(y, 'y', loss === 'mse' ? 'float32' : 'int32') as ModelTarget;
+    this.#n.checkInput(this.#input(xc));
+    if (yc.shape[0] !== xc.shape[0]) throw rnnkitError('ERR_RNNKIT_SHAPE', `x has ${xc.shape[0]} rows but y has ${yc.shape[0]}`);
+    if (options.validationData !== undefined) {
+      const v = options.validationData;
+      if (typeof v !== 'object' || v === null) throw rnnkitError('ERR_RNNKIT_TYPE', 'validationData must be { x, y, lengths? }');
+      checkOptions(v, 'validationData', ['x', 'y', 'lengths']);
+      this.#n.checkInput(this.#input(v.x));
+    }
+    return { x: xc, y: yc };
+  }
+
+  // One training step of fit / fitDataset: a non-finite step rejects with where it happened.
+  async #fitStep(x: ModelInput, y: ModelTarget, options: TrainOnBatchOptions, where: string): Promise<TrainOnBatchResult> {
+    try {
+      return await this.trainOnBatch(x, y, options);
+    } catch (e) {
+      const err = e as Error & { code?: string };
+      if (err?.code === 'ERR_RNNKIT_NON_FINITE') {
+        throw rnnkitError('ERR_RNNKIT_NON_FINITE', `${where} (training step ${this.#step + 1}): ${err.message}; ` +
+          "pass nonFinite: 'skip' to skip such batches and count them in history.skippedSteps");
+      }
+      throw e;
+    }
+  }
+
   /** Train over (x, y) for some epochs; runs every step on the thread pool. */
-  async fit(x: ModelInput, y: ModelTarget, options: FitOptions = {}): Promise<History> {
-    this.#requireCompiled();
-    checkTensor(x, 'x');
-    checkTensor(y, 'y');
+  async fit(xGiven: ModelInput, yGiven: ModelTarget, options: FitOptions = {}): Promise<History> {
+    const { x, y } = this.#fitData(xGiven, yGiven, options);
     const n = x.shape[0];
-    if (y.shape[0] !== n) throw rnnkitError('ERR_RNNKIT_SHAPE', `x has ${n} rows but y has ${y.shape[0]}`);
     const lengths = options.lengths === undefined ? undefined : checkLengths(options.lengths, x.shape);
     if (lengths && options.stateful)
       throw rnnkitError('ERR_RNNKIT_ARGUMENT', 'lengths cannot be combined with stateful (chunks of a row would have no valid step)');
     const accuracy = this.#accuracy;
-    const epochs = options.epochs ?? 1;
-    const batchSize = options.stateful ? n : Math.min(options.batchSize ?? 32, n);
+    const epochs = integerOption(options.epochs, 'epochs', 0, 1);
+    const batchSize = options.stateful ? n : Math.min(integerOption(options.batchSize, 'batchSize', 1, 32), n);
     const rng = new SeededRandom(options.seed ?? 0x5eed);
+    const nonFinite = options.nonFinite ?? 'error';
     const history = newHistory(accuracy);
     const cb = options.callbacks ?? {};
     const started = performance.now();
@@ -678,7 +790,7 @@ export class Sequential {
       const batches: { x: ModelInput; y: ModelTarget; lengths?: Int32Array; carry: boolean; tokens: number }[] = [];
       if (options.stateful) {
         const T = x.shape[1];
-        const chunk = options.chunkLength ?? T;
+        const chunk = integerOption(options.chunkLength, 'chunkLength', 1, T);
         this.#n.resetState();
         for (let t0 = 0; t0 < T; t0 += chunk) {
           const t1 = Math.min(T, t0 + chunk);
@@ -699,12 +811,18 @@ export class Sequential {
         }
       }
       const totals = new MetricTotals();
+      let batchIndex = 0;
       for (const b of batches) {
         if (options.signal?.aborted) break outer;
         if (options.steps !== undefined && taken >= options.steps) break outer;
         const t0 = performance.now();
-        const r = await this.trainOnBatch(b.x, b.y, { carryState: b.carry, lengths: b.lengths });
+        const r = await this.#fitStep(b.x, b.y, { carryState: b.carry, lengths: b.lengths, nonFinite }, `epoch ${epoch}, batch ${batchIndex}`);
+        batchIndex++;
         taken++;
+        if (r.skipped) {
+          history.skippedSteps++;
+          continue;
+        }
         totals.add(r, r.accuracy);
         history.steps.push(stepEntry(this.#step, r));
         const seconds = (performance.now() - t0) / 1000;
@@ -729,8 +847,9 @@ export class Sequential {
   async fitDataset(source: BatchSource, options: FitDatasetOptions): Promise<History> {
     this.#requireCompiled();
     if (!source || typeof source.nextBatch !== 'function') throw rnnkitError('ERR_RNNKIT_TYPE', 'fitDataset needs a source with nextBatch()');
-    if (!Number.isInteger(options?.steps) || options.steps < 0) throw rnnkitError('ERR_RNNKIT_VALUE', 'steps must be an integer >= 0');
+    checkFitDatasetOptions(options);
     const cb = options.callbacks ?? {};
+    const nonFinite = options.nonFinite ?? 'error';
     const accuracy = this.#accuracy;
     const history = newHistory(accuracy);
     const started = performance.now();
@@ -745,7 +864,7 @@ export class Sequential {
           const b = v.source.nextBatch();
           const input = this.#batchInput(b.x, b.lengths);
           const target = this.#target(b.y);
-          val.add(await this.#enqueue(() => this.#n.evaluate(input, target)));
+          val.add(await this.#n.evaluate(input, target));
         }
         const r = val.result(accuracy);
         logs.valLoss = r.loss;
@@ -760,7 +879,11 @@ export class Sequential {
       const b = source.nextBatch();
       if (options.stateful && b.first) this.#n.resetState();
       const t0 = performance.now();
-      const r = await this.trainOnBatch(b.x, b.y, { carryState: options.stateful ?? false, lengths: b.lengths });
+      const r = await this.#fitStep(b.x, b.y, { carryState: options.stateful ?? false, lengths: b.lengths, nonFinite }, `step ${i}`);
+      if (r.skipped) {
+        history.skippedSteps++;
+        continue;
+      }
       totals.add(r, r.accuracy);
       history.steps.push(stepEntry(this.#step, r));
       const tokens = b.lengths ? Array.from(b.lengths).reduce((a, c) => a + c, 0) : b.x.shape[0] * (b.x.shape[1] ?? 1);
@@ -794,21 +917,29 @@ export class Sequential {
   /** Generate token ids after a prompt, one step at a time; a seed reproduces the sample. */
   async generate(options: GenerateOptions): Promise<Int32Array> {
     if (!this.#vocabSize) throw rnnkitError('ERR_RNNKIT_STATE', 'generate() needs a model over token ids (vocabSize)');
-    const prompt = Array.from(options.prompt ?? []);
+    if (typeof options !== 'object' || options === null) throw rnnkitError('ERR_RNNKIT_TYPE', 'generate() takes { prompt, length, ... }');
+    checkOptions(options, 'generate options', ['prompt', 'length', 'temperature', 'topK', 'topP', 'seed']);
+    const given = options.prompt;
+    if (typeof given !== 'object' || given === null || typeof given.length !== 'number')
+      throw rnnkitError('ERR_RNNKIT_TYPE', 'prompt must be an array of token ids');
+    // Copied now; the token ids are checked natively at the first step.
+    const prompt = Array.from(given);
     if (prompt.length === 0) throw rnnkitError('ERR_RNNKIT_VALUE', 'generate() needs a prompt of at least one token');
-    if (!Number.isInteger(options.length) || options.length < 0) throw rnnkitError('ERR_RNNKIT_VALUE', 'length must be an integer >= 0');
-    const rng = new SeededRandom(options.seed ?? Date.now());
+    if (options.length === undefined) throw rnnkitError('ERR_RNNKIT_ARGUMENT', 'generate() needs a length');
+    const length = integerOption(options.length, 'length', 0, 0, 2 ** 31 - 1);
+    const rng = new SeededRandom(integerOption(options.seed, 'seed', 0, Date.now()));
     const sampling = { temperature: options.temperature ?? 1, topK: options.topK ?? 0, topP: options.topP ?? 1, probabilities: this.outputActivation === 'softmax' };
+    native.sampleIndex(new Float32Array(1), sampling, 0.5); // the sampling options' checks, before any work
     const stream = this.stream();
-    const out = new Int32Array(options.length);
+    const out = new Int32Array(length);
     try {
       let scores = await stream.step(prompt);
-      for (let i = 0; i < options.length; i++) {
+      for (let i = 0; i < length; i++) {
         const V = scores.shape[scores.shape.length - 1];
         const last = scores.data.subarray(scores.data.length - V);
         const next = native.sampleIndex(last, sampling, rng.next());
         out[i] = next;
-        if (i + 1 < options.length) scores = await stream.step([next]);
+        if (i + 1 < length) scores = await stream.step([next]);
       }
     } finally {
       stream.dispose();
@@ -838,6 +969,8 @@ export class Sequential {
 
   /** Save weights (PyTorch-style names), architecture and, optionally, the optimizer state, atomically. */
   async save(file: string, options: { includeOptimizer?: boolean; extra?: Record<string, unknown> } = {}): Promise<void> {
+    checkOptions(options, 'save options', ['includeOptimizer', 'extra']);
+    booleanOption(options.includeOptimizer, 'includeOptimizer', false);
     const net = this.#n;
     const tensors: NamedTensor[] = net.paramNames().map((name) => ({ name, shape: net.paramShape(name), data: net.getParam(name) }));
     const metadata: Record<string, string> = {
@@ -1001,9 +1134,12 @@ export class ModelStream {
   }
   #input(x: ArrayLike<number> | Tensor): NativeSequenceInput {
     if (this.#tokens) {
-      const ids = Int32Array.from(x as ArrayLike<number>);
-      // One row, any number of steps: [1, T].
-      return { tokens: { data: ids, shape: [1, ids.length] }, batchFirst: true };
+      // One row, any number of steps: [1, T]. The ids go to the native converter as given (no coercion here):
+      // 'abc', 1.7, NaN or 2**32 + 5 are refused there, as by every other entry point.
+      const n = (x as ArrayLike<number>)?.length;
+      if (!Array.isArray(x) && !ArrayBuffer.isView(x))
+        throw rnnkitError('ERR_RNNKIT_TYPE', 'a token stream step takes an Array or Int32Array of token ids');
+      return { tokens: { data: x as unknown as Int32Array, shape: [1, typeof n === 'number' ? n : 0] }, batchFirst: true };
     }
     const t = x as Tensor;
     checkTensor(t, 'x');

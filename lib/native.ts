@@ -48,6 +48,8 @@ export interface NativeLossStats {
 
 export interface NativeTrainStepResult extends NativeLossStats {
   gradNorm: number;
+  /** True when the step was not applied (non-finite loss or gradient norm, with nonFinite: 'skip'). */
+  skipped: boolean;
 }
 
 export interface NativeOptimizerConfig {
@@ -63,6 +65,13 @@ export interface NativeOptimizerConfig {
   alpha?: number;
   centered?: boolean;
   maximize?: boolean;
+}
+
+export interface NativeTrainStepOptions {
+  clipNorm?: number;
+  carryState?: boolean;
+  /** A step whose loss or gradient norm is not finite is never applied: 'error' (default) rejects, 'skip' resolves. */
+  nonFinite?: 'error' | 'skip';
 }
 
 export interface NativeNetwork {
@@ -89,8 +98,10 @@ export interface NativeNetwork {
   backwardSync(grad: NativeOutputGradient): NativeInputGradient;
   loss(target: NativeLossTarget): Promise<NativeInputGradient & { loss: number }>;
   lossSync(target: NativeLossTarget): NativeInputGradient & { loss: number };
-  trainStep(input: NativeSequenceInput, target: NativeLossTarget, options?: { clipNorm?: number; carryState?: boolean }): Promise<NativeTrainStepResult>;
-  trainStepSync(input: NativeSequenceInput, target: NativeLossTarget, options?: { clipNorm?: number; carryState?: boolean }): NativeTrainStepResult;
+  trainStep(input: NativeSequenceInput, target: NativeLossTarget, options?: NativeTrainStepOptions): Promise<NativeTrainStepResult>;
+  trainStepSync(input: NativeSequenceInput, target: NativeLossTarget, options?: NativeTrainStepOptions): NativeTrainStepResult;
+  /** The checks a forward applies to its input (shape, types, token ids in range), without running it. */
+  checkInput(input: NativeSequenceInput): void;
   evaluate(input: NativeSequenceInput, target: NativeLossTarget): Promise<NativeLossStats>;
   evaluateSync(input: NativeSequenceInput, target: NativeLossTarget): NativeLossStats;
   /** Forget the state carried between `trainStep(..., { carryState: true })` calls. */
@@ -217,6 +228,10 @@ interface NativeModule {
   devices(): DeviceInfo[];
   setThreads(n: number): void;
   errorCodes: string[];
+  /** The one check of option names (unknown names throw ERR_RNNKIT_ARGUMENT with the closest known name). */
+  checkOptionNames(options: object, what: string, known: string[]): void;
+  /** A tensor checked by the native converter (types, integers, data length against shape) and copied. */
+  copyTensor(value: unknown, what: string, dtype: 'float32' | 'int32'): { data: Float32Array | Int32Array; shape: number[] };
   /** The safetensors reader (lib/safetensors.ts wraps it): tensors in file order, converted to float32. */
   parseSafetensors(bytes: Uint8Array, options?: { only?: string[] }): { tensors: { name: string; shape: number[]; data: Float32Array }[]; metadata: Record<string, string> };
   /** The parameters a Network of this pipeline spec would have, found without building it. */

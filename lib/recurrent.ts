@@ -1,6 +1,6 @@
 // The typed functional API over a native recurrent network: parameters by PyTorch name, forward, backward, loss,
 // optimizer. Arithmetic happens natively; this class validates nothing that the core does not already check, and
-// only adds what JavaScript callers need: Promise serialization and readable types.
+// only adds readable types.
 import { native, type NativeNetwork, type NativeOptimizerConfig } from './native';
 import type { Tensor } from './tensor';
 import type {
@@ -23,44 +23,13 @@ export interface TrainStepResult {
   correct?: number;
 }
 
-function invoke<A extends readonly unknown[], T>(call: (...args: A) => Promise<T>, args: A): Promise<T> {
-  try {
-    return call(...args);
-  } catch (err) {
-    return Promise.reject(err);
-  }
-}
-
-const typedArraySlice = Object.getPrototypeOf(Int8Array.prototype).slice as (this: ArrayBufferView) => ArrayBufferView;
-
-// The typed arrays and Arrays in a call's arguments, copied (a view copies only its own elements); anything else is
-// kept as it is, so that the native checks still report what was passed.
-function copyArrays(value: unknown, depth = 0): unknown {
-  if (ArrayBuffer.isView(value)) {
-    if (value instanceof DataView) return value;
-    try {
-      return typedArraySlice.call(value);
-    } catch {
-      return value; // a detached buffer: the native side reports it
-    }
-  }
-  if (depth >= 4 || typeof value !== 'object' || value === null) return value;
-  if (Array.isArray(value)) return value.map((v) => copyArrays(v, depth + 1));
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return value;
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) out[key] = copyArrays((value as Record<string, unknown>)[key], depth + 1);
-  return out;
-}
-
 /**
  * A stack of recurrent layers (optionally with a dense head) backed by native memory. Call `dispose()` when done,
- * or let the garbage collector free it. Promise-returning calls on one network run one after another.
+ * or let the garbage collector free it. Promise-returning calls on one network run one after another, in call order
+ * (the native handle queues them), each on a copy of its arguments taken when it is called.
  */
 export class RecurrentNetwork {
   readonly #native: NativeNetwork;
-  #queue: Promise<unknown> = Promise.resolve();
-  #pending = 0;
 
   constructor(spec: RecurrentSpec) {
     this.#native = new native.Network(spec);
@@ -150,7 +119,7 @@ export class RecurrentNetwork {
 
   /** Run the network over a batch. With `train: true`, keeps what backward needs. */
   forward(input: SequenceBatch, options?: { train?: boolean }): Promise<ForwardResult> {
-    return this.#enqueue((i, o) => this.#native.forward(i, o), [input, options] as const);
+    return this.#native.forward(input, options);
   }
 
   forwardSync(input: SequenceBatch, options?: { train?: boolean }): ForwardResult {
@@ -159,7 +128,7 @@ export class RecurrentNetwork {
 
   /** Backpropagate upstream gradients through the last training forward; parameter gradients accumulate. */
   backward(grad: OutputGradient): Promise<InputGradient> {
-    return this.#enqueue((g) => this.#native.backward(g), [grad] as const);
+    return this.#native.backward(grad);
   }
 
   backwardSync(grad: OutputGradient): InputGradient {
@@ -168,7 +137,7 @@ export class RecurrentNetwork {
 
   /** The loss of the last training forward's output, backpropagated (gradients accumulate). */
   loss(target: LossTarget): Promise<InputGradient & { loss: number }> {
-    return this.#enqueue((g) => this.#native.loss(g), [target] as const);
+    return this.#native.loss(target);
   }
 
   lossSync(target: LossTarget): InputGradient & { loss: number } {
@@ -177,7 +146,7 @@ export class RecurrentNetwork {
 
   /** zeroGrad, forward, loss, backward, clip (when clipNorm > 0) and optimizer step, as one native call. */
   trainStep(input: SequenceBatch, target: LossTarget, options?: { clipNorm?: number }): Promise<TrainStepResult> {
-    return this.#enqueue((i, g, o) => this.#native.trainStep(i, g, o), [input, target, options] as const);
+    return this.#native.trainStep(input, target, options);
   }
 
   trainStepSync(input: SequenceBatch, target: LossTarget, options?: { clipNorm?: number }): TrainStepResult {
@@ -187,27 +156,5 @@ export class RecurrentNetwork {
   /** Bytes of native memory held by parameters, gradients and optimizer state. */
   memoryBytes(): number {
     return this.#native.memoryBytes();
-  }
-
-  // Promise calls wait for the previous one: the native handle runs one call at a time. The native side copies a
-  // call's arrays when the call starts, so a call that has to wait works on a copy of them taken now: the caller may
-  // reuse its buffers as soon as the method returns, as with an idle network (where the call starts at once).
-  #enqueue<A extends readonly unknown[], T>(call: (...args: A) => Promise<T>, args: A): Promise<T> {
-    let run: Promise<T>;
-    if (this.#pending === 0) {
-      run = invoke(call, args);
-    } else {
-      const copied = args.map((a) => copyArrays(a)) as unknown as A;
-      run = this.#queue.then(
-        () => invoke(call, copied),
-        () => invoke(call, copied),
-      );
-    }
-    this.#pending++;
-    const done = () => {
-      this.#pending--;
-    };
-    this.#queue = run.then(done, done);
-    return run;
   }
 }

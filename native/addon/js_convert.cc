@@ -1,7 +1,10 @@
 #include "js_convert.h"
 #include "property_keys.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "../core/error.h"
@@ -28,6 +31,14 @@ const char* typedArrayName(napi_typedarray_type t) {
 
 constexpr double kMaxSafeInteger = 9007199254740991.0;
 }  // namespace
+
+std::string numberText(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.15g", v);
+  return buf;
+}
 
 std::string typeName(const Napi::Value& value) {
   if (value.IsUndefined()) return "undefined";
@@ -59,15 +70,20 @@ std::vector<int32_t> readInt32(const Napi::Value& value, const std::string& what
   auto checked = [&](double v, std::size_t i) {
     if (!std::isfinite(v) || std::floor(v) != v || v < -2147483648.0 || v > 2147483647.0)
       fail(ErrorCode::Value, what + "[" + std::to_string(i) + "] must be an integer, got " +
-                                 (std::isnan(v) ? std::string("NaN") : std::to_string(v)));
+                                 numberText(v));
     return (int32_t)v;
   };
   if (value.IsTypedArray()) {
-    Napi::TypedArray ta = value.As<Napi::TypedArray>();
-    const std::size_t n = ta.ElementLength();
+    // The element pointer as N-API gives it, whatever backs the view: an ArrayBuffer or a SharedArrayBuffer (which
+    // is not an ArrayBuffer to N-API, so going through TypedArray::ArrayBuffer() would fail). Copied below.
+    napi_typedarray_type type;
+    std::size_t n = 0;
+    void* base = nullptr;
+    napi_status st = napi_get_typedarray_info(value.Env(), value, &type, &n, &base, nullptr, nullptr);
+    if (st != napi_ok) fail(ErrorCode::Type, what + " could not be read as a typed array");
+    if (n > 0 && base == nullptr) fail(ErrorCode::Type, what + " is a view of a detached buffer");
     out.resize(n);
-    void* base = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    switch (ta.TypedArrayType()) {
+    switch (type) {
       case napi_int32_array: if (n) std::memcpy(out.data(), base, n * sizeof(int32_t)); break;
       case napi_int8_array: for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<int8_t*>(base)[i]; break;
       case napi_uint8_array:
@@ -107,10 +123,80 @@ std::vector<long long> readShape(const Napi::Value& value, const std::string& wh
     double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
     if (!std::isfinite(d) || std::floor(d) != d || d < 0 || d > kMaxSafeInteger)
       fail(ErrorCode::Shape, what + "[" + std::to_string(i) + "] must be a non-negative integer, got " +
-                                 (v.IsNumber() ? std::to_string(d) : typeName(v)));
+                                 (v.IsNumber() ? numberText(d) : typeName(v)));
     shape[i] = (long long)d;
   }
   return shape;
+}
+
+namespace {
+std::string foldName(const std::string& s) {
+  std::string out;
+  for (char c : s)
+    if (c != '_' && c != '-' && c != ' ') out.push_back((char)std::tolower((unsigned char)c));
+  return out;
+}
+
+std::size_t editDistance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+}  // namespace
+
+std::string closestName(const std::string& name, const std::vector<std::string>& known) {
+  const std::string folded = foldName(name);
+  for (const std::string& k : known)
+    if (foldName(k) == folded) return k;
+  // A name cut short or run on ('class' for 'classes', 'batchSizes' for 'batchSize').
+  for (const std::string& k : known) {
+    const std::string fk = foldName(k);
+    const std::size_t shorter = std::min(fk.size(), folded.size());
+    if (shorter >= 3 && fk.compare(0, shorter, folded, 0, shorter) == 0) return k;
+  }
+  std::string best;
+  std::size_t bestDistance = std::max<std::size_t>(1, std::min<std::size_t>(3, folded.size() / 3)) + 1;
+  for (const std::string& k : known) {
+    const std::size_t d = editDistance(folded, foldName(k));
+    if (d < bestDistance) {
+      bestDistance = d;
+      best = k;
+    }
+  }
+  return best;
+}
+
+void checkOptionNames(const Napi::Object& obj, const std::string& what, const std::vector<std::string>& known) {
+  napi_env env = obj.Env();
+  napi_value names;
+  napi_status st = napi_get_all_property_names(env, obj, napi_key_own_only,
+                                               (napi_key_filter)(napi_key_enumerable | napi_key_skip_symbols),
+                                               napi_key_numbers_to_strings, &names);
+  if (st != napi_ok) NAPI_THROW_IF_FAILED_VOID(env, st);
+  Napi::Array list(env, names);
+  const uint32_t n = list.Length();
+  for (uint32_t i = 0; i < n; ++i) {
+    Napi::Value key = list.Get(i);
+    if (!key.IsString()) continue;
+    const std::string name = key.As<Napi::String>().Utf8Value();
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    std::string message = "unknown option '" + name + "' in " + what;
+    const std::string suggestion = closestName(name, known);
+    if (!suggestion.empty()) message += ": did you mean '" + suggestion + "'?";
+    message += " (known options: ";
+    for (std::size_t k = 0; k < known.size(); ++k) message += (k ? ", " : "") + known[k];
+    message += ")";
+    fail(ErrorCode::Argument, message);
+  }
 }
 
 bool has(const Napi::Object& obj, const char* key) { return !obj.Get(key).IsUndefined(); }
@@ -144,7 +230,7 @@ int optionalInt(const Napi::Object& obj, const char* key, int fallback) {
   if (!has(obj, key)) return fallback;
   double d = optionalNumber(obj, key, fallback);
   if (!std::isfinite(d) || std::floor(d) != d || d < -2147483648.0 || d > 2147483647.0)
-    fail(ErrorCode::Value, std::string(key) + " must be an integer, got " + std::to_string(d));
+    fail(ErrorCode::Value, std::string(key) + " must be an integer, got " + numberText(d));
   return (int)d;
 }
 

@@ -29,6 +29,15 @@ bool has(const Napi::Object& obj, const char* key);
 Napi::Object requireObject(const Napi::Value& value, const std::string& what);
 
 std::string typeName(const Napi::Value& value);
+// A number as JavaScript would print it (NaN, Infinity, 3.7, 4294967301), for messages.
+std::string numberText(double v);
+
+// Throws ERR_RNNKIT_ARGUMENT when `obj` has an own enumerable property that is not one of `known`, naming it and
+// suggesting the closest known name (Keras's `return_sequences` -> `returnSequences`, a typo -> the word meant).
+// The one check of option names: the parsers call it, and JavaScript reaches it as native.checkOptionNames.
+void checkOptionNames(const Napi::Object& obj, const std::string& what, const std::vector<std::string>& known);
+// The closest of `known` to `name` (same letters ignoring case, '_' and '-'; else a small edit distance), or "".
+std::string closestName(const std::string& name, const std::vector<std::string>& known);
 
 Napi::Float32Array toFloat32Array(Napi::Env env, const std::vector<float>& data);
 Napi::Array toShape(Napi::Env env, const std::vector<long long>& shape);

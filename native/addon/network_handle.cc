@@ -15,8 +15,26 @@ namespace {
 // Distinguishes our wrapped objects from any other object, including other addons' wrapped objects.
 const napi_type_tag kNetworkTag = {0x7a1c3e5b9d2f4a60ULL, 0x8b4d6f1e3c5a7092ULL};
 
+// A method that reads or changes the network: it runs as one synchronous call (see NetworkHandle::SyncCall).
 template <Napi::Value (NetworkHandle::*Method)(const Napi::CallbackInfo&)>
 Napi::Value dispatch(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] {
+    NetworkHandle* self = NetworkHandle::fromThis(info);
+    self->checkUsable();
+    NetworkHandle::SyncCall call(*self);
+    return (self->*Method)(info);
+  });
+}
+
+// dispose() and isDisposed(): allowed at any time, even from a getter while a call reads its arguments.
+template <Napi::Value (NetworkHandle::*Method)(const Napi::CallbackInfo&)>
+Napi::Value dispatchAlways(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] { return (NetworkHandle::fromThis(info)->*Method)(info); });
+}
+
+// A job's method, which follows the protocol itself (NetworkHandle::run).
+template <Napi::Value (NetworkHandle::*Method)(const Napi::CallbackInfo&)>
+Napi::Value dispatchJob(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] { return (NetworkHandle::fromThis(info)->*Method)(info); });
 }
 
@@ -53,8 +71,8 @@ Napi::Function NetworkHandle::define(Napi::Env env) {
     Napi::Value (*fn)(const Napi::CallbackInfo&);
   };
   const Entry methods[] = {
-      {"dispose", dispatch<&NetworkHandle::Dispose>},
-      {"isDisposed", dispatch<&NetworkHandle::IsDisposed>},
+      {"dispose", dispatchAlways<&NetworkHandle::Dispose>},
+      {"isDisposed", dispatchAlways<&NetworkHandle::IsDisposed>},
       {"spec", dispatch<&NetworkHandle::Spec>},
       {"paramNames", dispatch<&NetworkHandle::ParamNames>},
       {"paramShape", dispatch<&NetworkHandle::ParamShape>},
@@ -71,16 +89,17 @@ Napi::Function NetworkHandle::define(Napi::Env env) {
       {"setOptimizerState", dispatch<&NetworkHandle::SetOptimizerState>},
       {"memoryBytes", dispatch<&NetworkHandle::MemoryBytes>},
       {"forward", dispatchPromise<&NetworkHandle::Forward>},
-      {"forwardSync", dispatch<&NetworkHandle::ForwardSync>},
+      {"forwardSync", dispatchJob<&NetworkHandle::ForwardSync>},
       {"backward", dispatchPromise<&NetworkHandle::Backward>},
-      {"backwardSync", dispatch<&NetworkHandle::BackwardSync>},
+      {"backwardSync", dispatchJob<&NetworkHandle::BackwardSync>},
       {"loss", dispatchPromise<&NetworkHandle::Loss>},
-      {"lossSync", dispatch<&NetworkHandle::LossSync>},
+      {"lossSync", dispatchJob<&NetworkHandle::LossSync>},
       {"trainStep", dispatchPromise<&NetworkHandle::TrainStep>},
-      {"trainStepSync", dispatch<&NetworkHandle::TrainStepSync>},
+      {"trainStepSync", dispatchJob<&NetworkHandle::TrainStepSync>},
       {"resetState", dispatch<&NetworkHandle::ResetState>},
-      {"evaluate", dispatch<&NetworkHandle::Evaluate>},
-      {"evaluateSync", dispatch<&NetworkHandle::EvaluateSync>},
+      {"checkInput", dispatch<&NetworkHandle::CheckInput>},
+      {"evaluate", dispatchPromise<&NetworkHandle::Evaluate>},
+      {"evaluateSync", dispatchJob<&NetworkHandle::EvaluateSync>},
       {"getRandomState", dispatch<&NetworkHandle::GetRandomState>},
       {"setRandomState", dispatch<&NetworkHandle::SetRandomState>},
       {"setInferencePrecision", dispatch<&NetworkHandle::SetInferencePrecision>},
@@ -137,18 +156,57 @@ NetworkHandle* NetworkHandle::fromObject(const Napi::Value& value, const char* w
   return Unwrap(value.As<Napi::Object>());
 }
 
-void NetworkHandle::checkUsable() const {
+void NetworkHandle::checkOpen() const {
   if (disposed_ || !network_) fail(ErrorCode::Disposed, "this network has been disposed");
-  if (busy_)
+  if (reading_)
+    fail(ErrorCode::Busy, "this network is reading the arguments of another call (a getter or Proxy trap called it)");
+}
+
+void NetworkHandle::checkUsable() const {
+  checkOpen();
+  if (running_)
     fail(ErrorCode::Busy, "this network is running another call; await it before starting the next one");
 }
 
-void NetworkHandle::beginCall() { busy_ = true; }
+NetworkHandle::SyncCall::SyncCall(NetworkHandle& h) : h_(h) {
+  h_.running_ = true;
+  h_.reading_ = true;  // a synchronous method reads its arguments as it goes
+}
+
+NetworkHandle::SyncCall::~SyncCall() {
+  h_.running_ = false;
+  h_.reading_ = false;
+  if (h_.disposed_) h_.releaseNative();  // dispose() came from a getter during the call
+  else h_.reportMemory();
+}
+
+void NetworkHandle::submit(QueuedCall* call) {
+  if (running_) {
+    queue_.push_back(call);
+    return;
+  }
+  if (call->start()) running_ = true;
+}
 
 void NetworkHandle::endCall() {
-  busy_ = false;
-  if (disposed_) releaseNative();  // dispose() came while the call ran
-  else reportMemory();
+  running_ = false;
+  if (disposed_) {
+    releaseNative();  // dispose() came while the call ran
+    std::deque<QueuedCall*> waiting;
+    waiting.swap(queue_);
+    for (QueuedCall* call : waiting)
+      call->cancel(ErrorCode::Disposed, "this network has been disposed (before this queued call ran)");
+    return;
+  }
+  reportMemory();  // before the next call starts to use the network on another thread
+  while (!queue_.empty()) {
+    QueuedCall* next = queue_.front();
+    queue_.pop_front();
+    if (next->start()) {
+      running_ = true;
+      return;
+    }
+  }
 }
 
 void NetworkHandle::releaseNative() {
@@ -173,7 +231,9 @@ void NetworkHandle::reportMemory() {
 Napi::Value NetworkHandle::Dispose(const Napi::CallbackInfo& info) {
   if (!disposed_) {
     disposed_ = true;
-    if (!busy_) releaseNative();
+    // Calls waiting in the queue are refused when the running call settles (endCall), after it: refusing them here
+    // would reject Promises their callers have not had a chance to handle yet.
+    if (!running_ && !reading_) releaseNative();
   }
   return info.Env().Undefined();
 }
@@ -183,7 +243,6 @@ Napi::Value NetworkHandle::IsDisposed(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NetworkHandle::Spec(const Napi::CallbackInfo& info) {
-  checkUsable();
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   if (!network_->networkSpec()) {
@@ -242,7 +301,6 @@ Napi::Value NetworkHandle::Spec(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NetworkHandle::ParamNames(const Napi::CallbackInfo& info) {
-  checkUsable();
   const auto& entries = network_->layout().entries();
   Napi::Array arr = Napi::Array::New(info.Env(), entries.size());
   for (std::size_t i = 0; i < entries.size(); ++i) arr.Set((uint32_t)i, entries[i].name);
@@ -250,18 +308,15 @@ Napi::Value NetworkHandle::ParamNames(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NetworkHandle::ParamShape(const Napi::CallbackInfo& info) {
-  checkUsable();
   const ParamEntry& e = network_->layout().at(argString(info, 0, "name"));
   return toShape(info.Env(), std::vector<long long>(e.shape.begin(), e.shape.end()));
 }
 
 Napi::Value NetworkHandle::GetParam(const Napi::CallbackInfo& info) {
-  checkUsable();
   return toFloat32Array(info.Env(), network_->getParam(argString(info, 0, "name")));
 }
 
 Napi::Value NetworkHandle::SetParam(const Napi::CallbackInfo& info) {
-  checkUsable();
   std::string name = argString(info, 0, "name");
   network_->layout().at(name);  // unknown names first, before the value's type
   std::vector<float> data = readFloat32(info.Length() > 1 ? info[1] : info.Env().Undefined(), "value of " + name);
@@ -270,7 +325,6 @@ Napi::Value NetworkHandle::SetParam(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NetworkHandle::GetGrad(const Napi::CallbackInfo& info) {
-  checkUsable();
   return toFloat32Array(info.Env(), network_->getGrad(argString(info, 0, "name")));
 }
 
@@ -290,31 +344,26 @@ Napi::Value NetworkHandle::InferencePrecision(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NetworkHandle::ZeroGrad(const Napi::CallbackInfo& info) {
-  checkUsable();
   network_->zeroGrad();
   return info.Env().Undefined();
 }
 
 Napi::Value NetworkHandle::GradNorm(const Napi::CallbackInfo& info) {
-  checkUsable();
   return Napi::Number::New(info.Env(), network_->gradNorm());
 }
 
 Napi::Value NetworkHandle::ClipGradNorm(const Napi::CallbackInfo& info) {
-  checkUsable();
   if (info.Length() < 1 || !info[0].IsNumber()) fail(ErrorCode::Type, "maxNorm must be a number");
   return Napi::Number::New(info.Env(), network_->clipGradNorm(info[0].As<Napi::Number>().DoubleValue()));
 }
 
 Napi::Value NetworkHandle::SetOptimizer(const Napi::CallbackInfo& info) {
-  checkUsable();
   network_->setOptimizer(parseOptimizerConfig(info.Length() > 0 ? info[0] : info.Env().Undefined()));
   reportMemory();
   return info.Env().Undefined();
 }
 
 Napi::Value NetworkHandle::OptimizerInfo(const Napi::CallbackInfo& info) {
-  checkUsable();
   Optimizer* opt = network_->optimizer();
   if (!opt) return info.Env().Null();
   Napi::Env env = info.Env();
@@ -331,18 +380,15 @@ Napi::Value NetworkHandle::OptimizerInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NetworkHandle::Step(const Napi::CallbackInfo& info) {
-  checkUsable();
   network_->optimizerStep();
   return info.Env().Undefined();
 }
 
 Napi::Value NetworkHandle::GetOptimizerState(const Napi::CallbackInfo& info) {
-  checkUsable();
   return toFloat32Array(info.Env(), network_->getOptimizerState(argString(info, 0, "slot")));
 }
 
 Napi::Value NetworkHandle::SetOptimizerState(const Napi::CallbackInfo& info) {
-  checkUsable();
   std::string slot = argString(info, 0, "slot");
   if (slot == "steps") {
     if (info.Length() < 2 || !info[1].IsNumber()) fail(ErrorCode::Type, "steps must be a number");
@@ -359,8 +405,13 @@ Napi::Value NetworkHandle::SetOptimizerState(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NetworkHandle::ResetState(const Napi::CallbackInfo& info) {
-  checkUsable();
   network_->carriedState().batch = 0;
+  return info.Env().Undefined();
+}
+
+Napi::Value NetworkHandle::CheckInput(const Napi::CallbackInfo& info) {
+  const int vocabSize = network_->vocabSize();
+  network_->validateInput(parseSequenceInput(info.Length() > 0 ? info[0] : info.Env().Undefined(), vocabSize));
   return info.Env().Undefined();
 }
 
@@ -368,7 +419,6 @@ Napi::Value NetworkHandle::Evaluate(const Napi::CallbackInfo& info) { return run
 Napi::Value NetworkHandle::EvaluateSync(const Napi::CallbackInfo& info) { return runJob<EvaluateJob>(info, false); }
 
 Napi::Value NetworkHandle::GetRandomState(const Napi::CallbackInfo& info) {
-  checkUsable();
   std::vector<uint32_t> s = network_->randomState();
   Napi::Array arr = Napi::Array::New(info.Env(), s.size());
   for (std::size_t i = 0; i < s.size(); ++i) arr.Set((uint32_t)i, Napi::Number::New(info.Env(), s[i]));
@@ -376,7 +426,6 @@ Napi::Value NetworkHandle::GetRandomState(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NetworkHandle::SetRandomState(const Napi::CallbackInfo& info) {
-  checkUsable();
   std::vector<int32_t> v = readInt32(info.Length() > 0 ? info[0] : info.Env().Undefined(), "random state");
   if (v.size() != 4) fail(ErrorCode::Value, "a random state has 4 integers");
   std::vector<uint32_t> s(v.begin(), v.end());
@@ -385,7 +434,6 @@ Napi::Value NetworkHandle::SetRandomState(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value NetworkHandle::MemoryBytes(const Napi::CallbackInfo& info) {
-  checkUsable();
   return Napi::Number::New(info.Env(), (double)network_->memoryBytes());
 }
 

@@ -1,11 +1,19 @@
 // The JavaScript handle of a core Network: a type-tagged wrapped object that owns the network, refuses use after
-// dispose() or while a call on the thread pool is running, and reports its native memory to V8.
+// dispose(), runs its Promise calls one after another in the order they were made, and reports its native memory
+// to V8.
+//
+// Every call follows one protocol (NetworkHandle::run and the SyncCall scope): check that the handle is usable,
+// mark it as reading arguments, read every JavaScript value into owned C++ data (getters and Proxy traps run here),
+// then check again. While arguments are read, a second call on the same handle (from a getter) is refused with
+// ERR_RNNKIT_BUSY and dispose() only marks the handle, so no native work ever runs on freed or shared memory.
 #pragma once
 
 #include <napi.h>
 
+#include <deque>
 #include <memory>
 
+#include "../core/error.h"
 #include "../core/network.h"
 
 namespace rnnkit::addon {
@@ -26,24 +34,53 @@ class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
   static NetworkHandle* fromThis(const Napi::CallbackInfo& info);
   // The handle behind any value, after checking its type tag.
   static NetworkHandle* fromObject(const Napi::Value& value, const char* what);
-  bool busy() const { return busy_; }
+  bool disposed() const { return disposed_; }
 
-  // For the async workers: the network, and the busy flag they hold for the duration of a call.
+  // For the async workers: the network, valid while the worker's call runs.
   Network& network() { return *network_; }
   // The backend the network runs on, for objects that keep backend memory of their own (a Stream's state).
   const std::shared_ptr<Backend>& backend() const { return backend_; }
-  void beginCall();
+  // The worker whose call ran has settled: start the next queued call, or free the network after dispose().
   void endCall();
-  void checkUsable() const;  // throws ERR_RNNKIT_DISPOSED / ERR_RNNKIT_BUSY
+  // Throws ERR_RNNKIT_DISPOSED after dispose(), ERR_RNNKIT_BUSY while a call runs or reads its arguments.
+  void checkUsable() const;
+  // Only ERR_RNNKIT_DISPOSED, and ERR_RNNKIT_BUSY while a call reads its arguments (the state of a Promise call).
+  void checkOpen() const;
 
-  // Run a job now, or on the thread pool behind a Promise (keepAlive stays referenced until it settles).
-  // makeJob parses the arguments; its errors are thrown (sync) or reject the Promise (async).
+  // A synchronous call: from the check to the end of the scope, the handle is busy (nested calls from getters are
+  // refused) and dispose() is deferred to the scope's end.
+  class SyncCall {
+   public:
+    explicit SyncCall(NetworkHandle& h);
+    ~SyncCall();
+    SyncCall(const SyncCall&) = delete;
+    SyncCall& operator=(const SyncCall&) = delete;
+
+   private:
+    NetworkHandle& h_;
+  };
+
+  // Run a job now, or on the thread pool behind a Promise (keepAlive stays referenced until it settles). A Promise
+  // call made while another runs waits in this handle's queue; its arguments are read (copied) now. makeJob parses
+  // the arguments; its errors are thrown (sync) or reject the Promise (async).
   template <typename Job, typename MakeJob>
   Napi::Value run(Napi::Env env, bool async, Napi::Object keepAlive, MakeJob makeJob);
 
+  // A Promise call waiting for its turn: started (queued on the thread pool), or cancelled (rejected and deleted).
+  struct QueuedCall {
+    virtual ~QueuedCall() = default;
+    // Queues the work, or cancels the call when its job can no longer run (a disposed stream); false then.
+    virtual bool start() = 0;
+    virtual void cancel(ErrorCode code, const std::string& message) = 0;
+  };
+
  private:
+  // Marks the handle as reading a call's arguments for the scope; throws DISPOSED if dispose() came meanwhile.
+  class ArgumentRead;
   void releaseNative();
   void reportMemory();
+  // Start `call` now if the handle is idle, else queue it.
+  void submit(QueuedCall* call);
 
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value IsDisposed(const Napi::CallbackInfo& info);
@@ -71,6 +108,7 @@ class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
   Napi::Value TrainStep(const Napi::CallbackInfo& info);
   Napi::Value TrainStepSync(const Napi::CallbackInfo& info);
   Napi::Value ResetState(const Napi::CallbackInfo& info);
+  Napi::Value CheckInput(const Napi::CallbackInfo& info);
   Napi::Value Evaluate(const Napi::CallbackInfo& info);
   Napi::Value EvaluateSync(const Napi::CallbackInfo& info);
   Napi::Value GetRandomState(const Napi::CallbackInfo& info);
@@ -84,8 +122,10 @@ class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
 
   std::shared_ptr<Backend> backend_;  // declared before network_: destroyed after it
   std::unique_ptr<Network> network_;
-  bool busy_ = false;
+  bool running_ = false;  // a call runs: a worker on the thread pool, or a synchronous call
+  bool reading_ = false;  // a call is reading its JavaScript arguments
   bool disposed_ = false;
+  std::deque<QueuedCall*> queue_;  // Promise calls waiting for the running one, in call order
   int64_t reportedBytes_ = 0;
 };
 

@@ -7,20 +7,47 @@
 
 namespace rnnkit::addon {
 
+class NetworkHandle::ArgumentRead {
+ public:
+  explicit ArgumentRead(NetworkHandle& h) : h_(h) { h_.reading_ = true; }
+  ~ArgumentRead() {
+    h_.reading_ = false;
+    if (h_.disposed_ && !h_.running_) h_.releaseNative();
+  }
+  // After the arguments are read: a getter may have disposed the handle.
+  void done() {
+    if (h_.disposed_) fail(ErrorCode::Disposed, "this network has been disposed (while the call read its arguments)");
+  }
+
+ private:
+  NetworkHandle& h_;
+};
+
 template <typename Job, typename MakeJob>
 Napi::Value NetworkHandle::run(Napi::Env env, bool async, Napi::Object keepAlive, MakeJob makeJob) {
   if (!async) {
     checkUsable();
-    Job job = makeJob();
+    SyncCall call(*this);
+    Job job = [&] {
+      ArgumentRead reading(*this);
+      Job j = makeJob();
+      reading.done();
+      return j;
+    }();
     job.run(*network_);
-    reportMemory();
     return job.toJs(env);
   }
   try {
-    checkUsable();
-    auto* worker = new NetworkWorker<Job>(env, this, keepAlive, makeJob());
+    checkOpen();
+    NetworkWorker<Job>* worker;
+    {
+      ArgumentRead reading(*this);
+      Job job = makeJob();
+      reading.done();
+      worker = new NetworkWorker<Job>(env, this, keepAlive, std::move(job));
+    }
     Napi::Promise promise = worker->promise();
-    worker->Queue();  // the worker deletes itself once settled
+    submit(worker);  // the worker deletes itself once settled
     return promise;
   } catch (const Error& e) {
     // Argument errors of a Promise-returning method are reported through the Promise.

@@ -38,9 +38,14 @@ void readShapeOf(const Napi::Object& obj, const std::string& what, std::size_t s
   if (shape) *shape = std::move(s);
 }
 
-// A tensor argument: { data: Float32Array, shape: number[] }, or a bare Float32Array where the shape is implied.
+Napi::Value argOrUndefined(const Napi::CallbackInfo& info, std::size_t i) {
+  return info.Length() > i ? info[i] : info.Env().Undefined();
+}
+
+}  // namespace
+
 std::vector<float> readFloatTensorData(const Napi::Value& value, const std::string& what,
-                                       std::vector<long long>* shape = nullptr) {
+                                       std::vector<long long>* shape) {
   if (value.IsTypedArray()) return readFloat32(value, what);
   if (!value.IsObject() || value.IsArray())
     fail(ErrorCode::Type, what + " must be a Float32Array or { data: Float32Array, shape }, got " + typeName(value));
@@ -53,7 +58,7 @@ std::vector<float> readFloatTensorData(const Napi::Value& value, const std::stri
 }
 
 std::vector<int32_t> readIntTensorData(const Napi::Value& value, const std::string& what,
-                                       std::vector<long long>* shape = nullptr) {
+                                       std::vector<long long>* shape) {
   if (value.IsTypedArray() || value.IsArray()) {
     if (shape) fail(ErrorCode::Shape, what + " needs a shape: pass { data, shape }");
     return readInt32(value, what);
@@ -66,14 +71,10 @@ std::vector<int32_t> readIntTensorData(const Napi::Value& value, const std::stri
   return data;
 }
 
-Napi::Value argOrUndefined(const Napi::CallbackInfo& info, std::size_t i) {
-  return info.Length() > i ? info[i] : info.Env().Undefined();
-}
-
-}  // namespace
-
 NetworkSpec parseNetworkSpec(const Napi::Value& value) {
   Napi::Object o = requireObject(value, "spec");
+  checkOptionNames(o, "the network spec", {"cell", "inputSize", "vocabSize", "hiddenSize", "numLayers", "bidirectional",
+                                           "resetAfter", "gateActivation", "headSize", "seed", "device"});
   NetworkSpec spec;
   if (!has(o, "cell")) fail(ErrorCode::Argument, "spec.cell is required (rnn_tanh, rnn_relu, lstm or gru)");
   spec.cell = parseCell(optionalString(o, "cell", ""));
@@ -104,6 +105,7 @@ NetworkSpec parseNetworkSpec(const Napi::Value& value) {
 
 ModelSpec parseModelSpec(const Napi::Value& value) {
   Napi::Object o = requireObject(value, "spec");
+  checkOptionNames(o, "the model spec", {"inputSize", "vocabSize", "layers", "seed", "device"});
   ModelSpec m;
   m.inputSize = optionalInt(o, "inputSize", 0);
   m.vocabSize = optionalInt(o, "vocabSize", 0);
@@ -124,9 +126,12 @@ ModelSpec parseModelSpec(const Napi::Value& value) {
     std::string type = optionalString(l, "type", "");
     s.prefix = has(l, "name") ? optionalString(l, "name", "") + "." : "layers." + std::to_string(i) + ".";
     if (type == "embedding") {
+      checkOptionNames(l, at, {"type", "name", "outputDim"});
       s.kind = StageKind::Embedding;
       s.embeddingDim = optionalInt(l, "outputDim", 0);
     } else if (type == "recurrent") {
+      checkOptionNames(l, at, {"type", "name", "cell", "hiddenSize", "numLayers", "bidirectional", "resetAfter",
+                               "gateActivation", "merge", "returnSequences", "goBackwards", "dropout"});
       s.kind = StageKind::Recurrent;
       s.cell = parseCell(optionalString(l, "cell", ""));
       s.hiddenSize = optionalInt(l, "hiddenSize", 0);
@@ -139,10 +144,12 @@ ModelSpec parseModelSpec(const Napi::Value& value) {
       s.goBackwards = optionalBool(l, "goBackwards", false);
       s.interLayerDropout = (float)optionalNumber(l, "dropout", 0);
     } else if (type == "dense") {
+      checkOptionNames(l, at, {"type", "name", "units", "activation"});
       s.kind = StageKind::Dense;
       s.units = optionalInt(l, "units", 0);
       s.activation = parseActivation(optionalString(l, "activation", "linear"));
     } else if (type == "dropout") {
+      checkOptionNames(l, at, {"type", "name", "rate"});
       s.kind = StageKind::Dropout;
       s.rate = (float)optionalNumber(l, "rate", 0);
     } else {
@@ -156,6 +163,8 @@ ModelSpec parseModelSpec(const Napi::Value& value) {
 
 OptimizerConfig parseOptimizerConfig(const Napi::Value& value) {
   Napi::Object o = requireObject(value, "optimizer");
+  checkOptionNames(o, "the optimizer options", {"type", "lr", "momentum", "dampening", "nesterov", "weightDecay", "betas",
+                                                "beta1", "beta2", "eps", "amsgrad", "alpha", "centered", "maximize"});
   if (!has(o, "type")) fail(ErrorCode::Argument, "optimizer.type is required (sgd, adam, adamw or rmsprop)");
   OptimizerConfig c = OptimizerConfig::defaults(parseOptimizerKind(optionalString(o, "type", "")));
   c.lr = optionalNumber(o, "lr", c.lr);
@@ -186,6 +195,7 @@ OptimizerConfig parseOptimizerConfig(const Napi::Value& value) {
 
 SequenceInput parseSequenceInput(const Napi::Value& value, int vocabSize) {
   Napi::Object o = requireObject(value, "input");
+  checkOptionNames(o, "the input", {"x", "tokens", "lengths", "h0", "c0", "batchFirst"});
   SequenceInput in;
   in.batchFirst = optionalBool(getField(o, Key::BatchFirst), "batchFirst", false);
   if (vocabSize > 0) {
@@ -208,6 +218,7 @@ SequenceInput parseSequenceInput(const Napi::Value& value, int vocabSize) {
 
 LossTarget parseLossTarget(const Napi::Value& value) {
   Napi::Object o = requireObject(value, "target");
+  checkOptionNames(o, "the loss target", {"kind", "classes", "values", "ignoreIndex"});
   LossTarget t;
   std::string kind = optionalString(o, "kind", has(o, "values") ? "mse" : "softmaxCrossEntropy");
   if (kind == "softmaxCrossEntropy") {
@@ -228,7 +239,11 @@ LossTarget parseLossTarget(const Napi::Value& value) {
 ForwardJob::ForwardJob(const Napi::CallbackInfo& info, const Network& net) {
   input = parseSequenceInput(argOrUndefined(info, 0), net.vocabSize());
   Napi::Value opts = argOrUndefined(info, 1);
-  if (!opts.IsUndefined()) train = optionalBool(requireObject(opts, "options"), "train", false);
+  if (!opts.IsUndefined()) {
+    Napi::Object o = requireObject(opts, "options");
+    checkOptionNames(o, "forward options", {"train"});
+    train = optionalBool(o, "train", false);
+  }
 }
 
 Napi::Value ForwardJob::toJs(Napi::Env env) const {
@@ -241,6 +256,7 @@ Napi::Value ForwardJob::toJs(Napi::Env env) const {
 
 BackwardJob::BackwardJob(const Napi::CallbackInfo& info, const Network&) {
   Napi::Object o = requireObject(argOrUndefined(info, 0), "gradient");
+  checkOptionNames(o, "the gradient", {"dOutput", "dhn", "dcn"});
   if (has(o, "dOutput"))
     grad.dOutput = nonEmpty(readFloatTensorData(o.Get("dOutput"), "gradient.dOutput"), "gradient.dOutput");
   if (has(o, "dhn")) grad.dhn = nonEmpty(readFloatTensorData(o.Get("dhn"), "gradient.dhn"), "gradient.dhn");
@@ -286,8 +302,13 @@ TrainStepJob::TrainStepJob(const Napi::CallbackInfo& info, const Network& net) {
   Napi::Value opts = argOrUndefined(info, 2);
   if (!opts.IsUndefined()) {
     Napi::Object o = requireObject(opts, "options");
+    checkOptionNames(o, "trainStep options", {"clipNorm", "carryState", "nonFinite"});
     clipNorm = optionalNumber(o, "clipNorm", 0);
     carryState = optionalBool(o, "carryState", false);
+    const std::string policy = optionalString(o, "nonFinite", "error");
+    if (policy == "skip") nonFinite = NonFinitePolicy::Skip;
+    else if (policy != "error")
+      fail(ErrorCode::Argument, "nonFinite must be 'error' or 'skip', got '" + policy + "'");
     if (clipNorm < 0 || !std::isfinite(clipNorm)) fail(ErrorCode::Value, "clipNorm must be a finite number >= 0");
   }
 }
@@ -298,6 +319,7 @@ Napi::Value TrainStepJob::toJs(Napi::Env env) const {
   out.Set("gradNorm", Napi::Number::New(env, result.gradNorm));
   out.Set("counted", Napi::Number::New(env, (double)result.counted));
   if (target.kind == LossKind::SoftmaxCrossEntropy) out.Set("correct", Napi::Number::New(env, (double)result.correct));
+  out.Set("skipped", Napi::Boolean::New(env, result.skipped));
   return out;
 }
 

@@ -9,7 +9,13 @@
 
 namespace rnnkit::addon {
 
-struct ForwardJob {
+// What every job has: no reason to be cancelled once queued. A job that can be (a step of a disposed stream) hides
+// cancelReason with its own.
+struct JobBase {
+  const char* cancelReason() const { return nullptr; }
+};
+
+struct ForwardJob : JobBase {
   ForwardJob(const Napi::CallbackInfo& info, const Network& net);
   void run(Network& net) { result = net.forward(input, train); }
   Napi::Value toJs(Napi::Env env) const;
@@ -19,7 +25,7 @@ struct ForwardJob {
   SequenceOutput result;
 };
 
-struct BackwardJob {
+struct BackwardJob : JobBase {
   BackwardJob(const Napi::CallbackInfo& info, const Network& net);
   void run(Network& net) { result = net.backward(grad); }
   Napi::Value toJs(Napi::Env env) const;
@@ -28,7 +34,7 @@ struct BackwardJob {
   InputGradient result;
 };
 
-struct LossJob {
+struct LossJob : JobBase {
   LossJob(const Napi::CallbackInfo& info, const Network& net);
   void run(Network& net) { result = net.lossBackward(target); }
   Napi::Value toJs(Napi::Env env) const;
@@ -37,7 +43,7 @@ struct LossJob {
   LossResult result;
 };
 
-struct EvaluateJob {
+struct EvaluateJob : JobBase {
   EvaluateJob(const Napi::CallbackInfo& info, const Network& net);
   void run(Network& net) { result = net.evaluate(input, target); }
   Napi::Value toJs(Napi::Env env) const;
@@ -47,19 +53,27 @@ struct EvaluateJob {
   LossStats result;
 };
 
-struct TrainStepJob {
+struct TrainStepJob : JobBase {
   TrainStepJob(const Napi::CallbackInfo& info, const Network& net);
-  void run(Network& net) { result = net.trainStep(input, target, clipNorm, carryState); }
+  void run(Network& net) { result = net.trainStep(input, target, clipNorm, carryState, nonFinite); }
   Napi::Value toJs(Napi::Env env) const;
 
   SequenceInput input;
   LossTarget target;
   double clipNorm = 0;
   bool carryState = false;
+  NonFinitePolicy nonFinite = NonFinitePolicy::Error;
   TrainStepResult result;
 };
 
 // Parsers shared by the jobs and the handle.
+// A tensor argument: { data: Float32Array, shape: number[] }, or a bare Float32Array where the shape is implied
+// (shape == nullptr). With `shape`, the shape is required and must hold exactly the data's values.
+std::vector<float> readFloatTensorData(const Napi::Value& value, const std::string& what,
+                                       std::vector<long long>* shape = nullptr);
+// The same for integers: { data: Int32Array | number[], shape }, or a bare array where the shape is implied.
+std::vector<int32_t> readIntTensorData(const Napi::Value& value, const std::string& what,
+                                       std::vector<long long>* shape = nullptr);
 NetworkSpec parseNetworkSpec(const Napi::Value& value);
 OptimizerConfig parseOptimizerConfig(const Napi::Value& value);
 SequenceInput parseSequenceInput(const Napi::Value& value, int vocabSize);

@@ -2,9 +2,10 @@
 
 #include "../core/error.h"
 #include "js_convert.h"
-#include "property_keys.h"
 #include "js_errors.h"
 #include "network_jobs.h"
+#include "network_worker.h"
+#include "property_keys.h"
 
 namespace rnnkit::addon {
 
@@ -18,21 +19,52 @@ Napi::Value dispatch(const Napi::CallbackInfo& info) {
 }
 
 // A forward over the stream's state: it starts from the kept state and leaves the final state there.
-struct StreamStepJob {
-  StreamStepJob(const Napi::CallbackInfo& info, const Network& net, RecurrentState* s)
-      : input(parseSequenceInput(info.Length() > 0 ? info[0] : info.Env().Undefined(), net.vocabSize())), state(s) {}
-  void run(Network& net) { result = net.forward(input, false, state); }
+struct StreamStepJob : JobBase {
+  StreamStepJob(StreamHandle::Use u, const Napi::CallbackInfo& info, int vocabSize)
+      : use(std::move(u)), input(parseSequenceInput(info.Length() > 0 ? info[0] : info.Env().Undefined(), vocabSize)) {}
+  void run(Network& net) { result = net.forward(input, false, use.state()); }
   Napi::Value toJs(Napi::Env env) const {
     Napi::Object out = Napi::Object::New(env);
     setField(out, Key::Output, toTensor(env, result.output, result.shape));
     return out;
   }
+  // A step still queued when its stream is disposed does not run.
+  const char* cancelReason() const { return use.disposed() ? "this stream has been disposed (before the step ran)" : nullptr; }
+
+  StreamHandle::Use use;
   SequenceInput input;
-  RecurrentState* state;
   SequenceOutput result;
 };
 
+// A model whose outputs at a step depend on later steps (a bidirectional or backwards layer) cannot be fed one step
+// at a time: its stream would silently give other outputs than a forward over the whole sequence.
+void requireStreamable(const Network& net) {
+  for (const StageSpec& st : net.modelSpec().stages) {
+    if (st.kind != StageKind::Recurrent) continue;
+    if (st.bidirectional || st.goBackwards)
+      fail(ErrorCode::Unsupported, (st.prefix.size() > 1 ? "layer '" + st.prefix.substr(0, st.prefix.size() - 1) + "'"
+                                                          : std::string("the recurrent layer")) +
+                                       " reads the sequence " +
+                                       (st.bidirectional ? "in both directions" : "backwards") +
+                                       ": its output at a step needs the whole sequence, so the model cannot be run "
+                                       "one step at a time (stream, generate); use predict on whole sequences");
+  }
+}
+
 }  // namespace
+
+StreamHandle::Use::Use(StreamHandle* s) : s_(s) {
+  if (s_->disposed_) fail(ErrorCode::Disposed, "this stream has been disposed");
+  ++s_->uses_;
+}
+
+StreamHandle::Use::~Use() {
+  if (!s_) return;
+  if (--s_->uses_ == 0 && s_->disposed_) s_->releaseState();
+}
+
+RecurrentState* StreamHandle::Use::state() const { return s_->state_.get(); }
+bool StreamHandle::Use::disposed() const { return s_->disposed_; }
 
 Napi::Function StreamHandle::define(Napi::Env env) {
   Napi::Function ctor = DefineClass(env, "Stream", {});
@@ -50,7 +82,9 @@ StreamHandle::StreamHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<St
       fail(ErrorCode::Type, "a Stream is made from a Network: new Stream(network)");
     Napi::Object net = info[0].As<Napi::Object>();
     network_ = NetworkHandle::fromObject(net, "the argument of new Stream()");
-    network_->checkUsable();
+    // A stream may be opened while the network runs a call: its steps wait in the network's queue.
+    network_->checkOpen();
+    requireStreamable(network_->network());
     networkRef_ = Napi::Persistent(net);
     backend_ = network_->backend();
     state_ = std::make_unique<RecurrentState>(backend_.get());
@@ -67,32 +101,49 @@ StreamHandle* StreamHandle::fromThis(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value StreamHandle::run(const Napi::CallbackInfo& info, bool async) {
-  if (!state_) fail(ErrorCode::Disposed, "this stream has been disposed");
-  RecurrentState* state = state_.get();
+  // Checked before the network is touched: a disposed stream no longer keeps its network alive.
+  if (disposed_) fail(ErrorCode::Disposed, "this stream has been disposed");
   NetworkHandle* net = network_;
-  return net->run<StreamStepJob>(info.Env(), async, info.This().As<Napi::Object>(),
-                                 [&] { return StreamStepJob(info, net->network(), state); });
+  return net->run<StreamStepJob>(info.Env(), async, info.This().As<Napi::Object>(), [&] {
+    Use use(this);  // before the arguments are read: a getter may dispose the stream
+    const int vocabSize = net->network().vocabSize();
+    StreamStepJob job(std::move(use), info, vocabSize);
+    if (job.use.disposed()) fail(ErrorCode::Disposed, "this stream has been disposed (while the step read its arguments)");
+    return job;
+  });
 }
 
-Napi::Value StreamHandle::Step(const Napi::CallbackInfo& info) { return run(info, true); }
+Napi::Value StreamHandle::Step(const Napi::CallbackInfo& info) {
+  try {
+    return run(info, true);
+  } catch (const Error& e) {
+    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(info.Env());
+    d.Reject(makeError(info.Env(), e.code(), e.what()).Value());
+    return d.Promise();
+  }
+}
+
 Napi::Value StreamHandle::StepSync(const Napi::CallbackInfo& info) { return run(info, false); }
 
 Napi::Value StreamHandle::Reset(const Napi::CallbackInfo& info) {
-  if (!state_) fail(ErrorCode::Disposed, "this stream has been disposed");
-  network_->checkUsable();  // a step in flight still uses the state
+  if (disposed_) fail(ErrorCode::Disposed, "this stream has been disposed");
+  if (uses_ > 0) fail(ErrorCode::Busy, "a step of this stream is in flight; await it before reset()");
   state_->batch = 0;
   return info.Env().Undefined();
 }
 
 Napi::Value StreamHandle::Dispose(const Napi::CallbackInfo& info) {
-  if (state_) {
-    if (network_->busy())
-      fail(ErrorCode::Busy, "the network is running a call that may use this stream; await it before disposing");
-    state_.reset();
-    backend_.reset();
-    networkRef_.Reset();
+  if (!disposed_) {
+    disposed_ = true;
+    if (uses_ == 0) releaseState();  // else when the last step settles
   }
   return info.Env().Undefined();
+}
+
+void StreamHandle::releaseState() {
+  state_.reset();
+  backend_.reset();
+  networkRef_.Reset();
 }
 
 }  // namespace rnnkit::addon

@@ -1,5 +1,6 @@
 // A stateful stream over a network: the recurrent state stays in native memory between calls, so a server can feed
-// one time step at a time. Type-tagged like NetworkHandle; it keeps its network alive.
+// one time step at a time. Type-tagged like NetworkHandle; it keeps its network alive. Its steps go through the
+// network's call queue, so many streams over one network are served in call order.
 #pragma once
 
 #include <napi.h>
@@ -17,18 +18,37 @@ class StreamHandle : public Napi::ObjectWrap<StreamHandle> {
   explicit StreamHandle(const Napi::CallbackInfo& info);
   static StreamHandle* fromThis(const Napi::CallbackInfo& info);
 
+  // Held by each step from before its arguments are read until it settles: the state stays allocated while any
+  // step may use it, and dispose() during that time frees it when the last step settles.
+  class Use {
+   public:
+    explicit Use(StreamHandle* s);
+    Use(Use&& other) noexcept : s_(other.s_) { other.s_ = nullptr; }
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+    Use& operator=(Use&&) = delete;
+    ~Use();
+    RecurrentState* state() const;
+    bool disposed() const;
+
+   private:
+    StreamHandle* s_;
+  };
+
  private:
-  NetworkHandle& network() const;
   Napi::Value Step(const Napi::CallbackInfo& info);
   Napi::Value StepSync(const Napi::CallbackInfo& info);
   Napi::Value Reset(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value run(const Napi::CallbackInfo& info, bool async);
+  void releaseState();
 
   Napi::ObjectReference networkRef_;
   NetworkHandle* network_ = nullptr;
   std::shared_ptr<Backend> backend_;  // keeps the backend of state_'s memory alive, even past network.dispose()
   std::unique_ptr<RecurrentState> state_;
+  int uses_ = 0;  // steps made and not yet settled
+  bool disposed_ = false;
 };
 
 }  // namespace rnnkit::addon

@@ -15,6 +15,8 @@ const char* errorCodeName(ErrorCode code) {
     case ErrorCode::Format: return "ERR_RNNKIT_FORMAT";
     case ErrorCode::File: return "ERR_RNNKIT_FILE";
     case ErrorCode::Device: return "ERR_RNNKIT_DEVICE";
+    case ErrorCode::NonFinite: return "ERR_RNNKIT_NON_FINITE";
+    case ErrorCode::Unsupported: return "ERR_RNNKIT_UNSUPPORTED";
     case ErrorCode::OutOfMemory: return "ERR_RNNKIT_OUT_OF_MEMORY";
     case ErrorCode::Internal: return "ERR_RNNKIT_INTERNAL";
   }

@@ -18,6 +18,10 @@ enum class ErrorCode {
   Format,        // a malformed or hostile file (ERR_RNNKIT_FORMAT)
   File,          // a file that cannot be read: missing, not a regular file, too large (ERR_RNNKIT_FILE)
   Device,        // a device that is not available (ERR_RNNKIT_DEVICE)
+  NonFinite,     // a training step whose loss or gradient norm is not finite; the weights were left alone
+                 // (ERR_RNNKIT_NON_FINITE)
+  Unsupported,   // an operation this model cannot do, e.g. a step-at-a-time stream over a bidirectional layer
+                 // (ERR_RNNKIT_UNSUPPORTED)
   OutOfMemory,   // an allocation failed (ERR_RNNKIT_OUT_OF_MEMORY)
   Internal,      // a bug (ERR_RNNKIT_INTERNAL)
 };

@@ -538,8 +538,9 @@ void Network::optimizerStep() {
 }
 
 TrainStepResult Network::trainStep(const SequenceInput& in, const LossTarget& target, double clipNorm,
-                                   bool carryState) {
+                                   bool carryState, NonFinitePolicy nonFinite) {
   if (!optimizer_) fail(ErrorCode::State, "no optimizer is set: call setOptimizer first");
+  if (clipNorm < 0 || !std::isfinite(clipNorm)) fail(ErrorCode::Argument, "clipNorm must be a finite number >= 0");
   zeroGrad();
   const SequenceOutput out = forward(in, true, carryState ? &carry_ : nullptr);
   TrainStepResult r;
@@ -547,7 +548,28 @@ TrainStepResult Network::trainStep(const SequenceInput& in, const LossTarget& ta
   r.loss = lossBackward(target).loss;
   r.counted = lastLossCounted_;
   if (target.kind == LossKind::SoftmaxCrossEntropy) r.correct = countCorrect(out);
-  r.gradNorm = clipNorm > 0 ? clipGradNorm(clipNorm) : gradNorm();
+  r.gradNorm = gradNorm();
+  // The guard sits between the gradients and the update: one non-finite value would otherwise reach every weight
+  // through the optimizer (and its moment estimates) for good, and clipping cannot help (NaN / NaN is NaN).
+  if (!std::isfinite(r.loss) || !std::isfinite(r.gradNorm)) {
+    zeroGrad();
+    haveTrainForward_ = false;
+    if (carryState) carry_.batch = 0;  // the carried state came from the same forward
+    if (nonFinite == NonFinitePolicy::Skip) {
+      r.skipped = true;
+      return r;
+    }
+    const auto text = [](double v) { return std::isnan(v) ? std::string("NaN") : v > 0 ? "Infinity" : "-Infinity"; };
+    fail(ErrorCode::NonFinite,
+         std::string("training step not applied: ") +
+             (std::isfinite(r.loss) ? "the gradient norm is " + text(r.gradNorm) : "the loss is " + text(r.loss)) +
+             " (a non-finite value in the batch, or a learning rate too high); the weights and the optimizer state "
+             "are unchanged");
+  }
+  if (clipNorm > 0) {
+    const double coef = clipNorm / (r.gradNorm + 1e-6);
+    if (coef < 1.0) be_.scale(grads_.floats(), layout_.total(), (float)coef);
+  }
   optimizerStep();
   return r;
 }

@@ -79,7 +79,12 @@ struct TrainStepResult {
   double gradNorm = 0;
   std::size_t counted = 0;
   std::size_t correct = 0;
+  bool skipped = false;  // not applied: the loss or the gradient norm was not finite (NonFinitePolicy::Skip)
 };
+
+// What trainStep does with a step whose loss or gradient norm is not finite: the update is never applied; Error
+// throws ERR_RNNKIT_NON_FINITE, Skip returns the result marked skipped.
+enum class NonFinitePolicy { Error, Skip };
 
 // Recurrent state kept in backend memory between calls: a stream of single steps, or the carried state of
 // truncated backpropagation through time. Empty (batch 0) means zero.
@@ -133,9 +138,12 @@ class Network {
   void optimizerStep();
 
   // zeroGrad, training forward, loss, backward, optional clipping (clipNorm > 0), optimizer step. With
-  // carryState, the batch starts from the final state of the previous carried step (truncated BPTT).
+  // carryState, the batch starts from the final state of the previous carried step (truncated BPTT). A step whose
+  // loss or gradient norm is not finite is not applied (gradients zeroed, carried state reset), see NonFinitePolicy.
   TrainStepResult trainStep(const SequenceInput& in, const LossTarget& target, double clipNorm,
-                            bool carryState = false);
+                            bool carryState = false, NonFinitePolicy nonFinite = NonFinitePolicy::Error);
+  // The checks forward applies to an input (shape, sizes, token ids in the vocabulary), without running it.
+  void validateInput(const SequenceInput& in) const { checkInput(in); }
   // Random state of the dropout masks (for checkpoints).
   std::vector<uint32_t> randomState() const { return rng_.state(); }
   void setRandomState(const std::vector<uint32_t>& s) { rng_.setState(s); }
