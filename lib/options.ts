@@ -27,8 +27,10 @@ function describe(value: unknown): string {
 export function integerOption(value: unknown, name: string, min: number, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number') throw rnnkitError('ERR_RNNKIT_TYPE', `${name} must be a number, got ${describe(value)}`);
-  if (!Number.isInteger(value) || value < min || value > max)
-    throw rnnkitError('ERR_RNNKIT_VALUE', `${name} must be an integer in [${min}, ${max === Number.MAX_SAFE_INTEGER ? '2^53' : max}], got ${value}`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in [${min}, ${max}]`;
+    throw rnnkitError('ERR_RNNKIT_VALUE', `${name} must be an integer ${range}, got ${value}`);
+  }
   return value;
 }
 

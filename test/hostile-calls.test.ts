@@ -183,14 +183,14 @@ t.test('options: every value checked, unknown names refused with the name meant'
   model.compile({ loss: 'softmaxCrossEntropy', optimizer: optimizers.adam() });
   const x = { data: Int32Array.from([1, 2, 3, 4, 0, 1]), shape: [2, 3] };
   for (const [options, code, message] of [
-    [{ batchSize: 0 }, 'ERR_RNNKIT_VALUE', /batchSize must be an integer in \[1/],
-    [{ batchSize: -1 }, 'ERR_RNNKIT_VALUE', /batchSize must be an integer in \[1/],
+    [{ batchSize: 0 }, 'ERR_RNNKIT_VALUE', /batchSize must be an integer >= 1/],
+    [{ batchSize: -1 }, 'ERR_RNNKIT_VALUE', /batchSize must be an integer >= 1/],
     [{ batchSize: NaN }, 'ERR_RNNKIT_VALUE', /batchSize/],
     [{ batchSize: '4' }, 'ERR_RNNKIT_TYPE', /batchSize must be a number/],
     [{ epochs: -1 }, 'ERR_RNNKIT_VALUE', /epochs/],
     [{ epochs: Infinity }, 'ERR_RNNKIT_VALUE', /epochs/],
     [{ steps: 1.5 }, 'ERR_RNNKIT_VALUE', /steps/],
-    [{ stateful: true, chunkLength: 0 }, 'ERR_RNNKIT_VALUE', /chunkLength must be an integer in \[1/],
+    [{ stateful: true, chunkLength: 0 }, 'ERR_RNNKIT_VALUE', /chunkLength must be an integer >= 1/],
     [{ chunkLength: 2 }, 'ERR_RNNKIT_ARGUMENT', /chunkLength is used only with stateful/],
     [{ shuffle: 'yes' }, 'ERR_RNNKIT_TYPE', /shuffle must be a boolean/],
     [{ callbacks: { onStepEnd: 3 } }, 'ERR_RNNKIT_TYPE', /callbacks\.onStepEnd must be a function/],

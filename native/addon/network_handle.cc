@@ -15,7 +15,8 @@ namespace {
 // Distinguishes our wrapped objects from any other object, including other addons' wrapped objects.
 const napi_type_tag kNetworkTag = {0x7a1c3e5b9d2f4a60ULL, 0x8b4d6f1e3c5a7092ULL};
 
-// A method that reads or changes the network: it runs as one synchronous call (see NetworkHandle::SyncCall).
+// A method that reads or changes the network: it runs as one synchronous call (see NetworkHandle::SyncCall). The
+// methods themselves do not call checkUsable(): inside the call the handle is marked busy.
 template <Napi::Value (NetworkHandle::*Method)(const Napi::CallbackInfo&)>
 Napi::Value dispatch(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] {
@@ -331,7 +332,6 @@ Napi::Value NetworkHandle::GetGrad(const Napi::CallbackInfo& info) {
 // setInferencePrecision('float32' | 'int8'): the precision of the recurrent products of inference calls (forward
 // without training, predict, streams). Training always runs in float32.
 Napi::Value NetworkHandle::SetInferencePrecision(const Napi::CallbackInfo& info) {
-  checkUsable();
   const std::string p = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
   if (p != "float32" && p != "int8") fail(ErrorCode::Value, "the inference precision must be 'float32' or 'int8'");
   network_->setInt8Inference(p == "int8");
@@ -339,7 +339,6 @@ Napi::Value NetworkHandle::SetInferencePrecision(const Napi::CallbackInfo& info)
 }
 
 Napi::Value NetworkHandle::InferencePrecision(const Napi::CallbackInfo& info) {
-  checkUsable();
   return Napi::String::New(info.Env(), network_->int8Inference() ? "int8" : "float32");
 }
 
