@@ -53,6 +53,23 @@ t.test('a getter that disposes the network while the arguments are read (sync an
   const s9 = new native.Stream(n9);
   await rejectsCode(t, () => s9.step({ get x() { s9.dispose(); return { data: new Float32Array(3), shape: [1, 1, 3] }; } }), 'ERR_RNNKIT_DISPOSED', DISPOSED, 'stream.step disposing its stream');
 
+  // A getter that throws: the Promise forms reject with the caller's own error (never a synchronous throw).
+  const n10 = new native.Network(spec);
+  const own = new Error('from a getter');
+  const thrown = () => { throw own; };
+  let threw: unknown;
+  let p: Promise<unknown> | undefined;
+  try {
+    p = n10.forward({ get x() { return thrown(); } });
+  } catch (e) {
+    threw = e;
+  }
+  t.equal(threw, undefined, 'forward does not throw synchronously');
+  await t.rejects(p as Promise<unknown>, own, 'forward rejects with the getter\'s error');
+  const s10 = new native.Stream(n10);
+  await t.rejects(s10.step({ get x() { return thrown(); } }), own, 'stream.step rejects with the getter\'s error');
+  t.same(arr(n10.forwardSync(input()).output.data), arr(reference.output.data), 'the network still works');
+
   // Through Sequential.
   const m = sequential({ inputSize: 3, layers: [layers.lstm({ units: 4 })] });
   await rejectsCode(t, () => m.predict({ get data() { m.dispose(); return xData(); }, shape: [2, 4, 3] }), 'ERR_RNNKIT_DISPOSED', DISPOSED, 'Sequential.predict');
@@ -331,4 +348,16 @@ t.test('typed arrays over a SharedArrayBuffer are read (copied) like any other; 
     throwsCode(t, () => model.predictSync(x as never), 'ERR_RNNKIT_TYPE', /input\.x must be a Float32Array/, `Sequential.predictSync with ${label}`);
     t.equal((viaNet as { code?: string })?.code, 'ERR_RNNKIT_TYPE', `RecurrentNetwork gives the same code for ${label}`);
   }
+});
+
+t.test("the README's table of error codes is complete: every code the addon and the library can raise", async (t) => {
+  const root = path.join(__dirname, '..');
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Errors'), readme.indexOf('\n## ', readme.indexOf('## Errors') + 1));
+  const documented = new Set([...section.matchAll(/^\| `(ERR_RNNKIT_[A-Z_]+)` \| .+ \|$/gm)].map((m) => m[1]));
+  const typed = new Set([...fs.readFileSync(path.join(root, 'lib', 'errors.ts'), 'utf8').matchAll(/'(ERR_RNNKIT_[A-Z_]+)'/g)].map((m) => m[1]));
+  for (const code of native.errorCodes) t.ok(documented.has(code), `${code} (native) is in the README's table`);
+  for (const code of native.errorCodes) t.ok(typed.has(code), `${code} (native) is in RnnkitErrorCode`);
+  for (const code of typed) t.ok(documented.has(code), `${code} (RnnkitErrorCode) is in the README's table`);
+  for (const code of documented) t.ok(typed.has(code), `${code} (README) is a RnnkitErrorCode`);
 });

@@ -54,6 +54,11 @@ Napi::Value NetworkHandle::run(Napi::Env env, bool async, Napi::Object keepAlive
     Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
     d.Reject(makeError(env, e.code(), e.what()).Value());
     return d.Promise();
+  } catch (const Napi::Error& e) {
+    // So is an exception of the caller's own code that ran while the arguments were read (a getter, a Proxy trap).
+    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+    d.Reject(e.Value());
+    return d.Promise();
   }
 }
 

@@ -120,6 +120,10 @@ Napi::Value StreamHandle::Step(const Napi::CallbackInfo& info) {
     Napi::Promise::Deferred d = Napi::Promise::Deferred::New(info.Env());
     d.Reject(makeError(info.Env(), e.code(), e.what()).Value());
     return d.Promise();
+  } catch (const Napi::Error& e) {
+    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(info.Env());
+    d.Reject(e.Value());
+    return d.Promise();
   }
 }
 
