@@ -4,7 +4,8 @@
 #   .ci/build-cmake.sh [OUT_DIR] [cmake-js options...]     (npm run build:cmake / npm run build:cuda)
 #   e.g. .ci/build-cmake.sh build-cuda --CDRNNKIT_CUDA=ON
 #
-# The addon lands in OUT_DIR/Release/rnnkit.node (OUT_DIR defaults to build-cmake).
+# The addon lands in OUT_DIR/Release/rnnkit.node (OUT_DIR defaults to build-cmake); RNNKIT_BINARY=cuda (or cmake, or
+# its path) makes require('rnnkit') load it.
 #
 # cmake-js downloads Node's headers from nodejs.org unless npm's `nodedir` names a Node install that has them, so
 # this script points nodedir at the headers installed beside the running node (include/node), and uses them.
@@ -22,6 +23,17 @@ if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
 fi
 
 jobs="$(nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)"
+
+# require('rnnkit') keeps loading the binary of `npm install` until RNNKIT_BINARY names this one (lib/native.ts).
+how_to_load() {
+  local name
+  case "$out" in
+    build-cuda) name=cuda ;;
+    build-cmake) name=cmake ;;
+    *) name="$(cd "$out/Release" && pwd)/rnnkit.node" ;;
+  esac
+  echo "build-cmake: built $out/Release/rnnkit.node; RNNKIT_BINARY=$name makes require('rnnkit') load it (docs/cuda.md)"
+}
 
 has_headers() { [ -n "$1" ] && [ -f "$1/include/node/node_api.h" ]; }
 
@@ -41,7 +53,9 @@ if [ -x "$cmake_js" ]; then
   else
     echo "build-cmake: no local Node headers beside $(command -v node): cmake-js will download them"
   fi
-  exec "$cmake_js" rebuild --out "$out" --parallel "$jobs" "$@"
+  "$cmake_js" rebuild --out "$out" --parallel "$jobs" "$@"
+  how_to_load
+  exit 0
 fi
 
 # Plain CMake.
@@ -60,3 +74,4 @@ echo "build-cmake: plain CMake with Node's headers from $nodedir/include/node"
 rm -rf "$out"
 cmake -S . -B "$out" -DCMAKE_BUILD_TYPE=Release -DNODE_INCLUDE_DIR="$nodedir/include/node" ${defs[@]+"${defs[@]}"}
 cmake --build "$out" --parallel "$jobs"
+how_to_load
