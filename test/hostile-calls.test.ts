@@ -158,7 +158,8 @@ t.test('Sequential copies its inputs at call time; one queue serves every Promis
   await busy;
   await rejectsCode(t, () => waiting, 'ERR_RNNKIT_DISPOSED', /stream has been disposed \(before the step ran\)/, 'a step waiting when its stream was disposed');
   const s2 = new native.Stream(net);
-  const p2 = s2.step({ x: { data: new Float32Array(32), shape: [1, 1, 32] } });
+  // 64 rows: too much work to run inline (a small step settles at once and leaves nothing in flight).
+  const p2 = s2.step({ x: { data: new Float32Array(64 * 32), shape: [64, 1, 32] } });
   throwsCode(t, () => s2.reset(), 'ERR_RNNKIT_BUSY', /step of this stream is in flight/, 'reset while a step of the stream is in flight');
   await p2;
   s2.reset();

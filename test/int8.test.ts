@@ -193,3 +193,23 @@ t.test('int8: the VNNI, AVX2 and scalar kernels give exactly the same outputs', 
   const avx2 = run({ RNNKIT_SIMD: 'avx2' }).kernel;
   t.ok(avx2 === 'avx2' || avx2 === 'scalar', `RNNKIT_SIMD=avx2: at most the AVX2 int8 kernel (${avx2})`);
 });
+
+// Small awaited steps run on the calling thread (NetworkHandle::run), large ones on the pool: the same results.
+t.test('stream.step (awaited) equals stepSync, for steps small enough to run inline and for pool-sized ones', async (t) => {
+  for (const [units, batch] of [[32, 1], [256, 48]]) {
+    const model = sequential({ inputSize: 20, layers: [layers.lstm({ units, numLayers: 2, returnSequences: true })], seed: 4 });
+    const rng = new rk.SeededRandom(6);
+    const a = model.stream(), b = model.stream();
+    for (let s = 0; s < 3; s++) {
+      const x = { data: randn(rng, batch * 20), shape: [batch, 20] };
+      const pending = a.step(x);
+      t.ok(pending instanceof Promise, 'step returns a Promise');
+      const awaited = (await pending).data as Float32Array;
+      t.ok(sameBits(awaited, b.stepSync(x).data as Float32Array), `${units} units, batch ${batch}, step ${s}`);
+    }
+    await t.rejects(a.step({ data: new Float32Array(3), shape: [1, 3] }), { code: 'ERR_RNNKIT_SHAPE' }, 'a bad input rejects the Promise');
+    a.dispose();
+    b.dispose();
+    model.dispose();
+  }
+});

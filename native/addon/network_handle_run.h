@@ -1,6 +1,9 @@
 // NetworkHandle::run, kept apart because it needs the worker template (which needs NetworkHandle).
 #pragma once
 
+#include <type_traits>
+#include <utility>
+
 #include "js_errors.h"
 #include "network_handle.h"
 #include "network_worker.h"
@@ -23,6 +26,18 @@ class NetworkHandle::ArgumentRead {
   NetworkHandle& h_;
 };
 
+// A Promise call whose work is this small (multiply-adds: tens of microseconds) runs on the calling thread when
+// nothing runs or waits before it, and returns a settled Promise: the two thread hops of the pool (to a libuv
+// worker and back to the event loop) would cost more than the work. A batch-1 step of a 2x256 LSTM is 0.85 M.
+constexpr double kInlineMultiplyAdds = 2.0 * 1024 * 1024;
+
+// Jobs that may run inline say how much work they are (Job::multiplyAdds(network)); the others never do.
+template <typename Job, typename = void>
+struct EstimatesWork : std::false_type {};
+template <typename Job>
+struct EstimatesWork<Job, std::void_t<decltype(std::declval<const Job&>().multiplyAdds(std::declval<const Network&>()))>>
+    : std::true_type {};
+
 template <typename Job, typename MakeJob>
 Napi::Value NetworkHandle::run(Napi::Env env, bool async, Napi::Object keepAlive, MakeJob makeJob) {
   if (!async) {
@@ -39,13 +54,25 @@ Napi::Value NetworkHandle::run(Napi::Env env, bool async, Napi::Object keepAlive
   }
   try {
     checkOpen();
-    NetworkWorker<Job>* worker;
-    {
+    Job job = [&] {
       ArgumentRead reading(*this);
-      Job job = makeJob();
+      Job j = makeJob();
       reading.done();
-      worker = new NetworkWorker<Job>(env, this, keepAlive, std::move(job));
+      return j;
+    }();
+    if constexpr (EstimatesWork<Job>::value) {
+      // Nothing before it in the queue: running it now keeps the call order.
+      if (!running_ && queue_.empty() && job.multiplyAdds(*network_) <= kInlineMultiplyAdds) {
+        Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+        {
+          SyncCall call(*this);
+          job.run(*network_);
+        }
+        d.Resolve(job.toJs(env));
+        return d.Promise();
+      }
     }
+    NetworkWorker<Job>* worker = new NetworkWorker<Job>(env, this, keepAlive, std::move(job));
     Napi::Promise promise = worker->promise();
     submit(worker);  // the worker deletes itself once settled
     return promise;

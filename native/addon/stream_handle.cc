@@ -23,6 +23,14 @@ struct StreamStepJob : JobBase {
   StreamStepJob(StreamHandle::Use u, const Napi::CallbackInfo& info, int vocabSize)
       : use(std::move(u)), input(parseSequenceInput(info.Length() > 0 ? info[0] : info.Env().Undefined(), vocabSize)) {}
   void run(Network& net) { result = net.forward(input, false, use.state()); }
+  // About one multiply-add per parameter and input row-step (NetworkHandle::run runs small steps inline).
+  double multiplyAdds(const Network& net) const {
+    // Rows and steps: every dimension of token ids, all but the features of dense input.
+    const std::size_t dims = input.tokens.empty() && !input.shape.empty() ? input.shape.size() - 1 : input.shape.size();
+    double rowSteps = 1;
+    for (std::size_t i = 0; i < dims; ++i) rowSteps *= (double)input.shape[i];
+    return rowSteps * (double)net.layout().total();
+  }
   Napi::Value toJs(Napi::Env env) const {
     Napi::Object out = Napi::Object::New(env);
     setField(out, Key::Output, toTensor(env, result.output, result.shape));
