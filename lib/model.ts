@@ -1034,6 +1034,8 @@ export class Sequential {
     const file = parseSafetensors(buf);
     if (file.metadata.format !== 'rnnkit' || typeof file.metadata.model !== 'string')
       throw rnnkitError('ERR_RNNKIT_FORMAT', 'not an rnnkit model file (no model description in __metadata__)');
+    if (file.metadata.kind === 'seq2seq')
+      throw rnnkitError('ERR_RNNKIT_FORMAT', 'this file holds an encoder-decoder: load it with rnnkit.Seq2Seq.load');
     let desc: ReturnType<Sequential['toJSON']>;
     try {
       desc = JSON.parse(file.metadata.model);

@@ -278,6 +278,8 @@ t.test('save and load keep the architecture and every weight', async (t) => {
   t.same(loaded.spec, model.spec);
   t.same(Array.from(loaded.predictSync(batch).logits.data), Array.from(model.predictSync(batch).logits.data));
   t.throws(() => Seq2Seq.fromBuffer(Buffer.from('nonsense')), { code: 'ERR_RNNKIT_FORMAT' });
+  const { load } = await import('../lib/model');
+  await t.rejects(load(file), { code: 'ERR_RNNKIT_FORMAT', message: /Seq2Seq.load/ }, 'rnnkit.load says where an encoder-decoder file goes');
   model.dispose();
   loaded.dispose();
 });
