@@ -18,7 +18,7 @@ function npm(args: string[]) {
     : spawnSync('npm', args, { cwd: root, encoding: 'utf8', timeout: 400000, shell: process.platform === 'win32' });
 }
 
-const MEASURED_KINDS = ['train', 'infer', 'step'];
+const MEASURED_KINDS = ['train', 'infer', 'step', 'train_seq2seq', 'decode_seq2seq'];
 
 t.test('npm run bench -- --json --tiny prints one JSON object covering every workload', { skip, timeout: 480000 }, async (t) => {
   // The first run may build the harness (tsc) and its native module (node-gyp): minutes on a small machine.

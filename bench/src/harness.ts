@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
-import { backendInfo, layers, sequential, optimizers, SeededRandom, type Sequential } from '../../dist/index';
+import { backendInfo, layers, sequential, optimizers, SeededRandom, Seq2Seq, type Sequential } from '../../dist/index';
 import { environmentBeforeLoad } from '../../dist/native';
 import { timeAlternating, type Timed } from './timing';
 import { AGREEMENT, createSession, onnxRuntimeVersion, relativeDifference, sequenceRunner, stepRunner } from './onnxruntime';
@@ -32,7 +32,19 @@ export interface Workload {
   note?: string;
   /** A step workload whose headline figure is the awaited step (the call a server makes), not the synchronous one. */
   async?: boolean;
+  // Encoder-decoder workloads (kinds train_seq2seq, decode_seq2seq).
+  attention?: 'none' | 'bahdanau' | 'luong';
+  src_vocab?: number;
+  tgt_vocab?: number;
+  embed?: number;
+  src_len?: number;
+  tgt_len?: number;
+  max_len?: number;
+  beam?: number;
 }
+
+const SEQ2SEQ_KINDS = ['train_seq2seq', 'decode_seq2seq'];
+const isSeq2Seq = (w: Workload): boolean => SEQ2SEQ_KINDS.includes(w.kind);
 
 export interface BenchOptions {
   json: boolean;
@@ -47,7 +59,7 @@ type Figures = Record<string, number>;
 
 const ROOT = path.join(__dirname, '..', '..');
 /** The workload kinds measureWorkload knows. */
-const MEASURED_KINDS = ['train', 'infer', 'step'];
+const MEASURED_KINDS = ['train', 'infer', 'step', 'train_seq2seq', 'decode_seq2seq'];
 const PEER_NAMES = ['onnxruntime', 'pytorch', 'tfjs_wasm', 'tfjs_cpu', 'brain'] as const;
 type PeerName = (typeof PEER_NAMES)[number];
 const DEFAULT_PEERS: readonly PeerName[] = ['onnxruntime', 'pytorch', 'tfjs_wasm', 'brain'];
@@ -85,7 +97,36 @@ export function scaleWorkload(w: Workload, tiny: boolean): Workload {
     hidden: Math.min(w.hidden, 32),
     head: w.head ? Math.min(w.head, 16) : w.head,
     input_size: w.input_size ? Math.min(w.input_size, 16) : w.input_size,
+    ...(isSeq2Seq(w) ? {
+      embed: Math.min(w.embed ?? 8, 8), src_vocab: Math.min(w.src_vocab ?? 12, 12), tgt_vocab: Math.min(w.tgt_vocab ?? 12, 12),
+      src_len: Math.min(w.src_len ?? 6, 6), tgt_len: w.tgt_len === undefined ? undefined : Math.min(w.tgt_len, 6),
+      max_len: w.max_len === undefined ? undefined : Math.min(w.max_len, 6),
+    } : {}),
   };
+}
+
+/** FLOPs of an encoder-decoder call, counted as for the other workloads (2*M*N*K per GEMM; training 3x the forward):
+ *  the encoder's input and recurrent products over S steps of B rows; the decoder's over T steps of R rows (R = B
+ *  times the beam when decoding), with Bahdanau's E+H input, its query product (H x H) per step and the keys'
+ *  projection (H x H) once, the scores and contexts (2 x S x H per row and step), Luong's Wc (2H x H); the logits. */
+export function seq2seqFlops(w: Workload): number {
+  const G = w.cell === 'lstm' ? 4 : w.cell === 'gru' ? 3 : 1;
+  const H = w.hidden, L = w.layers ?? 1, E = w.embed ?? 0, B = w.batch, S = w.src_len ?? 1, V = w.tgt_vocab ?? 0;
+  const decoding = w.kind === 'decode_seq2seq';
+  const T = (decoding ? w.max_len : w.tgt_len) ?? 1;
+  const R = decoding ? B * (w.beam ?? 1) : B;
+  const att = w.attention ?? 'none';
+  let enc = 0;
+  let dec = 0;
+  for (let k = 0; k < L; k++) {
+    enc += 2 * S * B * G * H * ((k === 0 ? E : H) + H);
+    dec += 2 * T * R * G * H * ((k === 0 ? E + (att === 'bahdanau' ? H : 0) : H) + H);
+  }
+  if (att !== 'none') dec += 2 * 2 * T * R * S * H;
+  if (att === 'bahdanau') dec += 2 * T * R * H * H + 2 * S * B * H * H;
+  if (att === 'luong') dec += 2 * T * R * 2 * H * H;
+  dec += 2 * T * R * H * V;
+  return decoding ? enc + dec : 3 * (enc + dec);
 }
 
 /** FLOPs of one call (a training step, an inference call or one stream step), counted as 2*M*N*K per GEMM: the same
@@ -99,6 +140,7 @@ export function scaleWorkload(w: Workload, tiny: boolean): Workload {
  *               already accounts for. A dense first layer's dX is counted: the engines compute it.
  *  Element-wise work (activations, loss, optimizer) is not counted. */
 export function workloadFlops(w: Workload, T: number, B: number): number {
+  if (isSeq2Seq(w)) return seq2seqFlops(w);
   const G = w.cell === 'lstm' ? 4 : w.cell === 'gru' ? 3 : 1;
   const H = w.hidden, L = w.layers ?? 1;
   const I0 = w.input === 'one-hot' ? 0 : w.input_size ?? 0;
@@ -110,6 +152,7 @@ export function workloadFlops(w: Workload, T: number, B: number): number {
 
 /** The GEMM shapes (M, N, K; op(B) = B^T as a layer's weights are used) a workload's forward pass runs. */
 function workloadGemmShapes(w: Workload): Array<{ m: number; n: number; k: number; what: string }> {
+  if (isSeq2Seq(w)) return [];  // many small products of several shapes: no single GEMM figure speaks for them
   const G = w.cell === 'lstm' ? 4 : w.cell === 'gru' ? 3 : 1;
   const H = w.hidden, L = w.layers ?? 1, B = w.batch, T = w.seq ?? 1;
   const out: Array<{ m: number; n: number; k: number; what: string }> = [];
@@ -132,6 +175,7 @@ const INT8_TOLERANCE = 0.03;
 /** Measure one (already scaled) workload for rnnkit in this process, and with `withOrt` ONNX Runtime on the same
  *  model and input (inference and step workloads), alternating with rnnkit. */
 export async function measureWorkload(w: Workload, o: BenchOptions, withOrt: boolean): Promise<Measured> {
+  if (isSeq2Seq(w)) return measureSeq2Seq(w, o);
   const B = w.batch;
   const T = w.seq ?? 1;
   const model = makeModel(w, 1);
@@ -231,6 +275,43 @@ export async function measureWorkload(w: Workload, o: BenchOptions, withOrt: boo
     model.dispose();
   }
   return { figures, ...(ort ? { onnxruntime: ort } : {}) };
+}
+
+/** An encoder-decoder workload: a training step by teacher forcing (cross-entropy over every target step, clip 5,
+ *  Adam), or a decode from token 0 to max_len without an end token (greedy, or beam search keeping `beam`
+ *  hypotheses). Tokens are target tokens (decoding: those of the best hypothesis of every row). */
+async function measureSeq2Seq(w: Workload, o: BenchOptions): Promise<Measured> {
+  const B = w.batch, S = w.src_len ?? 1;
+  const model = new Seq2Seq({
+    cell: w.cell === 'lstm' ? 'lstm' : 'gru', attention: w.attention ?? 'bahdanau', srcVocab: w.src_vocab ?? 1,
+    tgtVocab: w.tgt_vocab ?? 1, embedSize: w.embed ?? 1, hiddenSize: w.hidden, numLayers: w.layers ?? 1, seed: 1,
+  });
+  const rng = new SeededRandom(7);
+  const ids = (n: number, v: number) => Int32Array.from({ length: n }, () => rng.int(v));
+  const figures: Figures = {};
+  try {
+    const source = { data: ids(B * S, w.src_vocab ?? 1), shape: [B, S] };
+    if (w.kind === 'train_seq2seq') {
+      const T = w.tgt_len ?? 1;
+      model.compile({ optimizer: { type: 'adam', lr: 1e-3 }, clipNorm: 5 });
+      const batch = { source, decoderInput: { data: ids(B * T, w.tgt_vocab ?? 1), shape: [B, T] }, targets: ids(B * T, w.tgt_vocab ?? 1) };
+      const [t] = await timeAlternating([() => model.trainOnBatch(batch)], o.repetitions, o.minSeconds);
+      figures.tokens_per_s = (B * T) / t.seconds;
+      figures.s_per_step = t.seconds;
+      figures.repetitions = t.calls;
+    } else {
+      const M = w.max_len ?? 1;
+      const options = { startToken: 0, maxLength: M, beamWidth: w.beam ?? 1, attention: false };
+      const [t] = await timeAlternating([() => model.decode(source, options)], o.repetitions, o.minSeconds);
+      figures.tokens_per_s = (B * M) / t.seconds;
+      figures.s_per_call = t.seconds;
+      figures.repetitions = t.calls;
+    }
+    figures.peak_rss_mb = process.resourceUsage().maxRSS / 1024;
+  } finally {
+    model.dispose();
+  }
+  return { figures };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -595,6 +676,9 @@ function targetChecks(report: Report): Report['targets'] {
     const gap = awaited.us_per_step_awaited !== undefined && awaited.us_per_step_sync !== undefined ? awaited.us_per_step_awaited - awaited.us_per_step_sync : undefined;
     add('step_async_lstm2x256_b1: awaited step within 15 us of the synchronous one (us)', gap, (v) => v <= 15);
   }
+  // The encoder-decoder against PyTorch's seq2seq tutorial model at the same sizes and threads.
+  for (const n of ['train_seq2seq_gru256_bahdanau_b32', 'decode_seq2seq_gru256_bahdanau_b32_greedy', 'decode_seq2seq_gru256_bahdanau_b32_beam4'])
+    if (W[n] && !W[n].not_measured) add(`${n} >= 5x PyTorch`, vsTorch(n), (v) => v >= 5);
   const rf = (report.machine as Record<string, any>).roofline;
   add('built-in GEMM >= 70% of the system BLAS (SGEMM 2048^3)', rf?.builtin_vs_blas, (v) => v >= 0.7);
   // The same on the workloads themselves: rnnkit with RNNKIT_BLAS=none over rnnkit with the BLAS, the lowest one.
@@ -743,7 +827,8 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
   const results: Record<string, Record<string, unknown>> = {};
   const withFlops = (name: string, f: Figures): Figures => {
     const w = defs[name];
-    const s = w.kind === 'train' ? f.s_per_step : w.kind === 'infer' ? f.s_per_call : (f.us_per_step ?? NaN) / 1e6;
+    const s = w.kind === 'train' || w.kind === 'train_seq2seq' ? f.s_per_step
+      : w.kind === 'infer' || w.kind === 'decode_seq2seq' ? f.s_per_call : (f.us_per_step ?? NaN) / 1e6;
     const g = workloadFlops(w, w.seq ?? 1, w.batch) / s / 1e9;
     const out: Figures = { ...f };
     if (Number.isFinite(g) && g > 0) {
@@ -821,6 +906,7 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
       if (!results[name] || results[name].error) continue;
       const w = defs[name];
       if (p === 'brain' && !(w.kind === 'train' && w.input === 'one-hot')) continue;  // its API has no other mapping
+      if (p.startsWith('tfjs') && isSeq2Seq(w)) continue;  // no encoder-decoder peer in TF.js's layers API here
       const task = { name, workload: w, threads, min_seconds: o.minSeconds, repetitions: o.repetitions, max_seconds: tiny ? 5 : maxPeerSeconds,
         ...(p.startsWith('tfjs') ? { backend: p === 'tfjs_wasm' ? 'wasm' : 'cpu' } : {}) };
       log(`${p} ${name} ...`);
