@@ -172,14 +172,28 @@ function withApply<C extends GraphLayerConfig>(config: C): GraphLayer<C> {
   return config as GraphLayer<C>;
 }
 
+/** The functional graph's options of a recurrent layer, beside the layer's own. */
+export interface GraphRecurrentOptions {
+  /** Bahdanau attention inside the recurrence (apply the layer with `{ attendTo: encoderOutputs }`). */
+  attention?: 'bahdanau';
+  /** Also output the attention weights (after the states). */
+  returnAttention?: boolean;
+}
+
+// The layer checks its own options; the graph's are taken off first and put back on the description.
+function recurrentWithAttention<O extends object>(make: (o: O) => LayerConfig, o: O & GraphRecurrentOptions): GraphLayer {
+  if (typeof o !== 'object' || o === null) return withApply(make(o));
+  const { attention, returnAttention, ...own } = o;
+  return withApply(Object.assign(make(own as O), attention !== undefined ? { attention } : {},
+    returnAttention !== undefined ? { returnAttention } : {}));
+}
+
 /** The layer constructors, each with `apply` for the functional API (and usable in `sequential` as before). */
 export const layers = {
   embedding: (o: Parameters<typeof baseLayers.embedding>[0]) => withApply(baseLayers.embedding(o)),
   simpleRNN: (o: Parameters<typeof baseLayers.simpleRNN>[0]) => withApply(baseLayers.simpleRNN(o)),
-  lstm: (o: Parameters<typeof baseLayers.lstm>[0] & { attention?: 'bahdanau'; returnAttention?: boolean }) =>
-    withApply(Object.assign(baseLayers.lstm(o), o.attention ? { attention: o.attention } : {})),
-  gru: (o: Parameters<typeof baseLayers.gru>[0] & { attention?: 'bahdanau'; returnAttention?: boolean }) =>
-    withApply(Object.assign(baseLayers.gru(o), o.attention ? { attention: o.attention } : {})),
+  lstm: (o: Parameters<typeof baseLayers.lstm>[0] & GraphRecurrentOptions) => recurrentWithAttention(baseLayers.lstm, o),
+  gru: (o: Parameters<typeof baseLayers.gru>[0] & GraphRecurrentOptions) => recurrentWithAttention(baseLayers.gru, o),
   dense: (o: Parameters<typeof baseLayers.dense>[0]) => withApply(baseLayers.dense(o)),
   dropout: (o: Parameters<typeof baseLayers.dropout>[0]) => withApply(baseLayers.dropout(o)),
   /** Luong's dot attention over [query, keys]: returns [context, weights] (Keras's `Attention`). */

@@ -46,7 +46,7 @@ export type {
 export type { OnnxExportOptions } from './onnx/export';
 // The layer constructors, each with `apply` for the functional graph (and usable in `sequential` as plain layers).
 export { layers, input, model, SymbolicTensor, GraphSeq2Seq } from './graph';
-export type { InputOptions, ApplyOptions, GraphLayer, GraphLayerConfig, GraphInputs } from './graph';
+export type { InputOptions, ApplyOptions, GraphLayer, GraphLayerConfig, GraphInputs, GraphRecurrentOptions } from './graph';
 export type { LayerConfig, Activation, RecurrentOptions, SimpleRnnOptions, GatedRecurrentOptions, RecurrentActivation, GruOptions, DenseOptions, DropoutOptions, EmbeddingOptions } from './layers';
 export { optimizers } from './optimizers';
 export type { OptimizerConfig } from './optimizers';
