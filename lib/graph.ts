@@ -181,11 +181,11 @@ export interface GraphRecurrentOptions {
 }
 
 // The layer checks its own options; the graph's are taken off first and put back on the description.
-function recurrentWithAttention<O extends object>(make: (o: O) => LayerConfig, o: O & GraphRecurrentOptions): GraphLayer {
-  if (typeof o !== 'object' || o === null) return withApply(make(o));
+function recurrentWithAttention<O extends object>(make: (o: O) => LayerConfig, o: O & GraphRecurrentOptions): GraphLayer<LayerConfig & GraphRecurrentOptions> {
+  if (typeof o !== 'object' || o === null) return withApply(make(o) as LayerConfig & GraphRecurrentOptions);
   const { attention, returnAttention, ...own } = o;
   return withApply(Object.assign(make(own as O), attention !== undefined ? { attention } : {},
-    returnAttention !== undefined ? { returnAttention } : {}));
+    returnAttention !== undefined ? { returnAttention } : {}) as LayerConfig & GraphRecurrentOptions);
 }
 
 /** The layer constructors, each with `apply` for the functional API (and usable in `sequential` as before). */
