@@ -319,3 +319,10 @@ t.test('fromTorchSeq2Seq: a state_dict of every golden case (rnnkit names and th
   const { fromTorchSeq2SeqSync } = await import('../lib/interop/torch-seq2seq');
   t.throws(() => fromTorchSeq2SeqSync(serializeSafetensors([{ name: 'x', shape: [1], data: new Float32Array(1) }])), { code: 'ERR_RNNKIT_FORMAT', message: /encoder.embedding.weight/ });
 });
+
+t.test('PyTorch cases of shapes the shared set lacks (3 layers, batch 1, LSTM + Luong, lengths everywhere, Luong training) pass the conformance runner', async (t) => {
+  const { runDirectory } = await import('../lib/conformance/runner');
+  const results = runDirectory(path.join(__dirname, 'fixtures', 'seq2seq'));
+  t.equal(results.length, 5);
+  for (const r of results) t.ok(r.passed, `${r.name}: ${r.detail}`);
+});
