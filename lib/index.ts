@@ -59,6 +59,7 @@ export { fromTfjs, fromTfjsArtifacts } from './interop/tfjs';
 export type { TfjsArtifacts } from './interop/tfjs';
 export { Seq2Seq, Seq2SeqDecoder, seq2seq } from './seq2seq';
 export type { Seq2SeqSpec, Seq2SeqBatch, AttentionKind, TokenIds, DecodeOptions, DecodeResult } from './seq2seq';
+export type { Seq2SeqOnnx } from './onnx/seq2seq';
 export { fromTorchSeq2Seq, fromTorchSeq2SeqSync, TUTORIAL_NAMES } from './interop/torch-seq2seq';
 export type { TorchSeq2SeqSpec } from './interop/torch-seq2seq';
 export { runDistributedBatch } from './distributed/producer';

@@ -9,6 +9,9 @@ import {
 import { readModelFile, writeFileAtomic } from './files';
 import { parseSafetensors, serializeSafetensors, type NamedTensor } from './safetensors';
 import type { Tensor } from './tensor';
+import type { Seq2SeqOnnx } from './onnx/seq2seq';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 /** How the decoder looks at the encoder's outputs. */
 export type AttentionKind = 'none' | 'bahdanau' | 'luong';
@@ -248,6 +251,36 @@ export class Seq2Seq {
       missing.delete(name);
     }
     if (missing.size) throw rnnkitError('ERR_RNNKIT_FORMAT', `seq2seq: no value for ${[...missing].join(', ')}`);
+  }
+
+  /**
+   * The model as two ONNX graphs (opset 14): `encoder` (source ids and lengths in; keys, the source mask and the
+   * decoder's initial state out) and `decoderStep` (one token per row, the state, keys and mask in; logits, the new
+   * state and the attention weights out). Feeding each step's argmax back reproduces `decode`'s greedy tokens.
+   * Inputs and outputs are described in docs/seq2seq.md.
+   */
+  toOnnx(options: { metadata?: Record<string, string> } = {}): Seq2SeqOnnx {
+    if (typeof options !== 'object' || options === null) throw rnnkitError('ERR_RNNKIT_TYPE', 'toOnnx() takes an options object');
+    const spec = this.spec;
+    // Loaded lazily: protobufjs is only needed by those who export.
+    const { exportSeq2SeqOnnx } = require('./onnx/seq2seq') as typeof import('./onnx/seq2seq');
+    return exportSeq2SeqOnnx({
+      cell: spec.cell ?? 'gru', attention: spec.attention ?? 'bahdanau', srcVocab: spec.srcVocab, tgtVocab: spec.tgtVocab,
+      embedSize: spec.embedSize, hiddenSize: spec.hiddenSize, numLayers: spec.numLayers ?? 1,
+      weight: (name) => this.getParam(name),
+      metadata: { 'rnnkit.kind': FORMAT_KIND, 'rnnkit.spec': JSON.stringify({ ...spec, device: undefined }), ...(options.metadata ?? {}) },
+    });
+  }
+
+  /** Write `toOnnx()` into a folder as `encoder.onnx` and `decoder_step.onnx` (each atomically); returns their paths. */
+  async exportOnnx(dir: string, options: { metadata?: Record<string, string> } = {}): Promise<{ encoder: string; decoderStep: string }> {
+    if (typeof dir !== 'string' || dir === '') throw rnnkitError('ERR_RNNKIT_TYPE', 'exportOnnx: the folder must be a non-empty string');
+    const graphs = this.toOnnx(options);
+    await fs.promises.mkdir(dir, { recursive: true });
+    const files = { encoder: path.join(dir, 'encoder.onnx'), decoderStep: path.join(dir, 'decoder_step.onnx') };
+    await writeFileAtomic(files.encoder, graphs.encoder);
+    await writeFileAtomic(files.decoderStep, graphs.decoderStep);
+    return files;
   }
 
   dispose(): void {

@@ -53,10 +53,44 @@ export interface ExportSource {
   metadata?: Record<string, string>;
 }
 
+/**
+ * ONNX's W [D, G*H, I], R [D, G*H, H] and B [D, 2*G*H] of stacked layer k of the PyTorch-named recurrent layer
+ * `layer` (`<layer>.weight_ih_l<k>[_reverse]`, ...), gates reordered as `order` says (GATE_ORDER), as initializers.
+ */
+export function onnxRecurrentWeights(
+  g: GraphBuilder, weight: (name: string) => Tensor, layer: string, k: number, D: number, G: number, H: number,
+  inputSize: number, order: number[],
+): { W: string; R: string; B: string } {
+  const W = new Float32Array(D * G * H * inputSize);
+  const R = new Float32Array(D * G * H * H);
+  const B = new Float32Array(D * 2 * G * H);
+  for (let d = 0; d < D; d++) {
+    const suffix = `_l${k}${d === 1 ? '_reverse' : ''}`;
+    const wih = weight(`${layer}.weight_ih${suffix}`).data;
+    const whh = weight(`${layer}.weight_hh${suffix}`).data;
+    const bih = weight(`${layer}.bias_ih${suffix}`).data;
+    const bhh = weight(`${layer}.bias_hh${suffix}`).data;
+    if (wih.length !== G * H * inputSize)
+      throw rnnkitError('ERR_RNNKIT_INTERNAL', `toOnnx: '${layer}.weight_ih${suffix}' has ${wih.length} values, expected ${G * H * inputSize}`);
+    order.forEach((from, to) => {
+      const block = (src: Float32Array, width: number): Float32Array => src.subarray(from * H * width, (from + 1) * H * width);
+      W.set(block(wih, inputSize), (d * G + to) * H * inputSize);
+      R.set(block(whh, H), (d * G + to) * H * H);
+      B.set(block(bih, 1), d * 2 * G * H + to * H);
+      B.set(block(bhh, 1), d * 2 * G * H + (G + to) * H);
+    });
+  }
+  return {
+    W: g.floats(`${layer}.W_l${k}`, [D, G * H, inputSize], W),
+    R: g.floats(`${layer}.R_l${k}`, [D, G * H, H], R),
+    B: g.floats(`${layer}.B_l${k}`, [D, 2 * G * H], B),
+  };
+}
+
 type RecurrentSpec = Extract<NativeLayerSpec, { type: 'recurrent' }> & { name: string };
 
 // Where PyTorch's gate block k goes in ONNX's order: ONNX block j takes PyTorch block ORDER[j].
-const GATE_ORDER: Record<string, number[]> = {
+export const GATE_ORDER: Record<string, number[]> = {
   rnn_tanh: [0],
   rnn_relu: [0],
   lstm: [0, 3, 1, 2], // i, o, f, c  <-  i, f, g, o
@@ -242,32 +276,8 @@ class OnnxWriter {
     return this.g.op('ReduceSum', [y, this.g.int64s(`axis_${axis}`, [axis])], name, { keepdims: 0 });
   }
 
-  /** ONNX's W [D, G*H, I], R [D, G*H, H] and B [D, 2*G*H] for stacked layer k, gates in ONNX's order. */
   #stackedWeights(layer: string, k: number, D: number, G: number, H: number, inputSize: number, order: number[]): { W: string; R: string; B: string } {
-    const W = new Float32Array(D * G * H * inputSize);
-    const R = new Float32Array(D * G * H * H);
-    const B = new Float32Array(D * 2 * G * H);
-    for (let d = 0; d < D; d++) {
-      const suffix = `_l${k}${d === 1 ? '_reverse' : ''}`;
-      const wih = this.#weight(`${layer}.weight_ih${suffix}`).data;
-      const whh = this.#weight(`${layer}.weight_hh${suffix}`).data;
-      const bih = this.#weight(`${layer}.bias_ih${suffix}`).data;
-      const bhh = this.#weight(`${layer}.bias_hh${suffix}`).data;
-      if (wih.length !== G * H * inputSize)
-        throw rnnkitError('ERR_RNNKIT_INTERNAL', `toOnnx: '${layer}.weight_ih${suffix}' has ${wih.length} values, expected ${G * H * inputSize}`);
-      order.forEach((from, to) => {
-        const block = (src: Float32Array, width: number): Float32Array => src.subarray(from * H * width, (from + 1) * H * width);
-        W.set(block(wih, inputSize), (d * G + to) * H * inputSize);
-        R.set(block(whh, H), (d * G + to) * H * H);
-        B.set(block(bih, 1), d * 2 * G * H + to * H);
-        B.set(block(bhh, 1), d * 2 * G * H + (G + to) * H);
-      });
-    }
-    return {
-      W: this.g.floats(`${layer}.W_l${k}`, [D, G * H, inputSize], W),
-      R: this.g.floats(`${layer}.R_l${k}`, [D, G * H, H], R),
-      B: this.g.floats(`${layer}.B_l${k}`, [D, 2 * G * H], B),
-    };
+    return onnxRecurrentWeights(this.g, (name) => this.#weight(name), layer, k, D, G, H, inputSize, order);
   }
 
   /** The node's activation attributes for D directions (nothing where ONNX's defaults are rnnkit's). */
@@ -298,7 +308,7 @@ class OnnxWriter {
 }
 
 /** rnnkit's version, for the model's producer_version (the package root is two folders up, from lib/ or dist/). */
-function packageVersion(): string {
+export function packageVersion(): string {
   try {
     return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
   } catch {
