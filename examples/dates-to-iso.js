@@ -11,6 +11,7 @@
 //
 // Run from the repository root after `npm install`:
 //   node examples/dates-to-iso.js                 full run (figures in the README), model saved to dates-model/
+//                                                 (safetensors, vocabulary, and the two ONNX graphs in onnx/)
 //   node examples/dates-to-iso.js --tiny          a few seconds (the tests run this)
 //   options: --out DIR (model folder), --svg FILE (attention heatmap, default DIR/attention.svg), --steps N, --hidden N
 // (In your own project, require('rnnkit') instead of require('..').)
@@ -267,7 +268,9 @@ async function main() {
     fs.mkdirSync(outDir, { recursive: true });
     await model.save(path.join(outDir, 'model.safetensors'));
     fs.writeFileSync(path.join(outDir, 'vocabulary.json'), JSON.stringify({ source: SRC_CHARS, target: TGT_CHARS, start: START, end: END }) + '\n');
-    console.log(`model saved to ${outDir}/ (model.safetensors, vocabulary.json)`);
+    // The same model as two ONNX graphs (the encoder; one decoder step) for ONNX Runtime and other runtimes.
+    await model.exportOnnx(path.join(outDir, 'onnx'));
+    console.log(`model saved to ${outDir}/ (model.safetensors, vocabulary.json, onnx/encoder.onnx, onnx/decoder_step.onnx)`);
   }
   if (svgFile) {
     fs.mkdirSync(path.dirname(svgFile), { recursive: true });

@@ -193,6 +193,10 @@ t.test('the date example\'s trained model (tiny run): ONNX Runtime reproduces it
   const r = spawnSync(process.execPath, [script, '--tiny', '--out', dir], { encoding: 'utf8', timeout: 120_000 });
   t.equal(r.status, 0, `the example ran${r.status ? `\n${r.stdout}\n${r.stderr}` : ''}`);
   const model = await rk.Seq2Seq.load(path.join(dir, 'model.safetensors'));
+  // The graphs the example wrote are the ones toOnnx makes from the saved model.
+  const graphs = model.toOnnx();
+  t.same(fs.readFileSync(path.join(dir, 'onnx', 'encoder.onnx')), Buffer.from(graphs.encoder), 'the example wrote the encoder graph');
+  t.same(fs.readFileSync(path.join(dir, 'onnx', 'decoder_step.onnx')), Buffer.from(graphs.decoderStep), 'the example wrote the decoder step graph');
   const vocab = JSON.parse(fs.readFileSync(path.join(dir, 'vocabulary.json'), 'utf8')) as { source: string[]; start: number; end: number };
   const id = new Map(vocab.source.map((c, i) => [c, i]));
   const texts = ['3rd of March 1987', '03/04/87', 'Tuesday, March 3, 1987', '1987-3-3', 'mar 3 87', '12.10.2031', 'the 21st of july, 1969'];
