@@ -362,3 +362,29 @@ t.test("the README's table of error codes is complete: every code the addon and 
   for (const code of typed) t.ok(documented.has(code), `${code} (RnnkitErrorCode) is in the README's table`);
   for (const code of documented) t.ok(typed.has(code), `${code} (README) is a RnnkitErrorCode`);
 });
+
+t.test('seq2seq models follow the same call protocol: getters that dispose or call again, dispose during a call', async (t) => {
+  const { Seq2Seq } = await import('../lib/seq2seq');
+  const spec = { cell: 'gru' as const, attention: 'bahdanau' as const, srcVocab: 7, tgtVocab: 6, embedSize: 3, hiddenSize: 4, seed: 3 };
+  const batch = () => ({
+    source: { data: Int32Array.from([1, 2, 3, 4, 5, 6]), shape: [2, 3] },
+    decoderInput: { data: Int32Array.from([0, 1, 2, 0, 3, 4]), shape: [2, 3] },
+    targets: Int32Array.from([1, 2, 3, 3, 4, -1]),
+  });
+  const reference = Array.from(new Seq2Seq(spec).forwardSync(batch()).logits.data);
+  const a = new Seq2Seq(spec);
+  throwsCode(t, () => a.forwardSync({ ...batch(), get source() { a.dispose(); return batch().source; } }), 'ERR_RNNKIT_DISPOSED', DISPOSED, 'forwardSync disposing from a getter');
+  const b = new Seq2Seq(spec);
+  await rejectsCode(t, () => b.predict({ ...batch(), get source() { b.dispose(); return batch().source; } }), 'ERR_RNNKIT_DISPOSED', DISPOSED, 'forward disposing from a getter');
+  const c = new Seq2Seq(spec);
+  let nested: unknown;
+  const out = c.forwardSync({ ...batch(), get source() { try { c.forwardSync(batch()); } catch (e) { nested = e; } return batch().source; } });
+  t.same(Array.from(out.logits.data), reference, 'the outer call gives the clean result');
+  t.equal((nested as { code?: string })?.code, 'ERR_RNNKIT_BUSY', 'the nested call is BUSY');
+  // dispose() while a Promise call runs: the call resolves, then the model is freed.
+  const d = new Seq2Seq(spec);
+  const running = d.predict(batch());
+  d.dispose();
+  t.same(Array.from((await running).logits.data), reference, 'a running forward resolves after dispose()');
+  throwsCode(t, () => d.paramNames(), 'ERR_RNNKIT_DISPOSED', DISPOSED, 'later calls are DISPOSED');
+});

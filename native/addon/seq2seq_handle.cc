@@ -20,6 +20,16 @@ const napi_type_tag kDecoderTag = {0x51e8b3a7c2d94f60ULL, 0x9d2f6a8c4e1b7035ULL}
 template <Napi::Value (Seq2SeqHandle::*Method)(const Napi::CallbackInfo&)>
 Napi::Value dispatch(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] {
+    Seq2SeqHandle* self = Seq2SeqHandle::fromObject(info.This(), "the receiver of this method");
+    Seq2SeqHandle::Reading reading(*self);
+    return (self->*Method)(info);
+  });
+}
+
+// dispose() and isDisposed(): allowed at any time, even from a getter while a call reads its arguments.
+template <Napi::Value (Seq2SeqHandle::*Method)(const Napi::CallbackInfo&)>
+Napi::Value dispatchAlways(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] {
     return (Seq2SeqHandle::fromObject(info.This(), "the receiver of this method")->*Method)(info);
   });
 }
@@ -194,11 +204,12 @@ class Seq2SeqWorker final : public Napi::AsyncWorker {
     if (error_.set) SetError(error_.message);
   }
   void OnOK() override {
-    handle_->endCall();
     Napi::Env env = Env();
     Napi::Value result;
     CapturedError convertError;
+    // Converted before endCall: a dispose() that came while the call ran frees the model there.
     convertError.capture([&] { result = job_.toJs(env, handle_->model()); });
+    handle_->endCall();
     if (convertError.set) deferred_.Reject(makeError(env, convertError.code, convertError.message).Value());
     else deferred_.Resolve(result);
     self_.Reset();
@@ -283,8 +294,8 @@ Napi::Function Seq2SeqHandle::define(Napi::Env env) {
     Napi::Value (*fn)(const Napi::CallbackInfo&);
   };
   const Entry methods[] = {
-      {"dispose", dispatch<&Seq2SeqHandle::Dispose>},
-      {"isDisposed", dispatch<&Seq2SeqHandle::IsDisposed>},
+      {"dispose", dispatchAlways<&Seq2SeqHandle::Dispose>},
+      {"isDisposed", dispatchAlways<&Seq2SeqHandle::IsDisposed>},
       {"spec", dispatch<&Seq2SeqHandle::Spec>},
       {"paramNames", dispatch<&Seq2SeqHandle::ParamNames>},
       {"paramShape", dispatch<&Seq2SeqHandle::ParamShape>},
@@ -336,6 +347,17 @@ void Seq2SeqHandle::checkUsable() const {
   if (busy_) fail(ErrorCode::Busy, "this seq2seq model is running another call; await it before starting the next one");
 }
 
+Seq2SeqHandle::Reading::Reading(Seq2SeqHandle& h) : h_(h) {
+  if (h_.reading_)
+    fail(ErrorCode::Busy, "this seq2seq model is reading the arguments of another call (a getter or Proxy trap called it)");
+  h_.reading_ = true;
+}
+
+Seq2SeqHandle::Reading::~Reading() {
+  h_.reading_ = false;
+  if (h_.disposed_ && !h_.busy_) h_.releaseNative();  // dispose() came from a getter during the call
+}
+
 void Seq2SeqHandle::endCall() {
   busy_ = false;
   if (disposed_) releaseNative();
@@ -366,14 +388,21 @@ Napi::Value Seq2SeqHandle::run(const Napi::CallbackInfo& info, bool async) {
   Napi::Env env = info.Env();
   if (!async) {
     checkUsable();
-    Job job = makeJob<Job>(info);
+    Job job = makeJob<Job>(info);  // under dispatch's Reading scope
+    if (disposed_) fail(ErrorCode::Disposed, "this seq2seq model has been disposed (while the call read its arguments)");
     job.run(*model_);
     reportMemory();
     return job.toJs(env, *model_);
   }
   try {
     checkUsable();
-    auto* worker = new Seq2SeqWorker<Job>(env, this, info.This().As<Napi::Object>(), makeJob<Job>(info));
+    Seq2SeqWorker<Job>* worker;
+    {
+      Reading reading(*this);
+      Job job = makeJob<Job>(info);
+      if (disposed_) fail(ErrorCode::Disposed, "this seq2seq model has been disposed (while the call read its arguments)");
+      worker = new Seq2SeqWorker<Job>(env, this, info.This().As<Napi::Object>(), std::move(job));
+    }
     Napi::Promise promise = worker->promise();
     worker->Queue();
     return promise;
@@ -381,13 +410,17 @@ Napi::Value Seq2SeqHandle::run(const Napi::CallbackInfo& info, bool async) {
     Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
     d.Reject(makeError(env, e.code(), e.what()).Value());
     return d.Promise();
+  } catch (const Napi::Error& e) {
+    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+    d.Reject(e.Value());
+    return d.Promise();
   }
 }
 
 Napi::Value Seq2SeqHandle::Dispose(const Napi::CallbackInfo& info) {
   if (!disposed_) {
     disposed_ = true;
-    if (!busy_) releaseNative();
+    if (!busy_ && !reading_) releaseNative();
   }
   return info.Env().Undefined();
 }

@@ -24,6 +24,20 @@ class Seq2SeqHandle : public Napi::ObjectWrap<Seq2SeqHandle> {
   void beginCall() { busy_ = true; }
   void endCall();
 
+  // The call protocol of NetworkHandle (see network_handle.h): while a call reads its JavaScript arguments the handle
+  // is marked, so a getter that calls dispose() only marks it (freed when the call ends) and one that starts another
+  // call on this model is refused with ERR_RNNKIT_BUSY.
+  class Reading {
+   public:
+    explicit Reading(Seq2SeqHandle& h);
+    ~Reading();
+    Reading(const Reading&) = delete;
+    Reading& operator=(const Reading&) = delete;
+
+   private:
+    Seq2SeqHandle& h_;
+  };
+
  private:
   void releaseNative();
   void reportMemory();
@@ -57,6 +71,7 @@ class Seq2SeqHandle : public Napi::ObjectWrap<Seq2SeqHandle> {
   std::shared_ptr<Backend> backend_;  // destroyed after model_
   std::unique_ptr<Seq2Seq> model_;
   bool busy_ = false;
+  bool reading_ = false;
   bool disposed_ = false;
   int64_t reportedBytes_ = 0;
 };
