@@ -262,6 +262,8 @@ t.test('a training step whose loss or gradient norm is not finite is never appli
   }
   const nan = input();
   nan.x.data[0] = NaN;
+  // Inference passes a NaN on (no finite-looking output from a NaN input).
+  t.ok(arr(net.forwardSync(nan).output.data).some(Number.isNaN), 'a NaN input gives NaN outputs in inference');
   throwsCode(t, () => net.trainStepSync(nan, target), 'ERR_RNNKIT_NON_FINITE', /not applied/, 'a NaN input');
   const skipped = net.trainStepSync(x, target, { nonFinite: 'skip' });
   t.equal(skipped.skipped, true, "nonFinite: 'skip' resolves with skipped: true");

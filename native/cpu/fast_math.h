@@ -18,8 +18,10 @@ RNNKIT_INLINE float bitsToFloat(int32_t i) {
 }
 
 // exp(x) by range reduction x = n*ln2 + r, |r| <= ln2/2, and a degree-6 polynomial for exp(r).
-RNNKIT_INLINE float fastExp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+RNNKIT_INLINE float fastExp(float in) {
+  // The clamp sends NaN to -87 (both comparisons are false), so that the integer conversion below never sees NaN
+  // (undefined behaviour, found by UBSan); the NaN itself is handed back at the end.
+  float x = in > -87.0f ? (in < 88.0f ? in : 88.0f) : -87.0f;
   // Round x*log2(e) to the nearest integer with the 1.5*2^23 trick, which needs no rounding instruction.
   const float shifter = 12582912.0f;
   float n = (x * 1.44269504088896341f + shifter) - shifter;
@@ -31,7 +33,8 @@ RNNKIT_INLINE float fastExp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  return p * bitsToFloat(((int32_t)n + 127) << 23);
+  const float e = p * bitsToFloat((int32_t)((uint32_t)((int32_t)n + 127) << 23));
+  return in == in ? e : in;
 }
 
 RNNKIT_INLINE float fastSigmoid(float x) { return 1.0f / (1.0f + fastExp(-x)); }
