@@ -80,8 +80,9 @@ export function gateActivationOf(recurrentActivation: unknown): GateActivation {
 }
 
 // The option names of each factory (unknown names are an error that suggests the right one, see checkOptions).
+// attention and returnAttention are the functional graph's (lib/graph.ts).
 const RECURRENT_NAMES = ['units', 'returnSequences', 'returnState', 'bidirectional', 'goBackwards', 'dropout', 'numLayers',
-  'stackDropout', 'name'];
+  'stackDropout', 'name', 'attention', 'returnAttention'];
 const OPTION_NAMES: Record<string, readonly string[]> = {
   embedding: ['inputDim', 'outputDim', 'name'],
   simpleRNN: [...RECURRENT_NAMES, 'activation'],
