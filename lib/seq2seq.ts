@@ -261,6 +261,9 @@ export class Seq2Seq {
    */
   toOnnx(options: { metadata?: Record<string, string> } = {}): Seq2SeqOnnx {
     if (typeof options !== 'object' || options === null) throw rnnkitError('ERR_RNNKIT_TYPE', 'toOnnx() takes an options object');
+    const metadata = options.metadata ?? {};
+    if (typeof metadata !== 'object' || metadata === null || Object.values(metadata).some((v) => typeof v !== 'string'))
+      throw rnnkitError('ERR_RNNKIT_TYPE', 'toOnnx: options.metadata must map names to strings');
     const spec = this.spec;
     // Loaded lazily: protobufjs is only needed by those who export.
     const { exportSeq2SeqOnnx } = require('./onnx/seq2seq') as typeof import('./onnx/seq2seq');
@@ -268,7 +271,7 @@ export class Seq2Seq {
       cell: spec.cell ?? 'gru', attention: spec.attention ?? 'bahdanau', srcVocab: spec.srcVocab, tgtVocab: spec.tgtVocab,
       embedSize: spec.embedSize, hiddenSize: spec.hiddenSize, numLayers: spec.numLayers ?? 1,
       weight: (name) => this.getParam(name),
-      metadata: { 'rnnkit.kind': FORMAT_KIND, 'rnnkit.spec': JSON.stringify({ ...spec, device: undefined }), ...(options.metadata ?? {}) },
+      metadata: { 'rnnkit.kind': FORMAT_KIND, 'rnnkit.spec': JSON.stringify({ ...spec, device: undefined }), ...metadata },
     });
   }
 

@@ -136,11 +136,12 @@ function trainALittle(model: rk.Seq2Seq, V: number, steps: number): void {
   }
 }
 
-const CONFIGS: { cell: 'gru' | 'lstm'; attention: rk.AttentionKind; numLayers: number }[] = [];
+const CONFIGS: { cell: rk.CellType; attention: rk.AttentionKind; numLayers: number }[] = [];
 for (const cell of ['gru', 'lstm'] as const)
   for (const attention of ['none', 'bahdanau', 'luong'] as const)
     for (const numLayers of [1, 2]) CONFIGS.push({ cell, attention, numLayers });
-CONFIGS.push({ cell: 'gru', attention: 'bahdanau', numLayers: 3 }, { cell: 'lstm', attention: 'luong', numLayers: 3 });
+CONFIGS.push({ cell: 'gru', attention: 'bahdanau', numLayers: 3 }, { cell: 'lstm', attention: 'luong', numLayers: 3 },
+  { cell: 'rnn_tanh', attention: 'luong', numLayers: 1 }, { cell: 'rnn_relu', attention: 'bahdanau', numLayers: 2 });
 
 for (const c of CONFIGS) {
   t.test(`${c.cell}, attention ${c.attention}, ${c.numLayers} layer(s): ONNX Runtime reproduces the greedy decode`, async (t) => {
@@ -181,6 +182,7 @@ t.test('the graphs declare their inputs and outputs; exportOnnx writes both file
   }
   const model = rk.seq2seq({ srcVocab: 5, tgtVocab: 4, embedSize: 3, hiddenSize: 4, seed: 1 });
   throwsCode(t, () => model.toOnnx(null as never), 'ERR_RNNKIT_TYPE', /options object/, 'toOnnx(null)');
+  throwsCode(t, () => model.toOnnx({ metadata: { vocabulary: 5 } } as never), 'ERR_RNNKIT_TYPE', /metadata/, 'a metadata value that is not a string');
   await rejectsCode(t, () => model.exportOnnx('' as never), 'ERR_RNNKIT_TYPE', /folder/, "exportOnnx('')");
   model.dispose();
   throwsCode(t, () => model.toOnnx(), 'ERR_RNNKIT_DISPOSED', /disposed/, 'toOnnx after dispose');
