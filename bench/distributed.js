@@ -81,6 +81,7 @@ async function main() {
   const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', redisDir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', ''], { stdio: 'ignore' });
   const url = `redis://127.0.0.1:${port}`;
   const client = new IORedis({ host: '127.0.0.1', port, maxRetriesPerRequest: 3, retryStrategy: (n) => (n > 50 ? null : 100) });
+  client.on('error', () => undefined); // Redis is stopped at the end
   await client.ping();
   const info = async () => parseInfo((await client.info('commandstats')) + (await client.info('cpu')));
 
@@ -94,6 +95,14 @@ async function main() {
   await startWorker('w2', 1); // two workers of one core each: the same cores as two 1-core machines
   await startWorker('w2', 1);
   await sleep(1000);
+  // The workers' background traffic while idle (blocking waits, stalled-job checks), to take off the runs' counts.
+  const idle0 = await info();
+  await sleep(10000);
+  const idle1 = await info();
+  let idleCommands = 0;
+  for (const k of Object.keys(idle1)) if (k.startsWith('cmd:')) idleCommands += idle1[k] - (idle0[k] ?? 0);
+  const idlePerSecond = (idleCommands - 2) / 10; // less the two INFO calls
+  process.stderr.write(`idle: ${idlePerSecond.toFixed(1)} Redis commands/s from 3 idle workers\n`);
 
   const modes = {
     single: (out) => run([cli, 'predict', model, '--input', input, '--output', out, '--chunk', String(CHUNK), '--quiet']),
@@ -124,9 +133,10 @@ async function main() {
         }
       }
       const cpu = after.used_cpu_sys + after.used_cpu_user - before.used_cpu_sys - before.used_cpu_user;
-      const rec = { round: r, mode: name, seconds, mergeSeconds, linesPerSecond: LINES / seconds, load1: load, redisCommands: total, redisCpuSeconds: cpu, ops, identical: reference ? bytes.equals(reference) : null };
+      const scripts = ops.evalsha ?? 0;
+      const rec = { round: r, mode: name, seconds, mergeSeconds, linesPerSecond: LINES / seconds, load1: load, load1After: os.loadavg()[0], redisCommands: total, redisCommandsLessIdle: total - idlePerSecond * seconds, scriptCalls: scripts, redisCpuSeconds: cpu, ops, identical: reference ? bytes.equals(reference) : null };
       results.push(rec);
-      process.stderr.write(`round ${r} ${name.padEnd(22)} ${seconds.toFixed(2)} s  ${(LINES / seconds).toFixed(0)} lines/s  load ${load.toFixed(1)}  redis ${total} cmds (${(total / chunks).toFixed(1)}/chunk), ${(cpu * 1000).toFixed(0)} ms cpu  ${mergeSeconds !== null ? `merge ${mergeSeconds.toFixed(2)} s` : ''}  ${rec.identical === false ? 'DIFFERENT BYTES' : ''}\n`);
+      process.stderr.write(`round ${r} ${name.padEnd(22)} ${seconds.toFixed(2)} s  ${(LINES / seconds).toFixed(0)} lines/s  load ${load.toFixed(1)}  redis ${total} cmds (${(rec.redisCommandsLessIdle / chunks).toFixed(1)}/chunk less idle, ${(scripts / chunks).toFixed(1)} scripts/chunk), ${(cpu * 1000).toFixed(0)} ms cpu  ${mergeSeconds !== null ? `merge ${mergeSeconds.toFixed(2)} s` : ''}  ${rec.identical === false ? 'DIFFERENT BYTES' : ''}\n`);
       fs.rmSync(out);
     }
   }
@@ -140,11 +150,11 @@ async function main() {
     const rs = results.filter((x) => x.mode === name);
     summary[name] = {
       medianSeconds: median(rs.map((x) => x.seconds)), medianLinesPerSecond: median(rs.map((x) => x.linesPerSecond)),
-      redisCommandsPerChunk: median(rs.map((x) => x.redisCommands)) / chunks, redisCpuMsPerChunk: (median(rs.map((x) => x.redisCpuSeconds)) * 1000) / chunks,
+      redisCommandsPerChunk: median(rs.map((x) => x.redisCommandsLessIdle)) / chunks, scriptCallsPerChunk: median(rs.map((x) => x.scriptCalls)) / chunks, redisCpuMsPerChunk: (median(rs.map((x) => x.redisCpuSeconds)) * 1000) / chunks,
       allIdentical: rs.every((x) => x.identical !== false),
     };
   }
-  const report = { lines: LINES, chunkLines: CHUNK, chunks, units: UNITS, cores: os.cpus().length, node: process.version, date: new Date().toISOString(), summary, runs: results };
+  const report = { idleCommandsPerSecond: idlePerSecond, lines: LINES, chunkLines: CHUNK, chunks, units: UNITS, cores: os.cpus().length, node: process.version, date: new Date().toISOString(), summary, runs: results };
   process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   if (values.json) fs.writeFileSync(values.json, JSON.stringify(report, null, 2) + '\n');
   fs.rmSync(dir, { recursive: true, force: true });

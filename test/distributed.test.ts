@@ -278,6 +278,23 @@ t.test('refused: a model file that changed after the run was made, jobs naming o
   t.notMatch(wrong.stderr, /not-the-password/, 'the password is not printed');
 });
 
+t.test('a worker of two threads given two chunks at once loads one model and exits on SIGTERM', { skip }, async (t) => {
+  const input = path.join(dir, 'two.jsonl');
+  writeInput(input, 64);
+  const ref = reference(input, path.join(dir, 'two.ref.jsonl'));
+  const w = start([cli, 'worker', '--queue', redis.url, '--queue-name', 'two', '--workers', '2']);
+  const output = path.join(dir, 'two.out.jsonl');
+  const p = producer(input, output, 'two');
+  t.equal((await p.exited).code, 0, 'the run finishes');
+  t.ok(fs.readFileSync(output).equals(ref.bytes), 'byte for byte the single-machine output');
+  w.child.kill('SIGTERM');
+  const timer = setTimeout(() => w.child.kill('SIGKILL'), 15000);
+  const end = await w.exited;
+  clearTimeout(timer);
+  t.equal(end.code, 0, `it exits with status 0, nothing left running (${end.signal ?? ''})`);
+  t.match(w.stderr(), /stopped; 2 chunk\(s\) done \(63 lines\), 0 failed/, w.stderr());
+});
+
 t.test('usage: --workers belongs to the worker; a worker needs --queue; a bad URL', { skip }, async (t) => {
   const a = spawnSync(process.execPath, [cli, 'predict', modelFile, '--input', 'x', '--output', 'y', '--queue', redis.url, '--workers', '2'], { encoding: 'utf8', env });
   t.equal(a.status, 2);

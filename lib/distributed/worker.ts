@@ -69,7 +69,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   if (!Number.isInteger(threads) || threads < 1) throw rnnkitError('ERR_RNNKIT_ARGUMENT', `workers must be an integer >= 1, got ${String(options.workers)}`);
   const summary: WorkerSummary = { completed: 0, failed: 0, lines: 0 };
   const runs = new Map<string, RunRecord>();
-  const models = new Map<string, ModelSlot>();
+  const models = new Map<string, Promise<ModelSlot>>();
   let clock = 0;
 
   const refuse = (e: unknown): never => {
@@ -94,32 +94,45 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     return rec;
   };
 
-  /** The executor for the run's model, after checking the file is the one the run names. */
-  const modelFor = async (run: RunRecord): Promise<ModelSlot> => {
-    const key = `${run.model}\0${run.modelSha256}\0${run.topK}\0${run.maxTokens}`;
+  /** The model file's checksum against the run's; the file's size, mtime and inode when it matched. */
+  const verify = async (run: RunRecord): Promise<string> => {
     const st = await fs.promises.stat(run.model).catch(() => undefined);
     if (!st?.isFile()) throw rnnkitError('ERR_RNNKIT_REFUSED', `run ${run.id}: its model ${run.model} is not a file on this machine`);
-    let slot = models.get(key);
-    if (!slot || slot.verified !== statKey(st)) {
-      const sha = await sha256File(run.model);
-      if (sha !== run.modelSha256)
-        throw rnnkitError('ERR_RNNKIT_MODEL_MISMATCH', `run ${run.id}: ${run.model} on this machine has SHA-256 ${sha.slice(0, 12)}..., the run was made with ${run.modelSha256.slice(0, 12)}...`);
-      if (slot) slot.verified = statKey(st);
+    const sha = await sha256File(run.model);
+    if (sha !== run.modelSha256)
+      throw rnnkitError('ERR_RNNKIT_MODEL_MISMATCH', `run ${run.id}: ${run.model} on this machine has SHA-256 ${sha.slice(0, 12)}..., the run was made with ${run.modelSha256.slice(0, 12)}...`);
+    return statKey(st);
+  };
+
+  /**
+   * The executor for the run's model, after checking the file is the one the run names. One promise per model, made
+   * before the first await, so that chunks arriving together share one executor.
+   */
+  const modelFor = async (run: RunRecord): Promise<ModelSlot> => {
+    const key = `${run.model}\0${run.modelSha256}\0${run.topK}\0${run.maxTokens}`;
+    let pending = models.get(key);
+    if (!pending) {
+      pending = verify(run).then((verified): ModelSlot => ({
+        key, verified, busy: 0, used: 0,
+        exec: startExecutor(threads, { rnnkitBatchWorker: true, model: run.model, topK: run.topK, maxTokens: run.maxTokens }),
+      }));
+      models.set(key, pending);
+      pending.then((s) => s.exec).catch(() => models.delete(key));
     }
-    if (!slot) {
-      slot = { key, exec: startExecutor(threads, { rnnkitBatchWorker: true, model: run.model, topK: run.topK, maxTokens: run.maxTokens }), verified: statKey(st), busy: 0, used: 0 };
-      models.set(key, slot);
-      slot.exec.catch(() => models.delete(key));
-      // Keep the two models used last; close an idle older one.
-      if (models.size > 2) {
-        const idle = [...models.values()].filter((s) => s.busy === 0 && s !== slot).sort((a, b) => a.used - b.used)[0];
-        if (idle) {
-          models.delete(idle.key);
-          void idle.exec.then((e) => e.close(), () => undefined);
-        }
+    const slot = await pending;
+    // The file may have been replaced since: check again when its size, mtime or inode changed.
+    const st = await fs.promises.stat(run.model).catch(() => undefined);
+    if (!st || statKey(st) !== slot.verified) slot.verified = await verify(run);
+    slot.used = ++clock;
+    // Keep the two models used last; close an idle older one.
+    if (models.size > 2) {
+      const settled = (await Promise.all([...models.values()].map((p) => p.catch(() => undefined)))).filter((x): x is ModelSlot => !!x);
+      const idle = settled.filter((x) => x.busy === 0 && x !== slot).sort((a, b) => a.used - b.used)[0];
+      if (idle) {
+        models.delete(idle.key);
+        void idle.exec.then((e) => e.close(), () => undefined);
       }
     }
-    slot.used = ++clock;
     return slot;
   };
 
@@ -199,7 +212,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   } finally {
     options.signal?.removeEventListener('abort', stop);
     await worker.close();
-    for (const s of models.values()) await s.exec.then((e) => e.close(), () => undefined);
+    for (const p of models.values()) await p.then((s) => s.exec).then((e) => e.close(), () => undefined);
   }
   if (fatal) throw fatal;
   return summary;
