@@ -122,7 +122,8 @@ again. Needs the npm package bullmq.
 options:
   --queue URL          redis://[[USER]:PASSWORD@]HOST:PORT[/DB], or rediss://... for TLS (required)
   --queue-name NAME    BullMQ queue name (default rnnkit-predict)
-  --workers N          worker threads, each with its own model, and chunks at once (default: CPU count, at most 8)
+  --workers N          worker threads, each with its own model; two chunks per thread are taken at once
+                       (default: the CPU count, at most 8)
   --threads N          native threads (default: all cores)
   --allow DIR          refuse runs whose model, input or output lie outside DIR (repeatable)
   --lock-ms N          a chunk whose worker went silent this long is taken again (default 30000)

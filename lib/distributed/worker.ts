@@ -22,7 +22,7 @@ export interface WorkerOptions {
   queueName?: string;
   /** BullMQ key prefix (default 'bull'). */
   prefix?: string;
-  /** Worker threads, each with its own model, and chunks predicted at once (default: the CPU count, at most 8). */
+  /** Worker threads, each with its own model (default: the CPU count, at most 8); twice as many chunks are taken at once. */
   workers?: number;
   /** When given, refuse runs whose model, input or output lie outside these directories. */
   allow?: string[];
@@ -179,7 +179,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
 
   await waitForRedis(connection, display, log, options.signal);
   const worker = new Worker(queueName, processor, {
-    connection, prefix, concurrency: threads, autorun: false,
+    // Two chunks per thread, as the single-machine runner keeps in flight: one chunk's reading, storing and job
+    // bookkeeping overlap another's prediction, so the threads do not wait on Redis or the filesystem.
+    connection, prefix, concurrency: 2 * threads, autorun: false,
     lockDuration: options.lockDuration ?? 30000,
     stalledInterval: options.stalledInterval ?? 30000,
     maxStalledCount: options.maxStalledCount ?? 2,
