@@ -8,6 +8,7 @@
 import t from 'tap';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -293,6 +294,58 @@ t.test('a worker of two threads given two chunks at once loads one model and exi
   clearTimeout(timer);
   t.equal(end.code, 0, `it exits with status 0, nothing left running (${end.signal ?? ''})`);
   t.match(w.stderr(), /stopped; 2 chunk\(s\) done \(63 lines\), 0 failed/, w.stderr());
+});
+
+const openssl = spawnSync('sh', ['-c', 'command -v openssl']).status === 0;
+
+t.test('TLS: rediss:// with a private CA (NODE_EXTRA_CA_CERTS) runs a batch; an unknown certificate is refused at once', { skip: skip || (!openssl && 'openssl is not installed') }, async (t) => {
+  const tdir = path.join(dir, 'tls');
+  fs.mkdirSync(tdir);
+  const sh = (cmd: string): void => {
+    const r = spawnSync('sh', ['-c', cmd], { cwd: tdir, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`);
+  };
+  fs.writeFileSync(path.join(tdir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  sh('openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=rnnkit-test-ca');
+  sh('openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1');
+  sh('openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile san.ext');
+  const port = await freePort();
+  const server = spawn(redisBinary as string, [
+    '--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--dir', tdir, '--save', '', '--appendonly', 'no',
+    '--tls-cert-file', 'server.pem', '--tls-key-file', 'server.key', '--tls-ca-cert-file', 'ca.pem', '--tls-auth-clients', 'no',
+    '--requirepass', 'tls-secret',
+  ], { cwd: tdir, stdio: 'ignore' });
+  children.push(server);
+  const listening = (): Promise<boolean> => new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1');
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+  for (let i = 0; i < 100 && !(await listening()); i++) await new Promise((r) => setTimeout(r, 100));
+  const url = `rediss://:tls-secret@127.0.0.1:${port}`;
+  const caEnv = { NODE_EXTRA_CA_CERTS: path.join(tdir, 'ca.pem') };
+
+  const input = path.join(dir, 'tls.jsonl');
+  writeInput(input, 64);
+  const ref = reference(input, path.join(dir, 'tls.ref.jsonl'));
+  const output = path.join(dir, 'tls.out.jsonl');
+  const w = start([cli, 'worker', '--queue', url, '--queue-name', 'tls', '--workers', '1'], caEnv);
+  const p = start([cli, 'predict', modelFile, '--input', input, '--output', output, '--chunk', '32', '--queue', url, '--queue-name', 'tls'], caEnv);
+  const end = await p.exited;
+  t.equal(end.code, 0, `a run over TLS finishes (${p.stderr()})`);
+  t.notMatch(p.stderr() + w.stderr(), /Warning/, 'no warnings');
+  t.ok(fs.existsSync(output) && fs.readFileSync(output).equals(ref.bytes), 'byte for byte the single-machine output');
+  await kill(w, 'SIGTERM');
+
+  const untrusted = spawnSync(process.execPath, [cli, 'worker', '--queue', url], { encoding: 'utf8', env, timeout: 20000 });
+  t.equal(untrusted.status, 1, 'without the CA: exit status 1, no endless retry');
+  t.match(untrusted.stderr, /certificate.*ERR_RNNKIT_CONNECTION/);
+  const gone = new Promise((r) => server.once('exit', r));
+  server.kill('SIGTERM');
+  await gone;
 });
 
 t.test('usage: --workers belongs to the worker; a worker needs --queue; a bad URL', { skip }, async (t) => {

@@ -1,5 +1,6 @@
 // The Redis URL of a distributed run, and BullMQ, loaded on first use: it is an optional peer dependency, installed
 // by those who run batches over many machines (`npm install bullmq`), so that the package stays small for the others.
+import { isIP } from 'node:net';
 import { rnnkitError } from '../errors';
 
 /** Connection options in the form BullMQ hands to ioredis. */
@@ -43,7 +44,8 @@ export function parseRedisUrl(url: string): { connection: RedisConnection; displ
   if (u.username) connection.username = decodeURIComponent(u.username);
   if (u.password) connection.password = decodeURIComponent(u.password);
   if (dbPath) connection.db = Number(dbPath);
-  if (u.protocol === 'rediss:') connection.tls = { servername: host };
+  // SNI takes a host name only; an address is checked against the certificate's IP entries without it.
+  if (u.protocol === 'rediss:') connection.tls = isIP(host) ? {} : { servername: host };
   return { connection, display: maskPassword(url), stopRetrying: () => void (stop = true) };
 }
 
