@@ -174,10 +174,9 @@ export async function runDistributedBatch(options: DistributedBatchOptions): Pro
       await store.remove(); // leftovers of an older run with other settings
       await client.set(key, JSON.stringify(record));
     }
-    let readies = 0;
     let reconnected = false;
     client.on('ready', () => {
-      if (++readies > 0) reconnected = true;
+      reconnected = true;
       if (redisDown) log(`rnnkit: Redis at ${display} is back`);
       redisDown = false;
     });
@@ -231,7 +230,9 @@ export async function runDistributedBatch(options: DistributedBatchOptions): Pro
       done = await store.list();
       try {
         if (reconnected) {
+          // A Redis that lost its data (restarted without persistence) lost the run's record and jobs: both again.
           reconnected = false;
+          await client.set(key, JSON.stringify(record));
           await enqueueMissing(done);
         }
         const f = await failedJobs();
