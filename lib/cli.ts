@@ -128,7 +128,8 @@ options:
   --allow DIR          refuse runs whose model, input or output lie outside DIR (repeatable)
   --lock-ms N          a chunk whose worker went silent this long is taken again (default 30000)
   --stalled-check-ms N how often to look for such chunks (default 30000)
-  --max-stalls N       workers lost on one chunk before it is failed (default 2)
+  --max-stalls N       times a chunk is taken back from a worker that died on it; at the next death it fails
+                       (default 2)
   --verbose            a line per chunk taken
   --quiet              no messages on stderr
 `,

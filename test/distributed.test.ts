@@ -296,6 +296,22 @@ t.test('a worker of two threads given two chunks at once loads one model and exi
   t.match(w.stderr(), /stopped; 2 chunk\(s\) done \(63 lines\), 0 failed/, w.stderr());
 });
 
+t.test('--strict: the merge stops at the first malformed line, as the single-machine run does', { skip }, async (t) => {
+  const input = path.join(dir, 'strict.jsonl');
+  writeInput(input, 100); // line 4 is malformed
+  const single = path.join(dir, 'strict.ref.jsonl');
+  const r = spawnSync(process.execPath, [cli, 'predict', modelFile, '--input', input, '--output', single, '--chunk', '32', '--strict'], { encoding: 'utf8', env });
+  t.equal(r.status, 1, 'the single-machine run stops');
+  const w = worker('strict', 'normal');
+  const output = path.join(dir, 'strict.out.jsonl');
+  const p = start([cli, 'predict', modelFile, '--input', input, '--output', output, '--chunk', '32', '--queue', redis.url, '--queue-name', 'strict', '--strict']);
+  const end = await p.exited;
+  t.equal(end.code, 1, 'the distributed run stops with status 1');
+  t.match(p.stderr(), /line 4: not valid JSON.*--strict: stopped; lines before it are written/);
+  t.ok(fs.readFileSync(output).equals(fs.readFileSync(single)), 'the same lines before it, byte for byte');
+  await kill(w, 'SIGTERM');
+});
+
 const openssl = spawnSync('sh', ['-c', 'command -v openssl']).status === 0;
 
 t.test('TLS: rediss:// with a private CA (NODE_EXTRA_CA_CERTS) runs a batch; an unknown certificate is refused at once', { skip: skip || (!openssl && 'openssl is not installed') }, async (t) => {

@@ -30,7 +30,7 @@ export interface WorkerOptions {
   lockDuration?: number;
   /** How often this worker looks for stalled jobs (ms, default 30000). */
   stalledInterval?: number;
-  /** Stalls (workers dying mid-chunk) before a chunk is failed (default 2). */
+  /** Times a chunk is taken back from a worker that died on it; at the next such death it fails (default 2). */
   maxStalledCount?: number;
   /** Called as a chunk starts (after its checks), before it is predicted. */
   onChunk?: (chunk: { run: string; index: number; lines: number }) => void | Promise<void>;
