@@ -174,7 +174,7 @@ function drawingsSvg(classes, drawings, perDigit, title) {
 async function main() {
   const started = performance.now();
   const cpuStarted = process.cpuUsage();
-  const config = tiny ? { steps: 60, batchSize: 32, hiddenSize: 32, samples: 10 } : { steps: 600, batchSize: 64, hiddenSize: 64, samples: 100 };
+  const config = tiny ? { steps: 60, batchSize: 32, hiddenSize: 32, samples: 10 } : { steps: 1200, batchSize: 64, hiddenSize: 64, samples: 100 };
   const model = rk.seq2seq({ cell: 'gru', attention: 'none', srcVocab: DIGITS.length, tgtVocab: TGT_VOCAB, embedSize: 16, hiddenSize: config.hiddenSize, seed: 4 });
   model.compile({ optimizer: { type: 'adam', lr: 1e-2 }, clipNorm: 1 });
   const params = model.paramNames().reduce((n, name) => n + model.getParam(name).data.length, 0);
