@@ -90,6 +90,8 @@ Seq2Seq::Seq2Seq(Backend& backend, const Seq2SeqSpec& spec)
       o_(&backend),
       logits_(&backend),
       dLogits_(&backend),
+      loopForward_(&backend),
+      loopBackward_(&backend),
       gh_(&backend),
       carryH_(&backend),
       carryC_(&backend),
@@ -350,6 +352,13 @@ void Seq2Seq::decodeTrainBahdanau(int B, int S, int T, const int32_t* lengths, b
   float* gh = gh_.reserveFloats((std::size_t)B * GH);
   float* q = query_.reserveFloats(N * H);
   float* attn = attn_.reserveFloats(N * S);
+  // Every step multiplies by Wa, the context columns of layer 0's W_ih, and each layer's W_hh (and W_ih above 0).
+  loopForward_.set(0, p + wa_, true, H, H, H, B, T);
+  loopForward_.set(1, p + l0.wih + E, true, GH, H, XI, B, T);
+  for (int l = 0; l < L; ++l) {
+    loopForward_.set(2 + 2 * l, p + dec_.layers[l].whh, true, GH, H, H, B, T);
+    if (l > 0) loopForward_.set(3 + 2 * l, p + dec_.layers[l].wih, true, GH, H, H, B, T);
+  }
 
   CellForwardStep step;
   step.cell = spec_.cell;
@@ -363,22 +372,21 @@ void Seq2Seq::decodeTrainBahdanau(int B, int S, int T, const int32_t* lengths, b
     float* at = attn + (std::size_t)t * B * S;
     float* ct = x + (std::size_t)t * B * XI + E;
     be_.broadcastRows(qt, B, H, H, p + ba_);
-    be_.gemm(false, true, B, H, H, 1.f, hTopPrev, H, p + wa_, H, 1.f, qt, H);
+    loopForward_.multiply(0, B, hTopPrev, H, 1.f, qt, H);
     be_.additiveScores(qt, kp, p + va_, p + bva_, B, S, H, at);
     be_.maskedSoftmax(at, B, S, lengths, B);
     be_.gemmBatched(false, false, 1, H, S, 1.f, at, S, S, K, B * H, H, 0.f, ct, XI, XI, B);
-    be_.gemm(false, true, B, GH, H, 1.f, ct, XI, p + l0.wih + E, XI, 1.f, gi0 + (std::size_t)t * B * GH, GH);
+    loopForward_.multiply(1, B, ct, XI, 1.f, gi0 + (std::size_t)t * B * GH, GH);
     for (int l = 0; l < L; ++l) {
       const Layer& layer = dec_.layers[l];
       float* gi = gi_[l].floats() + (std::size_t)t * B * GH;
       if (l > 0) {
         be_.broadcastRows(gi, B, GH, GH, p + layer.bih);
-        be_.gemm(false, true, B, GH, H, 1.f, hs_[l - 1].floats() + (std::size_t)(t + 1) * BH, H, p + layer.wih, H,
-                 1.f, gi, GH);
+        loopForward_.multiply(3 + 2 * l, B, hs_[l - 1].floats() + (std::size_t)(t + 1) * BH, H, 1.f, gi, GH);
       }
       float* hs = hs_[l].floats();
       be_.broadcastRows(gh, B, GH, GH, p + layer.bhh);
-      be_.gemm(false, true, B, GH, H, 1.f, hs + (std::size_t)t * BH, H, p + layer.whh, H, 1.f, gh, GH);
+      loopForward_.multiply(2 + 2 * l, B, hs + (std::size_t)t * BH, H, 1.f, gh, GH);
       step.gi = gi;
       step.gh = gh;
       step.hPrev = hs + (std::size_t)t * BH;
@@ -527,6 +535,13 @@ void Seq2Seq::backwardBahdanau(int B, int S, int T, const int32_t* lengths) {
     dGh[l] = separateGh ? dGh_[l].reserveFloats(N * GH) : dGi[l];
   }
   const float* dTop = dTop_.floats();
+  // Every step multiplies by each layer's W_hh and W_ih (untransposed: gradients flow back) and by Wa.
+  loopBackward_.set(0, p + wa_, false, H, H, H, B, T);
+  for (int l = 0; l < L; ++l) {
+    const Layer& layer = dec_.layers[l];
+    loopBackward_.set(1 + 2 * l, p + layer.whh, false, H, GH, H, B, T);
+    loopBackward_.set(2 + 2 * l, p + layer.wih, false, layer.input, GH, layer.input, B, T);
+  }
 
   CellBackwardStep step;
   step.cell = spec_.cell;
@@ -538,7 +553,6 @@ void Seq2Seq::backwardBahdanau(int B, int S, int T, const int32_t* lengths) {
   int cur = 0;
   for (int t = T - 1; t >= 0; --t) {
     for (int l = L - 1; l >= 0; --l) {
-      const Layer& layer = dec_.layers[l];
       const float* hs = hs_[l].floats();
       step.t = t;
       step.saved = SW ? saved_[l].floats() + (std::size_t)t * B * SW * H : nullptr;
@@ -554,13 +568,11 @@ void Seq2Seq::backwardBahdanau(int B, int S, int T, const int32_t* lengths) {
       step.dhPrev = carryH + (cur ^ 1) * LBH + l * BH;
       step.dcPrev = lstm ? carryC + (cur ^ 1) * LBH + l * BH : nullptr;
       be_.cellBackward(step);
-      be_.gemm(false, false, B, H, GH, 1.f, step.dGh, GH, p + layer.whh, H, 1.f, step.dhPrev, H);
+      loopBackward_.multiply(1 + 2 * l, B, step.dGh, GH, 1.f, step.dhPrev, H);
       if (l > 0)
-        be_.gemm(false, false, B, H, GH, 1.f, step.dGi, GH, p + layer.wih, H, 0.f,
-                 dyBuf + (std::size_t)((l - 1) & 1) * BH, H);
+        loopBackward_.multiply(2 + 2 * l, B, step.dGi, GH, 0.f, dyBuf + (std::size_t)((l - 1) & 1) * BH, H);
       else
-        be_.gemm(false, false, B, XI, GH, 1.f, step.dGi, GH, p + layer.wih, XI, 0.f, dX + (std::size_t)t * B * XI,
-                 XI);
+        loopBackward_.multiply(2, B, step.dGi, GH, 0.f, dX + (std::size_t)t * B * XI, XI);
     }
     // The attention of step t: its context fed layer 0, its query was h_top(t-1).
     const float* dc = dX + (std::size_t)t * B * XI + E;
@@ -570,7 +582,7 @@ void Seq2Seq::backwardBahdanau(int B, int S, int T, const int32_t* lengths) {
     be_.gemmBatched(true, false, S, H, 1, 1.f, at, S, S, dc, XI, XI, 1.f, dKeys, B * H, H, B);
     be_.activationBackward(kSoftmax, at, dA, dA, B, S);
     be_.additiveScoresBackward(dA, q + (std::size_t)t * BH, kp, p + va_, B, S, H, dKp, dQt, g + va_);
-    be_.gemm(false, false, B, H, H, 1.f, dQt, H, p + wa_, H, 1.f, carryH + (cur ^ 1) * LBH + (L - 1) * BH, H);
+    loopBackward_.multiply(0, B, dQt, H, 1.f, carryH + (cur ^ 1) * LBH + (L - 1) * BH, H);
     cur ^= 1;
   }
   be_.copy(dEncH_.floats(), carryH + cur * LBH, LBH * sizeof(float));
@@ -699,6 +711,7 @@ std::unique_ptr<DecoderState> Seq2Seq::beginDecode(const std::vector<int32_t>& s
     be_.upload(st->lengths.ints(), srcLengths.data(), B * sizeof(int32_t));
   }
   encode(B, S, false, lengths);
+  prepareStepWeights(*st, 1);  // a stepping decoder reads the weights in place: they may change between its steps
   const std::size_t LBH = (std::size_t)L * B * H;
   be_.copy(st->keys.reserveFloats((std::size_t)S * B * H), encOut_[L - 1].floats(), (std::size_t)S * B * H * sizeof(float));
   be_.copy(st->h[0].reserveFloats(LBH), encH_.floats(), LBH * sizeof(float));
@@ -709,6 +722,20 @@ std::unique_ptr<DecoderState> Seq2Seq::beginDecode(const std::vector<int32_t>& s
     be_.gemm(false, true, S * B, H, H, 1.f, st->keys.floats(), H, params_.floats() + ua_, H, 1.f, kp, H);
   }
   return st;
+}
+
+// Slots: 0 Wa, 1 Wc, 2 out, then per layer 3 + 2l W_ih and 4 + 2l W_hh.
+void Seq2Seq::prepareStepWeights(DecoderState& st, int steps) {
+  const int H = spec_.hiddenSize, L = spec_.numLayers, V = spec_.tgtVocab, GH = gateCount(spec_.cell) * H;
+  const float* p = params_.floats();
+  if (spec_.attention == AttentionKind::Bahdanau) st.weights.set(0, p + wa_, true, H, H, H, st.R, steps);
+  if (spec_.attention == AttentionKind::Luong) st.weights.set(1, p + wc_, true, H, 2 * H, 2 * H, st.R, steps);
+  st.weights.set(2, p + outW_, true, V, H, H, st.R, steps);
+  for (int l = 0; l < L; ++l) {
+    const Layer& layer = dec_.layers[l];
+    st.weights.set(3 + 2 * l, p + layer.wih, true, GH, layer.input, layer.input, st.R, steps);
+    st.weights.set(4 + 2 * l, p + layer.whh, true, GH, H, H, st.R, steps);
+  }
 }
 
 void Seq2Seq::stepRows(DecoderState& st) {
@@ -728,7 +755,7 @@ void Seq2Seq::stepRows(DecoderState& st) {
     float* x = st.x.reserveFloats((std::size_t)R * XI);
     float* q = st.q.reserveFloats(RH);
     be_.broadcastRows(q, R, H, H, p + ba_);
-    be_.gemm(false, true, R, H, H, 1.f, st.h[st.cur].floats() + (L - 1) * RH, H, p + wa_, H, 1.f, q, H);
+    st.weights.multiply(0, R, st.h[st.cur].floats() + (L - 1) * RH, H, 1.f, q, H);
     be_.additiveScores(q, st.keysProj.floats(), p + va_, p + bva_, R, S, H, scores);
     be_.maskedSoftmax(scores, R, S, lengths, R);
     be_.copy2d(R, E, emb, E, x, XI);
@@ -750,10 +777,10 @@ void Seq2Seq::stepRows(DecoderState& st) {
   for (int l = 0; l < L; ++l) {
     const Layer& layer = dec_.layers[l];
     be_.broadcastRows(gi, R, GH, GH, p + layer.bih);
-    be_.gemm(false, true, R, GH, layer.input, 1.f, input, ldIn, p + layer.wih, layer.input, 1.f, gi, GH);
+    st.weights.multiply(3 + 2 * l, R, input, ldIn, 1.f, gi, GH);
     const float* hPrev = st.h[st.cur].floats() + l * RH;
     be_.broadcastRows(gh, R, GH, GH, p + layer.bhh);
-    be_.gemm(false, true, R, GH, H, 1.f, hPrev, H, p + layer.whh, H, 1.f, gh, GH);
+    st.weights.multiply(4 + 2 * l, R, hPrev, H, 1.f, gh, GH);
     step.gi = gi;
     step.gh = gh;
     step.hPrev = hPrev;
@@ -775,13 +802,13 @@ void Seq2Seq::stepRows(DecoderState& st) {
     be_.copy2d(R, H, top, H, cat + H, 2 * H);
     float* o = st.o.reserveFloats(RH);
     be_.broadcastRows(o, R, H, H, p + bc_);
-    be_.gemm(false, true, R, H, 2 * H, 1.f, cat, 2 * H, p + wc_, 2 * H, 1.f, o, H);
+    st.weights.multiply(1, R, cat, 2 * H, 1.f, o, H);
     be_.activate(kTanh, o, R, H);
     headIn = o;
   }
   float* logits = st.logits.reserveFloats((std::size_t)R * V);
   be_.broadcastRows(logits, R, V, V, p + outB_);
-  be_.gemm(false, true, R, V, H, 1.f, headIn, H, p + outW_, H, 1.f, logits, V);
+  st.weights.multiply(2, R, headIn, H, 1.f, logits, V);
 }
 
 void Seq2Seq::decodeStep(DecoderState& st, const std::vector<int32_t>& tokens, std::vector<float>* logits,
@@ -846,6 +873,7 @@ DecodeResult Seq2Seq::decode(const std::vector<int32_t>& src, int B, int S, cons
   std::vector<double> lp;
 
   if (o.beamWidth == 1) {
+    prepareStepWeights(*st, M);
     std::vector<int32_t> tokens(B, o.sos);
     std::vector<char> done(B, 0);
     std::vector<double> score(B, 0.0);
@@ -904,6 +932,7 @@ DecodeResult Seq2Seq::decode(const std::vector<int32_t>& src, int B, int S, cons
     }
     st->R = R;
     st->cur = 0;
+    prepareStepWeights(*st, M);
   }
   struct Hyp {
     std::vector<int32_t> tokens;

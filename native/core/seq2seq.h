@@ -75,11 +75,48 @@ struct DecodeResult {
   std::vector<float> attention;  // [B, steps, S] or empty
 };
 
+// Weight matrices a time loop multiplies by at every step, each set up once per loop in the backend's step layout
+// (packed panels) where it has one, as RecurrentLayer does for W_hh.
+class StepWeightSet {
+ public:
+  explicit StepWeightSet(Backend* be) : be_(be) {}
+  // Slot i: op(W) is N x K; W is [N, K] with row stride ldb when transB, else [K, N]. For `steps` products of
+  // `rows` rows.
+  void set(std::size_t i, const float* W, bool transB, int N, int K, int ldb, int rows, int steps) {
+    if (w_.size() <= i) {
+      w_.resize(i + 1);
+      while (panels_.size() <= i) panels_.push_back(std::make_unique<DeviceBuffer>(be_));
+    }
+    StepWeights sw;
+    sw.B = W;
+    sw.ldb = ldb;
+    sw.transB = transB;
+    sw.N = N;
+    sw.K = K;
+    if (std::size_t bytes = be_->stepWeightsBytes(sw, rows, steps)) {
+      panels_[i]->reserve(bytes);
+      sw.panels = panels_[i]->floats();
+      be_->packStepWeights(sw);
+    }
+    w_[i] = sw;
+  }
+  // C[M, N] = A[M, K] op(W_i) + beta C.
+  void multiply(std::size_t i, int M, const float* A, int lda, float beta, float* C, int ldc) const {
+    be_->gemmStep(M, 1.f, A, lda, w_[i], beta, C, ldc);
+  }
+
+ private:
+  Backend* be_;
+  std::vector<StepWeights> w_;
+  std::vector<std::unique_ptr<DeviceBuffer>> panels_;
+};
+
 // The decoder's state for a batch of rows between steps (a server's per-request decode), kept in backend memory.
 struct DecoderState {
   explicit DecoderState(Backend* be)
       : keys(be), keysProj(be), lengths(be), h{DeviceBuffer(be), DeviceBuffer(be)}, c{DeviceBuffer(be), DeviceBuffer(be)},
-        x(be), emb(be), gi(be), gh(be), q(be), scores(be), concat(be), o(be), logits(be), tokens(be), index(be) {}
+        x(be), emb(be), gi(be), gh(be), q(be), scores(be), concat(be), o(be), logits(be), tokens(be), index(be),
+        weights(be) {}
   int R = 0, S = 0;
   bool hasLengths = false;
   std::vector<int32_t> hostLengths;
@@ -87,6 +124,8 @@ struct DecoderState {
   DeviceBuffer h[2], c[2];               // [L, R, H]
   int cur = 0;
   DeviceBuffer x, emb, gi, gh, q, scores, concat, o, logits, tokens, index;
+  // The step's weights (Seq2Seq::prepareStepWeights): packed for a whole decode, read in place for single steps.
+  StepWeightSet weights;
 };
 
 class Seq2Seq {
@@ -154,6 +193,8 @@ class Seq2Seq {
   void headBackward(int B, int S, int T, const int32_t* lengths);
   // One inference step of the decoder over R rows (see DecoderState).
   void stepRows(DecoderState& st);
+  // The decoder's step weights for `steps` steps of st.R rows (slots: see the definition).
+  void prepareStepWeights(DecoderState& st, int steps);
 
   Backend& be_;
   Seq2SeqSpec spec_;
@@ -178,6 +219,7 @@ class Seq2Seq {
   DeviceBuffer logits_, dLogits_;          // [T*B, V]
   // Bahdanau's step loop, per layer: gi [T*B, GH], states [T+1, B, H], saved activations, gate gradients.
   std::vector<DeviceBuffer> gi_, hs_, cs_, saved_, dGi_, dGh_;
+  StepWeightSet loopForward_, loopBackward_;  // Bahdanau's step loop: the weights of its per-step products
   DeviceBuffer gh_, carryH_, carryC_, dy_;
   // Backward workspace.
   DeviceBuffer dTop_, dConcat_, dPre_, dAttn_, dKeys_, dKeysProj_, dQuery_, dX_, dEmb_, dEncH_, dEncC_;
