@@ -64,4 +64,22 @@ class DeviceBuffer {
   std::size_t bytes_ = 0;
 };
 
+// A weight matrix that a time loop multiplies by at every step (op(W) is N x K, row stride ldb), set up for `steps`
+// products of `rows` rows: packed into `panels` in the backend's step layout where it has one, else read in place.
+inline StepWeights prepareStepWeights(Backend& be, DeviceBuffer& panels, const float* W, bool transB, int N, int K,
+                                      int ldb, int rows, int steps) {
+  StepWeights sw;
+  sw.B = W;
+  sw.ldb = ldb;
+  sw.transB = transB;
+  sw.N = N;
+  sw.K = K;
+  if (std::size_t bytes = be.stepWeightsBytes(sw, rows, steps)) {
+    panels.reserve(bytes);
+    sw.panels = panels.floats();
+    be.packStepWeights(sw);
+  }
+  return sw;
+}
+
 }  // namespace rnnkit

@@ -40,18 +40,7 @@ void RecurrentLayer::releaseWorkspace() {
 }
 
 StepWeights RecurrentLayer::prepareStepWeights(const float* W, bool transB, int N, int K, int rows, int steps) {
-  StepWeights sw;
-  sw.B = W;
-  sw.transB = transB;
-  sw.N = N;
-  sw.K = K;
-  sw.ldb = transB ? K : N;
-  if (std::size_t bytes = be_.stepWeightsBytes(sw, rows, steps)) {
-    stepPanels_.reserve(bytes);
-    sw.panels = stepPanels_.floats();
-    be_.packStepWeights(sw);
-  }
-  return sw;
+  return rnnkit::prepareStepWeights(be_, stepPanels_, W, transB, N, K, transB ? K : N, rows, steps);
 }
 
 void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T, int B, const int32_t* lengths,

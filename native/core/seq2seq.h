@@ -83,22 +83,9 @@ class StepWeightSet {
   // Slot i: op(W) is N x K; W is [N, K] with row stride ldb when transB, else [K, N]. For `steps` products of
   // `rows` rows.
   void set(std::size_t i, const float* W, bool transB, int N, int K, int ldb, int rows, int steps) {
-    if (w_.size() <= i) {
-      w_.resize(i + 1);
-      while (panels_.size() <= i) panels_.push_back(std::make_unique<DeviceBuffer>(be_));
-    }
-    StepWeights sw;
-    sw.B = W;
-    sw.ldb = ldb;
-    sw.transB = transB;
-    sw.N = N;
-    sw.K = K;
-    if (std::size_t bytes = be_->stepWeightsBytes(sw, rows, steps)) {
-      panels_[i]->reserve(bytes);
-      sw.panels = panels_[i]->floats();
-      be_->packStepWeights(sw);
-    }
-    w_[i] = sw;
+    while (panels_.size() <= i) panels_.push_back(std::make_unique<DeviceBuffer>(be_));
+    if (w_.size() <= i) w_.resize(i + 1);
+    w_[i] = prepareStepWeights(*be_, *panels_[i], W, transB, N, K, ldb, rows, steps);
   }
   // C[M, N] = A[M, K] op(W_i) + beta C.
   void multiply(std::size_t i, int M, const float* A, int lda, float beta, float* C, int ldc) const {
