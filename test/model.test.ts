@@ -120,26 +120,24 @@ t.test('fit stops on an AbortSignal and after `steps`', async (t) => {
 });
 
 t.test('the event loop stays responsive while a model trains', async (t) => {
+  // Not a timing bound (a loaded machine stretches any lag): the timer must keep firing while each native step
+  // runs. A step computed on the main thread, even one that yields between steps, lets it fire at most once per step.
   const rng = new rk.SeededRandom(5);
   const B = 16, T = 48, V = 40;
   const m = sequential({ vocabSize: V, seed: 2, layers: [layers.lstm({ units: 192, numLayers: 2, returnSequences: true }), layers.dense({ units: V })] });
   m.compile({ loss: 'softmaxCrossEntropy', optimizer: optimizers.adam() });
   const source = { nextBatch: () => ({ x: { data: Int32Array.from({ length: B * T }, () => rng.int(V)), shape: [B, T] }, y: { data: Int32Array.from({ length: B * T }, () => rng.int(V)), shape: [B, T] } }) };
-  let worst = 0;
-  let last = performance.now();
   let ticks = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    worst = Math.max(worst, now - last - 5);
-    last = now;
-    ticks++;
-  }, 5);
-  const started = performance.now();
-  await m.fitDataset(source, { steps: 12 });
-  const seconds = (performance.now() - started) / 1000;
+  const timer = setInterval(() => { ticks++; }, 1);
+  const ticksPerStep: number[] = [];
+  let ticksBefore = 0;
+  await m.fitDataset(source, {
+    steps: 12,
+    callbacks: { onStepEnd: () => { ticksPerStep.push(ticks - ticksBefore); ticksBefore = ticks; } },
+  });
   clearInterval(timer);
-  t.ok(ticks > seconds * 20, `the timer ran ${ticks} times in ${seconds.toFixed(2)} s`);
-  t.ok(worst <= 50, `worst timer lag ${worst.toFixed(1)} ms`);
+  const busySteps = ticksPerStep.filter((n) => n >= 2).length;
+  t.ok(busySteps >= 10, `the timer fired at least twice during ${busySteps} of 12 steps (ticks per step: ${ticksPerStep.join(', ')})`);
   m.dispose();
 });
 
