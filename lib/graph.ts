@@ -13,6 +13,7 @@
 //   [context, decoderOutputs], `dense({ activation: 'tanh' })`); then a dense layer giving the logits. It runs as
 //   the native encoder-decoder (lib/seq2seq.ts), with greedy and beam decoding.
 import { rnnkitError } from './errors';
+import { checkOptions } from './options';
 import { layers as baseLayers, type LayerConfig } from './layers';
 import { Sequential } from './model';
 import { Seq2Seq, type AttentionKind, type DecodeOptions, type DecodeResult, type Seq2SeqBatch } from './seq2seq';
@@ -379,14 +380,17 @@ export class GraphSeq2Seq {
     this.seq2seq.compile(options);
   }
   /** One optimizer step; targets of -1 are left out of the loss. */
-  trainOnBatch(x: GraphInputs, y: Int32Array | number[], options: { sourceLengths?: Int32Array | number[] } = {}): Promise<{ loss: number }> {
+  async trainOnBatch(x: GraphInputs, y: Int32Array | number[], options: { sourceLengths?: Int32Array | number[] } = {}): Promise<{ loss: number }> {
+    checkOptions(options, 'trainOnBatch options', ['sourceLengths']);
     return this.seq2seq.trainOnBatch(this.#batch(x, y, options.sourceLengths));
   }
-  evaluate(x: GraphInputs, y: Int32Array | number[], options: { sourceLengths?: Int32Array | number[] } = {}): Promise<{ loss: number; counted: number }> {
+  async evaluate(x: GraphInputs, y: Int32Array | number[], options: { sourceLengths?: Int32Array | number[] } = {}): Promise<{ loss: number; counted: number }> {
+    checkOptions(options, 'evaluate options', ['sourceLengths']);
     return this.seq2seq.evaluate(this.#batch(x, y, options.sourceLengths));
   }
   /** Teacher-forced outputs: the logits and (with attention) the weights. */
-  predict(x: GraphInputs, options: { sourceLengths?: Int32Array | number[] } = {}): Promise<{ logits: Tensor; attention: Tensor | null }> {
+  async predict(x: GraphInputs, options: { sourceLengths?: Int32Array | number[] } = {}): Promise<{ logits: Tensor; attention: Tensor | null }> {
+    checkOptions(options, 'predict options', ['sourceLengths']);
     return this.seq2seq.predict(this.#batch(x, undefined, options.sourceLengths));
   }
   /**
@@ -394,6 +398,7 @@ export class GraphSeq2Seq {
    * each epoch.
    */
   async fit(x: GraphInputs, y: Int32Array | number[], options: { epochs?: number; batchSize?: number; sourceLengths?: Int32Array | number[]; shuffle?: boolean; onEpochEnd?: (epoch: number, loss: number) => void } = {}): Promise<{ loss: number[] }> {
+    checkOptions(options, 'fit options', ['epochs', 'batchSize', 'sourceLengths', 'shuffle', 'onEpochEnd']);
     const full = this.#batch(x, y, options.sourceLengths);
     const [B, S] = full.source.shape;
     const T = full.decoderInput.shape[1];

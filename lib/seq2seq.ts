@@ -7,6 +7,7 @@ import {
   type NativeOptimizerConfig,
 } from './native';
 import { readModelFile, writeFileAtomic } from './files';
+import { checkOptions } from './options';
 import { parseSafetensors, serializeSafetensors, type NamedTensor } from './safetensors';
 import type { Tensor } from './tensor';
 import type { Seq2SeqOnnx } from './onnx/seq2seq';
@@ -149,6 +150,8 @@ export class Seq2Seq {
 
   /** Choose the optimizer (PyTorch's update rules) and, optionally, gradient clipping for `trainStep`/`fit`. */
   compile(options: { optimizer: NativeOptimizerConfig; clipNorm?: number }): void {
+    if (options === undefined) throw rnnkitError('ERR_RNNKIT_ARGUMENT', 'compile needs { optimizer }');
+    checkOptions(options, 'compile options', ['optimizer', 'clipNorm']);
     this.#n.setOptimizer(options.optimizer);
     this.#clipNorm = options.clipNorm ?? 0;
   }

@@ -85,6 +85,14 @@ t.test('encoder-decoder graphs compile to the native encoder-decoder and reprodu
     t.ok(Math.abs(ev.loss - c.loss) <= 1e-5 + 1e-4 * c.loss, `${f}: loss ${ev.loss} vs ${c.loss}`);
     t.match(m.summary(), /encoder/);
     m.compile({ optimizer: { type: 'adam', lr: 0.02 }, clipNorm: 1 });
+    if (n === 1) {
+      // Misspelt option names of the graph model's methods: coded errors suggesting the name meant, nothing run.
+      const bad = { source_lengths: [1] } as unknown as { sourceLengths: number[] };
+      await t.rejects(m.predict(x, bad), { code: 'ERR_RNNKIT_ARGUMENT', message: /unknown option 'source_lengths' in predict options: did you mean 'sourceLengths'/ });
+      await t.rejects(m.trainOnBatch(x, c.targets.flat(), bad), { code: 'ERR_RNNKIT_ARGUMENT', message: /did you mean 'sourceLengths'/ });
+      await t.rejects(m.fit(x, c.targets.flat(), { epoch: 2 } as unknown as { epochs: number }), { code: 'ERR_RNNKIT_ARGUMENT', message: /in fit options: did you mean 'epochs'/ });
+      t.throws(() => m.compile({ optimizer: { type: 'adam', lr: 0.02 }, clip_norm: 1 } as unknown as { optimizer: { type: 'adam'; lr: number } }), { code: 'ERR_RNNKIT_ARGUMENT', message: /did you mean 'clipNorm'/ });
+    }
     const h = await m.fit(x, c.targets.flat(), { epochs: 15, batchSize: B, ...lengths });
     t.ok(h.loss[14] < h.loss[0], `${f}: fit lowers the loss ${h.loss[0].toFixed(3)} -> ${h.loss[14].toFixed(3)}`);
     m.dispose();

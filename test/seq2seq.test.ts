@@ -226,7 +226,7 @@ t.test('training lowers the loss, and the Promise twins agree with the sync form
   const a = model.predictSync(batch);
   const b = await model.predict(batch);
   t.same(Array.from(a.logits.data), Array.from(b.logits.data));
-  // Two calls at once: the second is refused, nothing is lost.
+  // A synchronous call while a Promise call runs is refused, nothing is lost.
   const running = model.decode(batch.source, { startToken: 0, endToken: 1, maxLength: 4 });
   t.throws(() => model.predictSync(batch), { code: 'ERR_RNNKIT_BUSY' });
   await running;
@@ -325,4 +325,91 @@ t.test('PyTorch cases of shapes the shared set lacks (3 layers, batch 1, LSTM + 
   const results = runDirectory(path.join(__dirname, 'fixtures', 'seq2seq'));
   t.equal(results.length, 5);
   for (const r of results) t.ok(r.passed, `${r.name}: ${r.detail}`);
+});
+
+t.test('concurrent Promise calls on one model wait in its queue and settle in call order, each as if made alone', async (t) => {
+  const c: Config = { cell: 'gru', attention: 'bahdanau', layers: 1, batch: 2, lengths: true };
+  const rng = new Lcg(21);
+  const sources = Array.from({ length: 10 }, () => makeBatch(c, rng).source);
+  const batch = makeBatch(c, rng);
+  const opts = { startToken: 0, endToken: 1, maxLength: 6, beamWidth: 2 };
+  // The reference: the same calls one at a time on a twin (same seed), in the same order.
+  const twin = makeModel(c, 8);
+  twin.compile({ optimizer: { type: 'sgd', lr: 0.5 } });
+  const alone = sources.slice(0, 5).map((s) => twin.decodeSync(s, opts));
+  const loss = twin.trainOnBatchSync(batch).loss;
+  alone.push(...sources.slice(5).map((s) => twin.decodeSync(s, opts)));
+  const predicted = twin.predictSync(batch);
+
+  const model = makeModel(c, 8);
+  model.compile({ optimizer: { type: 'sgd', lr: 0.5 } });
+  const order: string[] = [];
+  const track = <T>(name: string, p: Promise<T>): Promise<T> => p.then((v) => { order.push(name); return v; });
+  const first = sources.slice(0, 5).map((s, i) => track(`decode${i}`, model.decode(s, opts)));
+  const trained = track('train', model.trainOnBatch(batch));
+  const second = sources.slice(5).map((s, i) => track(`decode${i + 5}`, model.decode(s, opts)));
+  const prediction = track('predict', model.predict(batch));
+  t.throws(() => model.predictSync(batch), { code: 'ERR_RNNKIT_BUSY' }, 'a synchronous call is still refused while Promise calls run');
+  const results = await Promise.all([...first, ...second]);
+  t.equal((await trained).loss, loss, 'the training step, between the decodes, saw the weights the sequence gave it');
+  t.same(Array.from((await prediction).logits.data), Array.from(predicted.logits.data), 'predict ran after the step');
+  t.same(order, ['decode0', 'decode1', 'decode2', 'decode3', 'decode4', 'train', 'decode5', 'decode6', 'decode7', 'decode8', 'decode9', 'predict']);
+  results.forEach((r, i) => {
+    t.same(Array.from(r.tokens), Array.from(alone[i].tokens), `decode ${i}: tokens`);
+    t.same(Array.from(r.scores), Array.from(alone[i].scores), `decode ${i}: scores`);
+  });
+  // dispose() while calls wait: the running one finishes, the waiting ones are refused with DISPOSED.
+  const running = model.decode(sources[0], opts);
+  const waiting = model.decode(sources[1], opts);
+  model.dispose();
+  t.same(Array.from((await running).tokens), Array.from(twin.decodeSync(sources[0], opts).tokens));
+  await t.rejects(waiting, { code: 'ERR_RNNKIT_DISPOSED' });
+  twin.dispose();
+});
+
+t.test('a stepping decoder: its step is refused (BUSY) while a Promise call runs on the model, and survives getters', async (t) => {
+  const c: Config = { cell: 'lstm', attention: 'luong', layers: 1, batch: 2, lengths: false };
+  const model = makeModel(c, 4);
+  const batch = makeBatch(c, new Lcg(3));
+  const dec = model.beginDecode(batch.source);
+  const running = model.decode(batch.source, { startToken: 0, maxLength: 3 });
+  t.throws(() => dec.step([0, 0]), { code: 'ERR_RNNKIT_BUSY' });
+  await running;
+  const reference = model.beginDecode(batch.source).step([0, 0]);
+  t.same(Array.from(dec.step([0, 0]).logits.data), Array.from(reference.logits.data), 'the refused step changed nothing');
+  // A getter of the tokens that steps again, disposes the decoder or the model: coded errors, no crash.
+  const again = model.beginDecode(batch.source);
+  let nested: unknown;
+  const tokens = [0, 0];
+  Object.defineProperty(tokens, 1, { get() { try { again.step([0, 0]); } catch (e) { nested = e; } return 0; } });
+  again.step(tokens);
+  t.equal((nested as { code?: string })?.code, 'ERR_RNNKIT_BUSY', 'a step from a getter of a step is BUSY');
+  const gone = model.beginDecode(batch.source);
+  const disposing = [0, 0];
+  Object.defineProperty(disposing, 1, { get() { gone.dispose(); return 0; } });
+  t.throws(() => gone.step(disposing), { code: 'ERR_RNNKIT_DISPOSED' });
+  const last = model.beginDecode(batch.source);
+  const killing = [0, 0];
+  Object.defineProperty(killing, 1, { get() { model.dispose(); return 0; } });
+  t.throws(() => last.step(killing), { code: 'ERR_RNNKIT_DISPOSED' });
+  t.ok(model.disposed);
+});
+
+t.test('unknown option names are coded errors that suggest the name meant', async (t) => {
+  const c: Config = { cell: 'gru', attention: 'bahdanau', layers: 1, batch: 2, lengths: false };
+  const model = makeModel(c, 2);
+  const batch = makeBatch(c, new Lcg(4));
+  const spec = { srcVocab: 7, tgtVocab: 6, embedSize: 3, hiddenSize: 4 };
+  t.throws(() => new Seq2Seq({ ...spec, hidden_size: 4 } as unknown as Seq2SeqSpec), { code: 'ERR_RNNKIT_ARGUMENT', message: /unknown option 'hidden_size' in the seq2seq spec: did you mean 'hiddenSize'/ });
+  t.throws(() => new Seq2Seq({ ...spec, numLayer: 2 } as unknown as Seq2SeqSpec), { code: 'ERR_RNNKIT_ARGUMENT', message: /did you mean 'numLayers'/ });
+  const src = batch.source;
+  const bad = { startToken: 0, endToken: 1, maxLength: 4, beam_width: 3 } as unknown as { startToken: number };
+  t.throws(() => model.decodeSync(src, bad), { code: 'ERR_RNNKIT_ARGUMENT', message: /unknown option 'beam_width' in decode options: did you mean 'beamWidth'/ });
+  await t.rejects(model.decode(src, bad), { code: 'ERR_RNNKIT_ARGUMENT', message: /did you mean 'beamWidth'/ });
+  t.throws(() => model.beginDecode(src, { sourceLength: [5, 5] } as unknown as { sourceLengths: number[] }), { code: 'ERR_RNNKIT_ARGUMENT', message: /did you mean 'sourceLengths'/ });
+  t.throws(() => model.compile({ optimizer: { type: 'sgd', lr: 0.1 }, clipnorm: 1 } as unknown as { optimizer: { type: 'sgd'; lr: number } }), { code: 'ERR_RNNKIT_ARGUMENT', message: /did you mean 'clipNorm'/ });
+  t.throws(() => model.forwardSync(batch, { training: true } as unknown as { train: boolean }), { code: 'ERR_RNNKIT_ARGUMENT', message: /did you mean 'train'/ });
+  // The right names still work.
+  t.equal(model.decodeSync(src, { startToken: 0, endToken: 1, maxLength: 4, beamWidth: 2 }).shape[0], 2);
+  model.dispose();
 });

@@ -165,49 +165,30 @@ void NetworkHandle::checkOpen() const {
 
 void NetworkHandle::checkUsable() const {
   checkOpen();
-  if (running_)
+  if (calls_.running())
     fail(ErrorCode::Busy, "this network is running another call; await it before starting the next one");
 }
 
 NetworkHandle::SyncCall::SyncCall(NetworkHandle& h) : h_(h) {
-  h_.running_ = true;
+  h_.calls_.markRunning(true);
   h_.reading_ = true;  // a synchronous method reads its arguments as it goes
 }
 
 NetworkHandle::SyncCall::~SyncCall() {
-  h_.running_ = false;
+  h_.calls_.markRunning(false);
   h_.reading_ = false;
   if (h_.disposed_) h_.releaseNative();  // dispose() came from a getter during the call
   else h_.reportMemory();
 }
 
-void NetworkHandle::submit(QueuedCall* call) {
-  if (running_) {
-    queue_.push_back(call);
-    return;
-  }
-  if (call->start()) running_ = true;
-}
-
 void NetworkHandle::endCall() {
-  running_ = false;
   if (disposed_) {
     releaseNative();  // dispose() came while the call ran
-    std::deque<QueuedCall*> waiting;
-    waiting.swap(queue_);
-    for (QueuedCall* call : waiting)
-      call->cancel(ErrorCode::Disposed, "this network has been disposed (before this queued call ran)");
+    calls_.cancelWaiting(ErrorCode::Disposed, "this network has been disposed (before this queued call ran)");
     return;
   }
   reportMemory();  // before the next call starts to use the network on another thread
-  while (!queue_.empty()) {
-    QueuedCall* next = queue_.front();
-    queue_.pop_front();
-    if (next->start()) {
-      running_ = true;
-      return;
-    }
-  }
+  calls_.startNext();
 }
 
 void NetworkHandle::releaseNative() {
@@ -234,7 +215,7 @@ Napi::Value NetworkHandle::Dispose(const Napi::CallbackInfo& info) {
     disposed_ = true;
     // Calls waiting in the queue are refused when the running call settles (endCall), after it: refusing them here
     // would reject Promises their callers have not had a chance to handle yet.
-    if (!running_ && !reading_) releaseNative();
+    if (!calls_.running() && !reading_) releaseNative();
   }
   return info.Env().Undefined();
 }

@@ -10,11 +10,11 @@
 
 #include <napi.h>
 
-#include <deque>
 #include <memory>
 
 #include "../core/error.h"
 #include "../core/network.h"
+#include "call_queue.h"
 
 namespace rnnkit::addon {
 
@@ -66,21 +66,13 @@ class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
   template <typename Job, typename MakeJob>
   Napi::Value run(Napi::Env env, bool async, Napi::Object keepAlive, MakeJob makeJob);
 
-  // A Promise call waiting for its turn: started (queued on the thread pool), or cancelled (rejected and deleted).
-  struct QueuedCall {
-    virtual ~QueuedCall() = default;
-    // Queues the work, or cancels the call when its job can no longer run (a disposed stream); false then.
-    virtual bool start() = 0;
-    virtual void cancel(ErrorCode code, const std::string& message) = 0;
-  };
+  using QueuedCall = addon::QueuedCall;
 
  private:
   // Marks the handle as reading a call's arguments for the scope; throws DISPOSED if dispose() came meanwhile.
   class ArgumentRead;
   void releaseNative();
   void reportMemory();
-  // Start `call` now if the handle is idle, else queue it.
-  void submit(QueuedCall* call);
 
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value IsDisposed(const Napi::CallbackInfo& info);
@@ -122,10 +114,9 @@ class NetworkHandle : public Napi::ObjectWrap<NetworkHandle> {
 
   std::shared_ptr<Backend> backend_;  // declared before network_: destroyed after it
   std::unique_ptr<Network> network_;
-  bool running_ = false;  // a call runs: a worker on the thread pool, or a synchronous call
+  CallQueue calls_;       // the running call and the Promise calls waiting for it
   bool reading_ = false;  // a call is reading its JavaScript arguments
   bool disposed_ = false;
-  std::deque<QueuedCall*> queue_;  // Promise calls waiting for the running one, in call order
   int64_t reportedBytes_ = 0;
 };
 

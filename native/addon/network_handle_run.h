@@ -15,7 +15,7 @@ class NetworkHandle::ArgumentRead {
   explicit ArgumentRead(NetworkHandle& h) : h_(h) { h_.reading_ = true; }
   ~ArgumentRead() {
     h_.reading_ = false;
-    if (h_.disposed_ && !h_.running_) h_.releaseNative();
+    if (h_.disposed_ && !h_.calls_.running()) h_.releaseNative();
   }
   // After the arguments are read: a getter may have disposed the handle.
   void done() {
@@ -62,7 +62,7 @@ Napi::Value NetworkHandle::run(Napi::Env env, bool async, Napi::Object keepAlive
     }();
     if constexpr (EstimatesWork<Job>::value) {
       // Nothing before it in the queue: running it now keeps the call order.
-      if (!running_ && queue_.empty() && job.multiplyAdds(*network_) <= kInlineMultiplyAdds) {
+      if (calls_.idle() && job.multiplyAdds(*network_) <= kInlineMultiplyAdds) {
         Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
         {
           SyncCall call(*this);
@@ -74,7 +74,7 @@ Napi::Value NetworkHandle::run(Napi::Env env, bool async, Napi::Object keepAlive
     }
     NetworkWorker<Job>* worker = new NetworkWorker<Job>(env, this, keepAlive, std::move(job));
     Napi::Promise promise = worker->promise();
-    submit(worker);  // the worker deletes itself once settled
+    calls_.submit(worker);  // the worker deletes itself once settled
     return promise;
   } catch (const Error& e) {
     // Argument errors of a Promise-returning method are reported through the Promise.

@@ -87,6 +87,8 @@ std::vector<int32_t> optionalIds(const Napi::Object& o, const char* key, const s
 
 Seq2SeqSpec parseSpec(const Napi::Value& value) {
   Napi::Object o = requireObject(value, "seq2seq spec");
+  checkOptionNames(o, "the seq2seq spec",
+                   {"cell", "attention", "srcVocab", "tgtVocab", "embedSize", "hiddenSize", "numLayers", "seed", "device"});
   Seq2SeqSpec s;
   s.cell = parseCell(optionalString(o, "cell", "gru"));
   s.attention = parseAttention(optionalString(o, "attention", "bahdanau"));
@@ -187,17 +189,25 @@ struct S2sDecodeJob {
 };
 
 template <typename Job>
-class Seq2SeqWorker final : public Napi::AsyncWorker {
+class Seq2SeqWorker final : public Napi::AsyncWorker, public QueuedCall {
  public:
   Seq2SeqWorker(Napi::Env env, Seq2SeqHandle* handle, Napi::Object self, Job job)
       : Napi::AsyncWorker(env, "rnnkit"),
         deferred_(Napi::Promise::Deferred::New(env)),
         handle_(handle),
         self_(Napi::Persistent(self)),
-        job_(std::move(job)) {
-    handle_->beginCall();
-  }
+        job_(std::move(job)) {}
   Napi::Promise promise() const { return deferred_.Promise(); }
+  bool start() override {
+    Queue();
+    return true;
+  }
+  // Never started: reject and free (the AsyncWorker deletes itself only after it ran).
+  void cancel(ErrorCode code, const std::string& message) override {
+    deferred_.Reject(makeError(Env(), code, message).Value());
+    self_.Reset();
+    delete this;
+  }
   void Execute() override {
     cpu::LowerThreadPriority background;
     error_.capture([&] { job_.run(handle_->model()); });
@@ -209,14 +219,16 @@ class Seq2SeqWorker final : public Napi::AsyncWorker {
     CapturedError convertError;
     // Converted before endCall: a dispose() that came while the call ran frees the model there.
     convertError.capture([&] { result = job_.toJs(env, handle_->model()); });
-    handle_->endCall();
+    // Settled before endCall (which starts the next queued call, or rejects them after dispose()): callers see their
+    // calls settle in call order.
     if (convertError.set) deferred_.Reject(makeError(env, convertError.code, convertError.message).Value());
     else deferred_.Resolve(result);
+    handle_->endCall();
     self_.Reset();
   }
   void OnError(const Napi::Error&) override {
-    handle_->endCall();
     deferred_.Reject(makeError(Env(), error_.code, error_.message).Value());
+    handle_->endCall();
     self_.Reset();
   }
 
@@ -235,7 +247,11 @@ template <>
 S2sForwardJob makeJob<S2sForwardJob>(const Napi::CallbackInfo& info) {
   S2sForwardJob j;
   j.batch = parseBatch(arg(info, 0));
-  if (info.Length() > 1 && !info[1].IsUndefined()) j.train = optionalBool(requireObject(info[1], "options"), "train", false);
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    Napi::Object o = requireObject(info[1], "options");
+    checkOptionNames(o, "forward options", {"train"});
+    j.train = optionalBool(o, "train", false);
+  }
   return j;
 }
 
@@ -253,7 +269,9 @@ S2sTrainStepJob makeJob<S2sTrainStepJob>(const Napi::CallbackInfo& info) {
   j.batch = parseBatch(arg(info, 0));
   if (j.batch.targets.empty()) fail(ErrorCode::Argument, "trainStep: batch.targets is required");
   if (info.Length() > 1 && !info[1].IsUndefined()) {
-    j.clipNorm = optionalNumber(requireObject(info[1], "options"), "clipNorm", 0);
+    Napi::Object o = requireObject(info[1], "options");
+    checkOptionNames(o, "trainStep options", {"clipNorm"});
+    j.clipNorm = optionalNumber(o, "clipNorm", 0);
     if (!(j.clipNorm >= 0) || !std::isfinite(j.clipNorm))
       fail(ErrorCode::Value, "trainStep: options.clipNorm must be a finite number >= 0 (0: no clipping)");
   }
@@ -265,6 +283,8 @@ S2sDecodeJob makeJob<S2sDecodeJob>(const Napi::CallbackInfo& info) {
   S2sDecodeJob j;
   j.src = readIds(arg(info, 0), "source", &j.batch, &j.srcLen);
   Napi::Object o = requireObject(arg(info, 1), "decode options");
+  checkOptionNames(o, "decode options",
+                   {"startToken", "endToken", "maxLength", "beamWidth", "lengthPenalty", "sourceLengths", "attention"});
   j.lengths = optionalIds(o, "sourceLengths", "options.sourceLengths");
   if (!has(o, "startToken")) fail(ErrorCode::Argument, "decoder: options.startToken is required");
   const bool hasEnd = has(o, "endToken") && !o.Get("endToken").IsUndefined();
@@ -342,9 +362,15 @@ Seq2SeqHandle* Seq2SeqHandle::fromObject(const Napi::Value& value, const char* w
   return Unwrap(value.As<Napi::Object>());
 }
 
+void Seq2SeqHandle::checkOpen() const {
+  if (disposed_ || !model_) fail(ErrorCode::Disposed, "this seq2seq model has been disposed");
+  if (reading_)
+    fail(ErrorCode::Busy, "this seq2seq model is reading the arguments of another call (a getter or Proxy trap called it)");
+}
+
 void Seq2SeqHandle::checkUsable() const {
   if (disposed_ || !model_) fail(ErrorCode::Disposed, "this seq2seq model has been disposed");
-  if (busy_) fail(ErrorCode::Busy, "this seq2seq model is running another call; await it before starting the next one");
+  if (calls_.running()) fail(ErrorCode::Busy, "this seq2seq model is running another call; await it before starting the next one");
 }
 
 Seq2SeqHandle::Reading::Reading(Seq2SeqHandle& h) : h_(h) {
@@ -355,13 +381,17 @@ Seq2SeqHandle::Reading::Reading(Seq2SeqHandle& h) : h_(h) {
 
 Seq2SeqHandle::Reading::~Reading() {
   h_.reading_ = false;
-  if (h_.disposed_ && !h_.busy_) h_.releaseNative();  // dispose() came from a getter during the call
+  if (h_.disposed_ && !h_.calls_.running()) h_.releaseNative();  // dispose() came from a getter during the call
 }
 
 void Seq2SeqHandle::endCall() {
-  busy_ = false;
-  if (disposed_) releaseNative();
-  else reportMemory();
+  if (disposed_) {
+    releaseNative();  // dispose() came while the call ran
+    calls_.cancelWaiting(ErrorCode::Disposed, "this seq2seq model has been disposed (before this queued call ran)");
+    return;
+  }
+  reportMemory();  // before the next call starts to use the model on another thread
+  calls_.startNext();
 }
 
 void Seq2SeqHandle::releaseNative() {
@@ -395,7 +425,7 @@ Napi::Value Seq2SeqHandle::run(const Napi::CallbackInfo& info, bool async) {
     return job.toJs(env, *model_);
   }
   try {
-    checkUsable();
+    checkOpen();  // a call made while another runs waits in the queue
     Seq2SeqWorker<Job>* worker;
     {
       Reading reading(*this);
@@ -404,7 +434,7 @@ Napi::Value Seq2SeqHandle::run(const Napi::CallbackInfo& info, bool async) {
       worker = new Seq2SeqWorker<Job>(env, this, info.This().As<Napi::Object>(), std::move(job));
     }
     Napi::Promise promise = worker->promise();
-    worker->Queue();
+    calls_.submit(worker);  // the worker deletes itself once settled
     return promise;
   } catch (const Error& e) {
     Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
@@ -420,7 +450,8 @@ Napi::Value Seq2SeqHandle::run(const Napi::CallbackInfo& info, bool async) {
 Napi::Value Seq2SeqHandle::Dispose(const Napi::CallbackInfo& info) {
   if (!disposed_) {
     disposed_ = true;
-    if (!busy_ && !reading_) releaseNative();
+    // Calls waiting in the queue are refused when the running call settles (endCall), after it.
+    if (!calls_.running() && !reading_) releaseNative();
   }
   return info.Env().Undefined();
 }
@@ -530,8 +561,11 @@ Napi::Value Seq2SeqHandle::BeginDecode(const Napi::CallbackInfo& info) {
   int rows = 0, steps = 0;
   std::vector<int32_t> src = readIds(arg(info, 0), "source", &rows, &steps);
   std::vector<int32_t> lengths;
-  if (info.Length() > 1 && !info[1].IsUndefined())
-    lengths = optionalIds(requireObject(info[1], "options"), "sourceLengths", "options.sourceLengths");
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    Napi::Object o = requireObject(info[1], "options");
+    checkOptionNames(o, "beginDecode options", {"sourceLengths"});
+    lengths = optionalIds(o, "sourceLengths", "options.sourceLengths");
+  }
   std::unique_ptr<DecoderState> state = model_->beginDecode(src, rows, steps, lengths);
   AddonData* data = env.GetInstanceData<AddonData>();
   if (!data || data->decoderConstructor.IsEmpty()) fail(ErrorCode::Internal, "the Decoder class is not registered");
@@ -576,8 +610,14 @@ Napi::Value DecoderHandle::Step(const Napi::CallbackInfo& info) {
       fail(ErrorCode::Type, "the receiver of step must be a Decoder");
     if (!state_) fail(ErrorCode::Disposed, "this decoder has been disposed");
     Seq2SeqHandle* model = Seq2SeqHandle::fromObject(model_.Value(), "the decoder's model");
+    // A synchronous call on the model (a stream's stepSync): refused with ERR_RNNKIT_BUSY while a Promise call runs
+    // on it; the tokens are read under the model's call protocol, so a getter that disposes the model or this
+    // decoder, or steps again, cannot free or change the state this step uses.
     model->checkUsable();
+    Seq2SeqHandle::Reading reading(*model);
     std::vector<int32_t> tokens = readInt32(arg(info, 0), "tokens");
+    if (model->disposed()) fail(ErrorCode::Disposed, "this seq2seq model has been disposed (while the step read its tokens)");
+    if (!state_) fail(ErrorCode::Disposed, "this decoder has been disposed (while the step read its tokens)");
     std::vector<float> logits, attention;
     model->model().decodeStep(*state_, tokens, &logits, &attention);
     Napi::Env env = info.Env();

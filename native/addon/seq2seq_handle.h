@@ -1,6 +1,7 @@
 // The JavaScript handle of a core Seq2Seq (an encoder-decoder): a type-tagged wrapped object owning the model, with
-// synchronous methods and Promise twins that run on the thread pool; refuses use after dispose() or while a call
-// runs. Decoders made by beginDecode() keep their own state (one per request) and the model alive.
+// synchronous methods and Promise twins that run on the thread pool; refuses use after dispose(). Its Promise calls
+// share the network handles' queue (call_queue.h): made while another runs, they wait and settle in call order; a
+// synchronous call made while a Promise call runs is refused with ERR_RNNKIT_BUSY. Decoders made by beginDecode() keep their own state (one per request) and the model alive.
 #pragma once
 
 #include <napi.h>
@@ -8,6 +9,7 @@
 #include <memory>
 
 #include "../core/seq2seq.h"
+#include "call_queue.h"
 
 namespace rnnkit::addon {
 
@@ -20,8 +22,12 @@ class Seq2SeqHandle : public Napi::ObjectWrap<Seq2SeqHandle> {
   static Seq2SeqHandle* fromObject(const Napi::Value& value, const char* what);
   Seq2Seq& model() { return *model_; }
   const std::shared_ptr<Backend>& backend() const { return backend_; }
+  // Throws ERR_RNNKIT_DISPOSED after dispose(), ERR_RNNKIT_BUSY while a call runs or reads its arguments.
   void checkUsable() const;
-  void beginCall() { busy_ = true; }
+  // Only ERR_RNNKIT_DISPOSED, and ERR_RNNKIT_BUSY while a call reads its arguments (the state of a Promise call).
+  void checkOpen() const;
+  bool disposed() const { return disposed_; }
+  // The worker whose call ran has settled: start the next queued call, or free the model after dispose().
   void endCall();
 
   // The call protocol of NetworkHandle (see network_handle.h): while a call reads its JavaScript arguments the handle
@@ -70,7 +76,7 @@ class Seq2SeqHandle : public Napi::ObjectWrap<Seq2SeqHandle> {
 
   std::shared_ptr<Backend> backend_;  // destroyed after model_
   std::unique_ptr<Seq2Seq> model_;
-  bool busy_ = false;
+  CallQueue calls_;  // the running Promise call and those waiting for it
   bool reading_ = false;
   bool disposed_ = false;
   int64_t reportedBytes_ = 0;
