@@ -281,28 +281,49 @@ function optimizerOf(train: Record<string, unknown>): OptimizerOptions {
   return config;
 }
 
-function runTrain(c: CaseFile, check: Checker): void {
+/** A training case's schedule: `train` (optimizer fields, `steps`, `clip_norm`) and the expected `losses`. */
+interface TrainSchedule {
+  options: Record<string, unknown>;
+  steps: number;
+  clipNorm: number;
+  losses?: unknown[];
+}
+
+function trainSchedule(c: CaseFile): TrainSchedule {
   const train = c.train;
   if (typeof train !== 'object' || train === null) throw new CaseError(`field 'train' must be an object`);
-  const t = train as Record<string, unknown>;
-  const steps = t.steps;
+  const options = train as Record<string, unknown>;
+  const steps = options.steps;
   if (!Number.isInteger(steps) || (steps as number) < 0) throw new CaseError('train.steps must be an integer');
-  const clip = t.clip_norm;
+  const clip = options.clip_norm;
   if (clip !== undefined && clip !== null && typeof clip !== 'number') throw new CaseError('train.clip_norm must be a number');
   const losses = c.losses;
   if (losses !== undefined && !Array.isArray(losses)) throw new CaseError(`field 'losses' must be a list`);
+  return { options, steps: steps as number, clipNorm: typeof clip === 'number' ? clip : 0, losses };
+}
+
+/** Runs the schedule's steps, comparing each step's loss (taken before its update), then every `params_after`. */
+function checkTraining(c: CaseFile, check: Checker, schedule: TrainSchedule, p: Record<string, CaseTensor>,
+  trainStep: () => number, paramData: (name: string) => Float32Array): void {
+  const { steps, losses } = schedule;
+  for (let i = 0; i < steps; i++) {
+    const loss = trainStep();
+    if (losses && i < losses.length) check.scalar(`losses[${i}]`, loss, losses[i]);
+  }
+  for (const [name, want] of Object.entries(gradsObject(c, 'params_after'))) {
+    if (!(name in p)) throw new CaseError(`params_after.${name} names nothing rnnkit has`);
+    check.tensor(`${name} after training`, paramData(name), want);
+  }
+}
+
+function runTrain(c: CaseFile, check: Checker): void {
+  const schedule = trainSchedule(c);
   const { net, p, tokens, targets, shape } = symbolNetwork(c);
   try {
-    net.setOptimizer(optimizerOf(t));
-    for (let i = 0; i < (steps as number); i++) {
-      const r = net.trainStepSync({ tokens: { data: tokens, shape } }, { classes: targets },
-        { clipNorm: typeof clip === 'number' ? clip : 0 });
-      if (losses && i < losses.length) check.scalar(`losses[${i}]`, r.loss, losses[i]);
-    }
-    for (const [name, want] of Object.entries(gradsObject(c, 'params_after'))) {
-      if (!(name in p)) throw new CaseError(`params_after.${name} names nothing rnnkit has`);
-      check.tensor(`${name} after training`, net.getParam(name).data, want);
-    }
+    net.setOptimizer(optimizerOf(schedule.options));
+    checkTraining(c, check, schedule, p,
+      () => net.trainStepSync({ tokens: { data: tokens, shape } }, { classes: targets }, { clipNorm: schedule.clipNorm }).loss,
+      (name) => net.getParam(name).data);
   } finally {
     net.dispose();
   }
@@ -412,27 +433,12 @@ function runSeq2Seq(c: CaseFile, check: Checker): void {
 }
 
 function runSeq2SeqTrain(c: CaseFile, check: Checker): void {
-  const train = c.train;
-  if (typeof train !== 'object' || train === null) throw new CaseError(`field 'train' must be an object`);
-  const t = train as Record<string, unknown>;
-  const steps = t.steps;
-  if (!Number.isInteger(steps) || (steps as number) < 0) throw new CaseError('train.steps must be an integer');
-  const clip = t.clip_norm;
-  if (clip !== undefined && clip !== null && typeof clip !== 'number') throw new CaseError('train.clip_norm must be a number');
-  const losses = c.losses;
-  if (losses !== undefined && !Array.isArray(losses)) throw new CaseError(`field 'losses' must be a list`);
+  const schedule = trainSchedule(c);
   const { model, p, batch } = seq2seqModel(c);
   try {
     if (!batch.targets) throw new CaseError(`a seq2seq_train case needs 'targets'`);
-    model.compile({ optimizer: optimizerOf({ optimizer: 'adam', ...t }), clipNorm: typeof clip === 'number' ? clip : 0 });
-    for (let i = 0; i < (steps as number); i++) {
-      const r = model.trainOnBatchSync(batch);
-      if (losses && i < losses.length) check.scalar(`losses[${i}]`, r.loss, losses[i]);
-    }
-    for (const [name, want] of Object.entries(gradsObject(c, 'params_after'))) {
-      if (!(name in p)) throw new CaseError(`params_after.${name} names nothing rnnkit has`);
-      check.tensor(`${name} after training`, model.getParam(name).data, want);
-    }
+    model.compile({ optimizer: optimizerOf({ optimizer: 'adam', ...schedule.options }), clipNorm: schedule.clipNorm });
+    checkTraining(c, check, schedule, p, () => model.trainOnBatchSync(batch).loss, (name) => model.getParam(name).data);
   } finally {
     model.dispose();
   }
