@@ -16,14 +16,14 @@ const { spawn } = require('node:child_process');
 const { parseArgs } = require('node:util');
 const IORedis = require('ioredis');
 const rk = require('../dist');
-const { CharVocabulary } = require('../dist/text');
+const { CharVocabulary } = require('../dist/data/text');
 
 const { values } = parseArgs({ options: { lines: { type: 'string' }, rounds: { type: 'string' }, chunk: { type: 'string' }, units: { type: 'string' }, json: { type: 'string' } } });
 const LINES = Number(values.lines ?? 20000);
 const ROUNDS = Number(values.rounds ?? 3);
 const CHUNK = Number(values.chunk ?? 256);
 const UNITS = Number(values.units ?? 128);
-const cli = path.join(__dirname, '..', 'dist', 'cli.js');
+const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-dist-bench-'));
 const env = { ...process.env, NODE_OPTIONS: '' };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

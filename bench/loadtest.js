@@ -114,7 +114,7 @@ function getJson(port, p) {
 
 function trainModel(dir, log) {
   log(`training a throw-away 2x256 LSTM character model in ${dir} ...`);
-  const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'train', '--units', '256', '--layers', '2', '--steps', '3',
+  const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli', 'main.js'), 'train', '--units', '256', '--layers', '2', '--steps', '3',
     '--batch', '4', '--seq', '32', '--eval-every', '3', '--val-batches', '1', '--out', dir, '--quiet'], { stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) throw new Error(`rnnkit train failed with status ${r.status}`);
   return path.join(dir, 'model.safetensors');

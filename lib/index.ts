@@ -43,7 +43,7 @@ export type {
   FitDatasetOptions, BatchSource, CheckpointOptions, GenerateOptions, LossName, PredictOptions, InferencePrecision,
   MetricName, EvaluateResult, EvaluateOptions, TrainOnBatchOptions, TrainOnBatchResult, Lengths, LayerSummary,
 } from './model';
-export type { OnnxExportOptions } from './onnx/export';
+export type { OnnxExportOptions } from './io/onnx/export';
 // The layer constructors, each with `apply` for the functional graph (and usable in `sequential` as plain layers).
 export { layers, input, model, SymbolicTensor, GraphSeq2Seq } from './graph';
 export type { InputOptions, ApplyOptions, GraphLayer, GraphLayerConfig, GraphInputs, GraphRecurrentOptions } from './graph';
@@ -51,20 +51,20 @@ export type { LayerConfig, Activation, RecurrentOptions, SimpleRnnOptions, Gated
 export { optimizers } from './optimizers';
 export type { OptimizerConfig } from './optimizers';
 export { SeededRandom } from './random';
-export { CharVocabulary, SequenceDataset, splitText } from './text';
-export type { UnknownPolicy, CharVocabularyOptions, CharVocabularyJSON, SequenceDatasetOptions, TextBatch, SequentialTextBatch } from './text';
-export { fromTorch, fromTorchSync } from './interop/torch';
-export type { TorchSpec, TorchCell } from './interop/torch';
-export { fromTfjs, fromTfjsArtifacts } from './interop/tfjs';
-export type { TfjsArtifacts } from './interop/tfjs';
+export { CharVocabulary, SequenceDataset, splitText } from './data/text';
+export type { UnknownPolicy, CharVocabularyOptions, CharVocabularyJSON, SequenceDatasetOptions, TextBatch, SequentialTextBatch } from './data/text';
+export { fromTorch, fromTorchSync } from './io/interop/torch';
+export type { TorchSpec, TorchCell } from './io/interop/torch';
+export { fromTfjs, fromTfjsArtifacts } from './io/interop/tfjs';
+export type { TfjsArtifacts } from './io/interop/tfjs';
 export { Seq2Seq, Seq2SeqDecoder, seq2seq } from './seq2seq';
 export type { Seq2SeqSpec, Seq2SeqBatch, AttentionKind, TokenIds, DecodeOptions, DecodeResult } from './seq2seq';
-export type { Seq2SeqOnnx } from './onnx/seq2seq';
-export { fromTorchSeq2Seq, fromTorchSeq2SeqSync, TUTORIAL_NAMES } from './interop/torch-seq2seq';
-export type { TorchSeq2SeqSpec } from './interop/torch-seq2seq';
-export { runDistributedBatch } from './distributed/producer';
-export type { DistributedBatchOptions, DistributedBatchSummary, FailedChunk } from './distributed/producer';
-export { runWorker } from './distributed/worker';
-export type { WorkerOptions, WorkerSummary } from './distributed/worker';
-export { DirectoryStore } from './distributed/store';
-export type { ChunkStore, StoreSpec } from './distributed/store';
+export type { Seq2SeqOnnx } from './io/onnx/seq2seq';
+export { fromTorchSeq2Seq, fromTorchSeq2SeqSync, TUTORIAL_NAMES } from './io/interop/torch-seq2seq';
+export type { TorchSeq2SeqSpec } from './io/interop/torch-seq2seq';
+export { runDistributedBatch } from './batch/distributed/producer';
+export type { DistributedBatchOptions, DistributedBatchSummary, FailedChunk } from './batch/distributed/producer';
+export { runWorker } from './batch/distributed/worker';
+export type { WorkerOptions, WorkerSummary } from './batch/distributed/worker';
+export { DirectoryStore } from './batch/distributed/store';
+export type { ChunkStore, StoreSpec } from './batch/distributed/store';

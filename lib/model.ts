@@ -8,10 +8,10 @@ import type { LayerConfig, Activation } from './layers';
 import { layers as layerFactory, gateActivationOf } from './layers';
 import type { OptimizerConfig } from './optimizers';
 import { SeededRandom } from './random';
-import { readModelFile, writeFileAtomic } from './files';
-import { parseSafetensors, serializeSafetensors, type NamedTensor } from './safetensors';
+import { readModelFile, writeFileAtomic } from './io/files';
+import { parseSafetensors, serializeSafetensors, type NamedTensor } from './io/safetensors';
 import type { Tensor, IntTensor } from './tensor';
-import type { OnnxExportOptions, ExportLayer } from './onnx/export';
+import type { OnnxExportOptions, ExportLayer } from './io/onnx/export';
 
 export type LossName = 'softmaxCrossEntropy' | 'mse';
 
@@ -1014,7 +1014,7 @@ export class Sequential {
     const layers: ExportLayer[] = specs.map((spec) => ({ spec, config: configs.get(spec.name) }));
     // The exporter (and protobufjs) load on first use: most programs never export.
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const { exportOnnx } = require('./onnx/export') as typeof import('./onnx/export');
+    const { exportOnnx } = require('./io/onnx/export') as typeof import('./io/onnx/export');
     const metadata: Record<string, string> = Object.keys(this.metadata).length ? { 'rnnkit.metadata': JSON.stringify(this.metadata) } : {};
     return exportOnnx({ vocabSize: this.#vocabSize, inputSize: this.#inputSize, layers, weights: this.getWeights(), metadata }, options);
   }

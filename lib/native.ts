@@ -232,7 +232,7 @@ interface NativeModule {
   checkOptionNames(options: object, what: string, known: string[]): void;
   /** A tensor checked by the native converter (types, integers, data length against shape) and copied. */
   copyTensor(value: unknown, what: string, dtype: 'float32' | 'int32'): { data: Float32Array | Int32Array; shape: number[] };
-  /** The safetensors reader (lib/safetensors.ts wraps it): tensors in file order, converted to float32. */
+  /** The safetensors reader (lib/io/safetensors.ts wraps it): tensors in file order, converted to float32. */
   parseSafetensors(bytes: Uint8Array, options?: { only?: string[] }): { tensors: { name: string; shape: number[]; data: Float32Array }[]; metadata: Record<string, string> };
   /** The parameters a Network of this pipeline spec would have, found without building it. */
   modelParameters(spec: NativeModelSpec): { name: string; shape: number[] }[];

@@ -6,11 +6,11 @@ import {
   native, type CellType, type DeviceName, type NativeSeq2Seq, type NativeDecoder, type NativeIds,
   type NativeOptimizerConfig,
 } from './native';
-import { readModelFile, writeFileAtomic } from './files';
+import { readModelFile, writeFileAtomic } from './io/files';
 import { checkOptions } from './options';
-import { parseSafetensors, serializeSafetensors, type NamedTensor } from './safetensors';
+import { parseSafetensors, serializeSafetensors, type NamedTensor } from './io/safetensors';
 import type { Tensor } from './tensor';
-import type { Seq2SeqOnnx } from './onnx/seq2seq';
+import type { Seq2SeqOnnx } from './io/onnx/seq2seq';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -269,7 +269,7 @@ export class Seq2Seq {
       throw rnnkitError('ERR_RNNKIT_TYPE', 'toOnnx: options.metadata must map names to strings');
     const spec = this.spec;
     // Loaded lazily: protobufjs is only needed by those who export.
-    const { exportSeq2SeqOnnx } = require('./onnx/seq2seq') as typeof import('./onnx/seq2seq');
+    const { exportSeq2SeqOnnx } = require('./io/onnx/seq2seq') as typeof import('./io/onnx/seq2seq');
     return exportSeq2SeqOnnx({
       cell: spec.cell ?? 'gru', attention: spec.attention ?? 'bahdanau', srcVocab: spec.srcVocab, tgtVocab: spec.tgtVocab,
       embedSize: spec.embedSize, hiddenSize: spec.hiddenSize, numLayers: spec.numLayers ?? 1,

@@ -1,4 +1,4 @@
-// The batch runner (`rnnkit predict`, lib/batch.ts): predictions equal to the model run directly, in input order,
+// The batch runner (`rnnkit predict`, lib/batch/): predictions equal to the model run directly, in input order,
 // malformed lines reported by number (or fatal with --strict), and runs killed (SIGKILL) or interrupted (SIGINT)
 // mid-way resumed into an output that has every line exactly once, in order.
 // The CLI runs and the worker threads load the compiled package from dist/ (run `npx tsc -p .` first).
@@ -8,11 +8,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import * as rk from '../lib/index';
-import { CharVocabulary } from '../lib/text';
-import { runBatch } from '../lib/batch';
+import { CharVocabulary } from '../lib/data/text';
+import { runBatch } from '../lib/batch/runner';
 
-const cli = path.join(__dirname, '..', 'dist', 'cli.js');
-const skip = fs.existsSync(path.join(__dirname, '..', 'dist', 'batch.js')) ? false : 'dist/batch.js is missing: run `npx tsc -p .` first';
+const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+const skip = fs.existsSync(path.join(__dirname, '..', 'dist', 'batch', 'runner.js')) ? false : 'dist/batch/runner.js is missing: run `npx tsc -p .` first';
 
 const TEXT = 'the quick brown fox jumps over the lazy dog.\nTHE END, or is it?\n';
 const vocab = CharVocabulary.fromText(TEXT);

@@ -98,7 +98,7 @@ t.test('the measuring entry points live in the harness\'s native module, not in 
 });
 
 t.test('rnnkit bench --tiny: a short speed check with figures and no target lines', { skip, timeout: 120000 }, async (t) => {
-  const cli = path.join(root, 'dist', 'cli.js');
+  const cli = path.join(root, 'dist', 'cli', 'main.js');
   const text = spawnSync(process.execPath, [cli, 'bench', '--tiny'], { encoding: 'utf8', timeout: 100000 });
   t.equal(text.status, 0, text.stderr);
   t.notMatch(text.stdout, /FAIL|PASS/, 'no target lines');

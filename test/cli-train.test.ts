@@ -11,8 +11,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as rk from '../lib/index';
 
 const root = path.join(__dirname, '..');
-const cli = path.join(root, 'dist', 'cli.js');
-const skip = fs.existsSync(path.join(root, 'dist', 'model-vocabulary.js')) ? false : 'dist/ is not built: run `npx tsc -p .` first';
+const cli = path.join(root, 'dist', 'cli', 'main.js');
+const skip = fs.existsSync(path.join(root, 'dist', 'io', 'model-vocabulary.js')) ? false : 'dist/ is not built: run `npx tsc -p .` first';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-cli-train-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 

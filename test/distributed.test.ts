@@ -1,4 +1,4 @@
-// Distributed batch predictions on BullMQ (lib/distributed/): a real redis-server on loopback, worker processes and
+// Distributed batch predictions on BullMQ (lib/batch/distributed/): a real redis-server on loopback, worker processes and
 // the CLI producer. The merged output must equal the single-machine `rnnkit predict` byte for byte, through a worker
 // killed mid-chunk, a Redis restart and a producer killed and started again; a chunk that keeps killing workers must
 // fail after a bounded number of attempts and be reported, then succeed when the same command runs again; a model
@@ -13,15 +13,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as rk from '../lib/index';
-import { CharVocabulary } from '../lib/text';
+import { CharVocabulary } from '../lib/data/text';
 import { RedisServer, freePort, redisBinary } from './helpers/redis-server';
 
 const root = path.join(__dirname, '..');
-const cli = path.join(root, 'dist', 'cli.js');
+const cli = path.join(root, 'dist', 'cli', 'main.js');
 const workerScript = path.join(__dirname, 'helpers', 'dist-worker.js');
 const inCI = process.env.CI === 'true' || process.env.CI === '1';
 let skip: string | false = false;
-if (!fs.existsSync(path.join(root, 'dist', 'distributed', 'worker.js'))) skip = 'dist/ is missing: run `npx tsc -p .` first';
+if (!fs.existsSync(path.join(root, 'dist', 'batch', 'distributed', 'worker.js'))) skip = 'dist/ is missing: run `npx tsc -p .` first';
 else if (!redisBinary) {
   if (inCI) t.fail('redis-server is not installed: CI must install it (.ci/run, system packages: redis-server)');
   skip = 'redis-server is not installed (apt-get install redis-server): the distributed tests need a real Redis';

@@ -10,14 +10,14 @@ import { spawn, spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as rk from '../lib/index';
-import { fromTorch } from '../lib/interop/torch';
-import { fromTfjs } from '../lib/interop/tfjs';
-import { parseSafetensors, serializeSafetensors } from '../lib/safetensors';
+import { fromTorch } from '../lib/io/interop/torch';
+import { fromTfjs } from '../lib/io/interop/tfjs';
+import { parseSafetensors, serializeSafetensors } from '../lib/io/safetensors';
 import { checkError } from './helpers/expect-error';
 
 const root = path.join(__dirname, '..');
-const cli = path.join(root, 'dist', 'cli.js');
-const distBuilt = fs.existsSync(path.join(root, 'dist', 'files.js'));
+const cli = path.join(root, 'dist', 'cli', 'main.js');
+const distBuilt = fs.existsSync(path.join(root, 'dist', 'io', 'files.js'));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-files-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -228,7 +228,7 @@ t.test('a small file that describes a huge model is refused before anything is b
 });
 
 t.test('writeFileAtomicSync (the training log): whole content, stale temporaries of dead writers removed', async (t) => {
-  const { writeFileAtomicSync } = await import('../lib/files');
+  const { writeFileAtomicSync } = await import('../lib/io/files');
   const folder = path.join(dir, 'log');
   fs.mkdirSync(folder);
   const file = path.join(folder, 'log.json');

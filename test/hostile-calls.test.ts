@@ -293,7 +293,7 @@ t.test('a training step whose loss or gradient norm is not finite is never appli
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-nonfinite-'));
   const data = path.join(dir, 'text.txt');
   fs.writeFileSync(data, 'hello world, a small text. '.repeat(200));
-  const cli = path.join(__dirname, '..', 'dist', 'cli.js');
+  const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
   const args = [cli, 'train', '--data', data, '--steps', '20', '--units', '16', '--layers', '1', '--seq', '16', '--batch', '4', '--lr', '1e38', '--clip', '0', '--eval-every', '10', '--val-batches', '1', '--quiet'];
   const r = spawnSync(process.execPath, [...args, '--out', path.join(dir, 'a')], { encoding: 'utf8' });
   t.equal(r.status, 1, `the CLI exits 1 (${r.stderr.trim()})`);

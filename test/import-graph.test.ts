@@ -46,3 +46,20 @@ t.test('lib/ has no import cycle', async (t) => {
   const nativeDeps = graph.get(path.join(lib, 'native.ts'))!.map((p) => path.relative(lib, p)).sort();
   t.notOk(nativeDeps.includes('recurrent.ts'), `native.ts imports ${nativeDeps.join(', ')}, not recurrent.ts`);
 });
+
+t.test('the command line and the conformance runner stand apart from the library', async (t) => {
+  const files = modules(lib);
+  const apart = (f: string): string | undefined => ['cli', 'conformance'].find((d) => f.startsWith(path.join(lib, d) + path.sep));
+  const wrong: string[] = [];
+  for (const f of files) {
+    const from = apart(f);
+    for (const d of importsOf(f)) {
+      const to = apart(d);
+      if (to !== undefined && to !== from) wrong.push(`${path.relative(lib, f)} -> ${path.relative(lib, d)}`);
+    }
+  }
+  t.same(wrong, [], 'only lib/cli/ imports lib/cli/, only lib/conformance/ imports lib/conformance/');
+  t.ok(fs.existsSync(path.join(lib, 'cli', 'main.ts')), 'the CLI entry is lib/cli/main.ts (package.json bin: dist/cli/main.js)');
+  const pkg = JSON.parse(fs.readFileSync(path.join(lib, '..', 'package.json'), 'utf8')) as { bin: Record<string, string> };
+  t.equal(pkg.bin.rnnkit, 'dist/cli/main.js', 'the rnnkit bin is the compiled entry');
+});

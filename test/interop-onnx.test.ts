@@ -12,7 +12,7 @@ import * as ort from 'onnxruntime-node';
 import * as protobuf from 'protobufjs/light';
 import * as tf from '@tensorflow/tfjs';
 import * as rk from '../lib/index';
-import { onnxDescriptor } from '../lib/onnx/schema';
+import { onnxDescriptor } from '../lib/io/onnx/schema';
 import type { LayerConfig } from '../lib/layers';
 import { throwsCode, rejectsCode } from './helpers/expect-error';
 

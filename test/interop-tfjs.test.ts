@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import * as rk from '../lib/index';
-import { fromTfjs, fromTfjsArtifacts } from '../lib/interop/tfjs';
+import { fromTfjs, fromTfjsArtifacts } from '../lib/io/interop/tfjs';
 
 // The pure-JS CPU backend: no tfjs-node.
 const ready = tf.setBackend('cpu');

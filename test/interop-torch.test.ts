@@ -3,8 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as rk from '../lib/index';
-import { fromTorch, fromTorchSync, type TorchSpec } from '../lib/interop/torch';
-import { serializeSafetensors, parseSafetensors } from '../lib/safetensors';
+import { fromTorch, fromTorchSync, type TorchSpec } from '../lib/io/interop/torch';
+import { serializeSafetensors, parseSafetensors } from '../lib/io/safetensors';
 
 const DIR = path.join(__dirname, 'fixtures', 'torch');
 const CASES = ['lstm_1layer', 'gru_2layer_bi_head', 'rnn_tanh_emb_head_softmax', 'rnn_relu_nobias', 'lstm_bi_emb_packed', 'gru_onehot'];

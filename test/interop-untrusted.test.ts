@@ -4,8 +4,8 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fromTorchSync } from '../lib/interop/torch';
-import { fromTfjs, fromTfjsArtifacts } from '../lib/interop/tfjs';
+import { fromTorchSync } from '../lib/io/interop/torch';
+import { fromTfjs, fromTfjsArtifacts } from '../lib/io/interop/tfjs';
 
 const TORCH = fs.readFileSync(path.join(__dirname, 'fixtures', 'torch', 'lstm_1layer.safetensors'));
 const SPEC = { cell: 'lstm' as const, rnnPrefix: 'rnn.' };

@@ -1,4 +1,4 @@
-// The lock beside a batch output (lib/lockfile.ts): a free lock is taken by one process; a stale lock (its owner
+// The lock beside a batch output (lib/io/lockfile.ts): a free lock is taken by one process; a stale lock (its owner
 // killed) is taken over by exactly one of several processes that try at the same instant; a live owner's lock, in
 // another process or in this one, is never taken; a lock from another host is refused with its host named.
 import t from 'tap';
@@ -6,10 +6,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { acquireLock } from '../lib/lockfile';
+import { acquireLock } from '../lib/io/lockfile';
 
-const compiled = path.join(__dirname, '..', 'dist', 'lockfile.js');
-const skip = fs.existsSync(compiled) ? false : 'dist/lockfile.js is missing: run `npx tsc -p .` first';
+const compiled = path.join(__dirname, '..', 'dist', 'io', 'lockfile.js');
+const skip = fs.existsSync(compiled) ? false : 'dist/io/lockfile.js is missing: run `npx tsc -p .` first';
 const contender = path.join(__dirname, 'helpers', 'lock-contender.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-lock-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));

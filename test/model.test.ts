@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as rk from '../lib/index';
-import { parseSafetensors, serializeSafetensors } from '../lib/safetensors';
+import { parseSafetensors, serializeSafetensors } from '../lib/io/safetensors';
 
 const { layers, optimizers, sequential } = rk;
 
@@ -352,7 +352,7 @@ t.test('the CLI trains, logs, charts and samples', async (t) => {
   const dir = tmpdir();
   const data = path.join(dir, 'text.txt');
   fs.writeFileSync(data, 'To be, or not to be, that is the question.\nWhether tis nobler in the mind to suffer.\n'.repeat(60));
-  const cli = path.join(__dirname, '..', 'dist', 'cli.js');
+  const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
   const out = path.join(dir, 'out');
   const train = spawnSync(process.execPath, [cli, 'train', '--data', data, '--steps', '30', '--units', '24', '--layers', '1',
     '--seq', '16', '--batch', '8', '--eval-every', '10', '--val-batches', '2', '--out', out, '--seed', '3'], { encoding: 'utf8' });

@@ -193,14 +193,18 @@ t.test('the packed package installs with scripts blocked and works from CommonJS
   t.comment(`${info.filename}: ${info.size} bytes packed, ${info.unpackedSize} unpacked, ${files.length} files`);
   for (const needed of [
     'package.json', 'README.md', 'binding.gyp', 'dist/index.js', 'dist/index.d.ts', 'esm/index.mjs', 'esm/index.d.mts',
-    'prebuilds/linux-x64/rnnkit.glibc.node', 'native/addon/module.cc', 'dist/speed_check.js',
+    'prebuilds/linux-x64/rnnkit.glibc.node', 'native/addon/module.cc', 'dist/cli/speed-check.js',
   ]) {
     t.ok(files.includes(needed), `the tarball has ${needed}`);
   }
   const unwanted = files.filter((f) =>
     /^(test|build|build-[^/]*|examples|docs\/api|node_modules|bench|\.ci|\.github|\.tap)\//.test(f) ||
-    /bench/i.test(path.basename(f)));
-  t.same(unwanted, [], 'no tests, builds, examples, generated docs or benchmark harness');
+    /^(dist|lib)\/conformance\//.test(f) ||
+    // `rnnkit bench` (the CLI's short speed check, dist/cli/bench.js) is a user's command; the harness is not.
+    (/bench/i.test(path.basename(f)) && !/^(dist|lib)\/cli\/bench\.(js|ts)(\.map)?$/.test(f)));
+  t.same(unwanted, [], 'no tests, builds, examples, generated docs, benchmark harness or conformance runner');
+  t.ok(files.includes('dist/cli/main.js') && files.includes('dist/cli/train.js'), 'the CLI entry and its commands are there');
+  t.notOk(files.some((f) => /^dist\/cli\/.*\.d\.ts$/.test(f)), 'no type declarations for the CLI (it is no API)');
   t.ok(info.size < 4 * 1024 * 1024, `the tarball is small (${info.size} bytes)`);
 
   // 2. Install it into an empty project with scripts blocked: nothing is compiled.
@@ -213,6 +217,12 @@ t.test('the packed package installs with scripts blocked and works from CommonJS
   const pkgDir = path.join(app, 'node_modules', 'rnnkit');
   t.notOk(fs.existsSync(path.join(pkgDir, 'build')), 'nothing was compiled (no build/ in the installed package)');
   t.ok(fs.existsSync(path.join(pkgDir, 'prebuilds', 'linux-x64', 'rnnkit.glibc.node')), 'the prebuild is installed');
+  // The `rnnkit` command, through the link npm made for the package's bin.
+  const help = run('env', ['-u', 'NODE_OPTIONS', path.join(app, 'node_modules', '.bin', 'rnnkit'), '--help'], { cwd: app });
+  t.equal(help.status, 0, `rnnkit --help exits with 0${help.status ? `\n${help.stderr}` : ''}`);
+  t.match(help.stdout, /usage: rnnkit <command>[\s\S]*train[\s\S]*predict/, 'rnnkit --help lists the commands');
+  const trainHelp = run('env', ['-u', 'NODE_OPTIONS', path.join(app, 'node_modules', '.bin', 'rnnkit'), 'train', '--help'], { cwd: app });
+  t.match(trainHelp.stdout, /usage: rnnkit train/, 'rnnkit train --help prints the command\'s help');
 
   const files_: Record<string, string> = {
     'train.cjs': trainJs, 'cjs.js': cjsJs, 'esm.mjs': esmMjs, 'worker.mjs': workerMjs, 'worker-job.cjs': workerJobCjs,

@@ -2,7 +2,7 @@
 // conversions, strict JSON (escapes, UTF-8, duplicates, limits), placement of tensors, and that what it returns
 // belongs to JavaScript alone.
 import t from 'tap';
-import { parseSafetensors, serializeSafetensors } from '../lib/safetensors';
+import { parseSafetensors, serializeSafetensors } from '../lib/io/safetensors';
 import { native } from '../lib/native';
 
 /** A safetensors file from raw header text (so that the tests can write what JSON.stringify never would). */

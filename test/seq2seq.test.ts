@@ -285,8 +285,8 @@ t.test('save and load keep the architecture and every weight', async (t) => {
 });
 
 t.test('fromTorchSeq2Seq: a state_dict of every golden case (rnnkit names and the tutorial\'s) reproduces PyTorch', async (t) => {
-  const { fromTorchSeq2Seq, TUTORIAL_NAMES } = await import('../lib/interop/torch-seq2seq');
-  const { serializeSafetensors } = await import('../lib/safetensors');
+  const { fromTorchSeq2Seq, TUTORIAL_NAMES } = await import('../lib/io/interop/torch-seq2seq');
+  const { serializeSafetensors } = await import('../lib/io/safetensors');
   const dir = path.join(__dirname, 'fixtures', 'golden');
   const files = fs.readdirSync(dir).filter((f) => f.startsWith('s2s_') && f.endsWith('.json'));
   t.ok(files.length >= 5);
@@ -316,7 +316,7 @@ t.test('fromTorchSeq2Seq: a state_dict of every golden case (rnnkit names and th
       model.dispose();
     }
   }
-  const { fromTorchSeq2SeqSync } = await import('../lib/interop/torch-seq2seq');
+  const { fromTorchSeq2SeqSync } = await import('../lib/io/interop/torch-seq2seq');
   t.throws(() => fromTorchSeq2SeqSync(serializeSafetensors([{ name: 'x', shape: [1], data: new Float32Array(1) }])), { code: 'ERR_RNNKIT_FORMAT', message: /encoder.embedding.weight/ });
 });
 

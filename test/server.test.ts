@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as http from 'node:http';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as rk from '../lib/index';
-import { CharVocabulary } from '../lib/text';
+import { CharVocabulary } from '../lib/data/text';
 
 const serverPath = path.join(__dirname, '..', 'examples', 'server', 'server.js');
 const distBuilt = fs.existsSync(path.join(__dirname, '..', 'dist', 'index.js'));

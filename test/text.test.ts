@@ -2,7 +2,7 @@
 // serialization), the train/validation split, and the next-symbol batches of SequenceDataset, whose values are
 // checked against the corpus they were cut from.
 import t from 'tap';
-import { CharVocabulary, splitText, SequenceDataset, type TextBatch } from '../lib/text';
+import { CharVocabulary, splitText, SequenceDataset, type TextBatch } from '../lib/data/text';
 import { isRnnkitError, type RnnkitErrorCode } from '../lib/errors';
 
 // The assertions the helper uses, shared by the root test and its subtests.

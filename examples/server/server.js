@@ -18,7 +18,7 @@ const { parseArgs } = require('node:util');
 const root = path.join(__dirname, '..', '..');
 const rnnkit = require(root); // dist/index.js (run `npm install` or `npx tsc -p .` first)
 const { native } = require(path.join(root, 'dist', 'native'));
-const { CharVocabulary } = require(path.join(root, 'dist', 'text'));
+const { CharVocabulary } = require(path.join(root, 'dist', 'data', 'text'));
 const { BatchEngine, StreamEngine, CancelledError } = require('./engine');
 
 const DEFAULTS = {

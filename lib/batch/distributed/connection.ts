@@ -1,7 +1,7 @@
 // The Redis URL of a distributed run, and BullMQ, loaded on first use: it is an optional peer dependency, installed
 // by those who run batches over many machines (`npm install bullmq`), so that the package stays small for the others.
 import { isIP } from 'node:net';
-import { rnnkitError } from '../errors';
+import { rnnkitError } from '../../errors';
 
 /** Connection options in the form BullMQ hands to ioredis. */
 export interface RedisConnection {

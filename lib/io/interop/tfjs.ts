@@ -15,10 +15,10 @@
 // model.json is untrusted input: every weight's dtype, shape and byte range is checked against the weight files
 // before anything is allocated, names must be unique, and weight paths may not leave the model's directory.
 import * as path from 'node:path';
-import { rnnkitError } from '../errors';
+import { rnnkitError } from '../../errors';
 import { readRegularFile } from '../files';
-import { Sequential } from '../model';
-import type { LayerConfig, Activation, RecurrentActivation } from '../layers';
+import { Sequential } from '../../model';
+import type { LayerConfig, Activation, RecurrentActivation } from '../../layers';
 
 export interface TfjsArtifacts {
   /** The parsed model.json (or its text); `weightSpecs` (as in TF.js ModelArtifacts) may replace `weightsManifest`. */

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-const ROOT = path.join(__dirname, '..');
+const ROOT = path.join(__dirname, '..', '..');
 
 function filesUnder(dir: string, ext: string): string[] {
   if (!fs.existsSync(dir)) return [];

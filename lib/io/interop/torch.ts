@@ -10,10 +10,10 @@
 // Rename `<layer>.` to the original prefix (dots instead of '_' where the prefix had them) and
 // `torch.nn.Module.load_state_dict` takes the tensors unchanged (nn.RNN/LSTM/GRU with batch_first=True for the
 // same input layout; for GRUs built here resetAfter is true, as PyTorch's).
-import { rnnkitError } from '../errors';
+import { rnnkitError } from '../../errors';
 import { readRegularFile } from '../files';
-import { Sequential } from '../model';
-import type { LayerConfig, Activation } from '../layers';
+import { Sequential } from '../../model';
+import type { LayerConfig, Activation } from '../../layers';
 import { parseSafetensors, type NamedTensor } from '../safetensors';
 
 export type TorchCell = 'rnn' | 'rnn_tanh' | 'rnn_relu' | 'lstm' | 'gru';

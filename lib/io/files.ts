@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { rnnkitError, type RnnkitError } from './errors';
+import { rnnkitError, type RnnkitError } from '../errors';
 
 /** The file a model folder holds (what `rnnkit train` writes and `load`, `rnnkit sample` and `predict` read). */
 export const MODEL_FILE_NAME = 'model.safetensors';

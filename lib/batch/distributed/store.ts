@@ -3,7 +3,7 @@
 // (an object store, say) implements the same four calls.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../files';
+import { writeFileAtomic } from '../../io/files';
 
 /** The chunk outputs of one run. put() must be atomic: a reader sees a chunk whole or not at all. */
 export interface ChunkStore {

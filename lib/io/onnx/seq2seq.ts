@@ -13,10 +13,10 @@
 // A greedy decode feeds the encoder's outputs by name into the first step, then each step's state outputs into the
 // next step's state inputs (and the argmax of its logits as the next token).
 //
-// Inside, the recurrent cells are ONNX GRU / LSTM nodes (weights reordered as lib/onnx/export.ts does it; the
+// Inside, the recurrent cells are ONNX GRU / LSTM nodes (weights reordered as lib/io/onnx/export.ts does it; the
 // encoder gets source_lengths as sequence_lens); the step runs each decoder layer as a one-step node.
-import { rnnkitError } from '../errors';
-import type { Tensor } from '../tensor';
+import { rnnkitError } from '../../errors';
+import type { Tensor } from '../../tensor';
 import { GraphBuilder } from './graph';
 import { DataType } from './schema';
 import { GATE_ORDER, onnxRecurrentWeights, packageVersion } from './export';
@@ -34,7 +34,7 @@ export interface Seq2SeqOnnxSource {
 }
 
 export interface Seq2SeqOnnx {
-  /** The encoder graph (see lib/onnx/seq2seq.ts for its inputs and outputs). */
+  /** The encoder graph (see lib/io/onnx/seq2seq.ts for its inputs and outputs). */
   encoder: Uint8Array;
   /** One decoder step. */
   decoderStep: Uint8Array;

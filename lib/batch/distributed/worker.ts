@@ -8,8 +8,8 @@
 // attempts. Nothing from the queue runs as code: jobs and run records are JSON, checked field by field, and the only
 // files a job can make a worker read or write are the run's model, input and chunk store.
 import * as fs from 'node:fs';
-import { defaultWorkers, startExecutor, type Executor, type LineResult } from '../batch';
-import { rnnkitError } from '../errors';
+import { defaultWorkers, startExecutor, type Executor, type LineResult } from '../runner';
+import { rnnkitError } from '../../errors';
 import { readLines, type ChunkLine } from '../jsonl';
 import { fatalRedisError, loadBullMQ, parseRedisUrl, waitForRedis } from './connection';
 import { DEFAULT_QUEUE_NAME, checkAllowed, checkJob, encodeChunk, parseRunRecord, runKey, sha256File, type RunRecord } from './run';
@@ -218,80 +218,4 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   }
   if (fatal) throw fatal;
   return summary;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// `rnnkit worker --queue URL` (the help text is in cli.ts)
-
-export async function workerCommand(argv: string[]): Promise<number> {
-  const { parseArgs } = await import('node:util');
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        queue: { type: 'string' }, 'queue-name': { type: 'string' }, workers: { type: 'string' }, threads: { type: 'string' },
-        allow: { type: 'string', multiple: true }, 'lock-ms': { type: 'string' }, 'stalled-check-ms': { type: 'string' },
-        'max-stalls': { type: 'string' }, verbose: { type: 'boolean' }, quiet: { type: 'boolean' },
-      },
-    }));
-  } catch (e) {
-    process.stderr.write(`rnnkit: ${(e as Error).message}\nRun 'rnnkit worker --help' for the options.\n`);
-    return 2;
-  }
-  const usage = (m: string): number => {
-    process.stderr.write(`rnnkit: ${m}\nRun 'rnnkit worker --help' for the options.\n`);
-    return 2;
-  };
-  if (!values.queue) return usage('worker needs --queue redis://HOST:PORT');
-  const count = (v: string | undefined, name: string, min = 1): number | undefined => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= 1, got '${v}'`);
-    return n;
-  };
-  let workers: number | undefined;
-  let timing: Pick<WorkerOptions, 'lockDuration' | 'stalledInterval' | 'maxStalledCount'>;
-  try {
-    workers = count(values.workers, 'workers');
-    timing = {
-      lockDuration: count(values['lock-ms'], 'lock-ms', 100), stalledInterval: count(values['stalled-check-ms'], 'stalled-check-ms', 100),
-      maxStalledCount: count(values['max-stalls'], 'max-stalls', 0),
-    };
-    const threads = count(values.threads, 'threads');
-    if (threads !== undefined) (await import('../index')).setThreads(threads);
-    parseRedisUrl(values.queue);
-  } catch (e) {
-    return usage((e as Error).message);
-  }
-  const quiet = values.quiet ?? false;
-  const log = quiet ? () => undefined : (s: string) => process.stderr.write(s + '\n');
-  const controller = new AbortController();
-  let signals = 0;
-  const onSignal = (): void => {
-    if (++signals > 1) process.exit(130);
-    log('rnnkit worker: stopping after the chunks in progress (^C again to stop now)');
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    log(`rnnkit worker: taking chunks from ${parseRedisUrl(values.queue).display} (queue ${values['queue-name'] ?? DEFAULT_QUEUE_NAME})`);
-    const s = await runWorker({
-      queue: values.queue, queueName: values['queue-name'], workers, allow: values.allow, log, signal: controller.signal,
-      ...timing,
-      onChunk: values.verbose ? (c) => {
-        log(`rnnkit worker: run ${c.run} chunk ${c.index} (${c.lines} lines)`);
-      } : undefined,
-    });
-    log(`rnnkit worker: stopped; ${s.completed} chunk(s) done (${s.lines} lines), ${s.failed} failed`);
-    return 0;
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    process.stderr.write(`rnnkit: ${(e as Error).message}${code?.startsWith('ERR_RNNKIT') ? ` (${code})` : ''}\n`);
-    return 1;
-  } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-  }
 }

@@ -15,12 +15,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { rnnkitError } from './errors';
+import { rnnkitError } from '../errors';
 import { readChunks, type ChunkLine } from './jsonl';
-import { acquireLock } from './lockfile';
-import { load, type Sequential } from './model';
-import type { CharVocabulary } from './text';
-import { modelVocabulary } from './model-vocabulary';
+import { acquireLock } from '../io/lockfile';
+import { load, type Sequential } from '../model';
+import type { CharVocabulary } from '../data/text';
+import { modelVocabulary } from '../io/model-vocabulary';
 
 export interface BatchOptions {
   /** A model file written by `rnnkit train` / `model.save` (or its directory). */
@@ -295,8 +295,8 @@ export interface Executor {
 }
 
 function workerScript(): string {
-  const here = path.join(__dirname, 'batch.js');
-  return fs.existsSync(here) ? here : path.join(__dirname, '..', 'dist', 'batch.js');
+  const here = path.join(__dirname, 'runner.js');
+  return fs.existsSync(here) ? here : path.join(__dirname, '..', '..', 'dist', 'batch', 'runner.js');
 }
 
 async function startWorkers(n: number, init: WorkerInit): Promise<Executor> {
@@ -597,91 +597,4 @@ export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
   }
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// `rnnkit predict MODEL --input FILE.jsonl --output FILE.jsonl` (the help text is in cli.ts)
-
-/** The predict command: returns the exit status (0 done, 1 failed or a --strict stop, 2 usage, 130 interrupted). */
-export async function predictCommand(argv: string[]): Promise<number> {
-  const { parseArgs } = await import('node:util');
-  const usage = (msg: string): number => {
-    process.stderr.write(`rnnkit: ${msg}\nRun 'rnnkit predict --help' for the options.\n`);
-    return 2;
-  };
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        input: { type: 'string', short: 'i' }, output: { type: 'string', short: 'o' }, workers: { type: 'string' },
-        chunk: { type: 'string' }, 'top-k': { type: 'string' }, 'max-tokens': { type: 'string' }, threads: { type: 'string' },
-        strict: { type: 'boolean' }, quiet: { type: 'boolean' }, queue: { type: 'string' }, 'queue-name': { type: 'string' },
-      },
-    });
-  } catch (e) {
-    return usage((e as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (positionals.length !== 1) return usage('predict needs one MODEL argument (a model.safetensors or its directory)');
-  if (!values.input) return usage('predict needs --input FILE.jsonl');
-  if (!values.output) return usage('predict needs --output FILE.jsonl');
-  const int = (v: string | undefined, name: string, min: number): number | undefined => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
-    return n;
-  };
-  if (values.queue !== undefined && values.workers !== undefined) return usage("--workers is for the single-machine run; with --queue, give it to 'rnnkit worker'");
-  let opts: BatchOptions;
-  try {
-    opts = {
-      model: positionals[0], input: values.input, output: values.output,
-      workers: int(values.workers, 'workers', 0), chunkLines: int(values.chunk, 'chunk', 1),
-      topK: int(values['top-k'], 'top-k', 1), maxTokens: int(values['max-tokens'], 'max-tokens', 1),
-      strict: values.strict ?? false,
-    };
-    const threads = int(values.threads, 'threads', 1);
-    if (threads !== undefined) (await import('./index')).setThreads(threads);
-  } catch (e) {
-    return usage((e as Error).message);
-  }
-  const quiet = values.quiet ?? false;
-  opts.progress = !quiet && process.stderr.isTTY ? process.stderr : null;
-  if (quiet) opts.log = () => undefined;
-  const controller = new AbortController();
-  let signals = 0;
-  const onSignal = (): void => {
-    if (++signals > 1) process.exit(130); // a second ^C: stop now (what is written stays valid)
-    if (!quiet) process.stderr.write('\nrnnkit: interrupted: writing the chunks in flight (^C again to stop now)\n');
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  opts.signal = controller.signal;
-  try {
-    if (values.queue !== undefined) return await (await import('./distributed/producer')).distributedPredict(opts, values.queue, values['queue-name'], quiet);
-    const s = await runBatch(opts);
-    const say = (line: string): void => {
-      if (!quiet) process.stderr.write(line + '\n');
-    };
-    if (s.failed) {
-      process.stderr.write(`rnnkit: line ${s.failed.line}: ${s.failed.message} (--strict: stopped; lines before it are written)\n`);
-      return 1;
-    }
-    const what = `${s.written} prediction(s) written, ${s.malformed} malformed line(s) skipped, in ${s.seconds.toFixed(1)} s`;
-    if (s.interrupted) {
-      say(`rnnkit: interrupted after input line ${s.lastLine}: ${what}; run the same command again to resume`);
-      return 130;
-    }
-    say(`rnnkit: ${what}${s.resumedAfter ? ` (resumed after line ${s.resumedAfter})` : ''}`);
-    return 0;
-  } catch (e) {
-    process.stderr.write(`rnnkit: ${(e as Error).message}${(e as { code?: string }).code?.startsWith('ERR_RNNKIT') ? ` (${(e as { code: string }).code})` : ''}\n`);
-    return 1;
-  } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-  }
 }

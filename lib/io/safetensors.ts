@@ -1,8 +1,8 @@
 // The safetensors format (an 8-byte little-endian header length, a JSON header, then raw tensor bytes), read by the
 // native core with every length, offset, dtype and shape checked before use (files are written through
-// writeFileAtomic, lib/files.ts).
-import { rnnkitError } from './errors';
-import { native } from './native';
+// writeFileAtomic, lib/io/files.ts).
+import { rnnkitError } from '../errors';
+import { native } from '../native';
 
 export interface NamedTensor {
   name: string;

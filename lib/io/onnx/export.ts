@@ -15,10 +15,10 @@
 // zeros and leave the state alone; the reverse direction starts at the row's last valid step).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { rnnkitError } from '../errors';
-import type { NativeLayerSpec } from '../native';
-import type { LayerConfig } from '../layers';
-import type { Tensor } from '../tensor';
+import { rnnkitError } from '../../errors';
+import type { NativeLayerSpec } from '../../native';
+import type { LayerConfig } from '../../layers';
+import type { Tensor } from '../../tensor';
 import { GraphBuilder, type Dim } from './graph';
 import { DataType } from './schema';
 
@@ -307,10 +307,10 @@ class OnnxWriter {
   }
 }
 
-/** rnnkit's version, for the model's producer_version (the package root is two folders up, from lib/ or dist/). */
+/** rnnkit's version, for the model's producer_version (the package root is three folders up, from lib/io/onnx/ or dist/io/onnx/). */
 export function packageVersion(): string {
   try {
-    return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+    return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
   } catch {
     return '';
   }

@@ -11,9 +11,9 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { rnnkitError } from '../errors';
+import { rnnkitError } from '../../errors';
 import { readChunks } from '../jsonl';
-import { acquireLock } from '../lockfile';
+import { acquireLock } from '../../io/lockfile';
 import { fatalRedisError, loadBullMQ, parseRedisUrl, waitForRedis } from './connection';
 import { DEFAULT_QUEUE_NAME, decodeChunk, jobId, runKey, sha256File, type ChunkJob, type RunRecord } from './run';
 import { openStore } from './store';
@@ -309,27 +309,4 @@ export async function runDistributedBatch(options: DistributedBatchOptions): Pro
     await queue.disconnect().catch(() => undefined);
     unlock();
   }
-}
-
-/** `rnnkit predict ... --queue URL`: the exit status (0 merged, 1 failed chunks or a strict stop, 130 interrupted). */
-export async function distributedPredict(opts: Omit<DistributedBatchOptions, 'queue'>, queue: string, queueName: string | undefined, quiet: boolean): Promise<number> {
-  const say = (line: string): void => {
-    if (!quiet) process.stderr.write(line + '\n');
-  };
-  const s = await runDistributedBatch({ ...opts, queue, queueName });
-  if (s.failedChunks.length > 0) {
-    for (const f of s.failedChunks) process.stderr.write(`rnnkit: chunk ${f.index} (lines ${f.firstLine}-${f.lastLine}) failed: ${f.error}\n`);
-    process.stderr.write(`rnnkit: run ${s.run}: ${s.failedChunks.length} of ${s.chunks} chunk(s) failed; nothing merged. Fix the cause and run the same command again: it retries them and keeps the chunks done\n`);
-    return 1;
-  }
-  if (s.interrupted) {
-    say(`rnnkit: stopped waiting for run ${s.run}; its chunks stay queued: run the same command again to wait for it and merge`);
-    return 130;
-  }
-  if (s.failed) {
-    process.stderr.write(`rnnkit: line ${s.failed.line}: ${s.failed.message} (--strict: stopped; lines before it are written)\n`);
-    return 1;
-  }
-  say(`rnnkit: ${s.written} prediction(s) written, ${s.malformed} malformed line(s) skipped, ${s.chunks} chunk(s) of run ${s.run}${s.resumed ? ' (resumed)' : ''}, in ${s.seconds.toFixed(1)} s (merge ${s.mergeSeconds.toFixed(2)} s)`);
-  return 0;
 }

@@ -2,9 +2,9 @@
 // against the model it came with: a language model reads and predicts ids of the same symbols, so the vocabulary,
 // the token input and the output must all have one size. A vocabulary of another size belongs to another model (an
 // edited file, a vocabulary taken from another text), and text encoded or decoded with it would be silently wrong.
-import { rnnkitError } from './errors';
-import type { Sequential } from './model';
-import { CharVocabulary } from './text';
+import { rnnkitError } from '../errors';
+import type { Sequential } from '../model';
+import { CharVocabulary } from '../data/text';
 
 /** The number of classes a model's last layer outputs per step. */
 function outputWidth(model: Sequential): number {

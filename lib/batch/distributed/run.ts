@@ -4,7 +4,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { rnnkitError } from '../errors';
+import { rnnkitError } from '../../errors';
 import type { StoreSpec } from './store';
 
 /** The run's record, written once by the producer under runKey(). */

@@ -1,8 +1,8 @@
 // Text data for a character-level language model (char-rnn): a vocabulary of Unicode code points, a train/validation
 // split, and a dataset that cuts the encoded corpus into next-symbol-prediction batches. Everything here is plain
 // JavaScript; the batches it makes are the `tokens` (batch-first) and `classes` that RecurrentNetwork takes.
-import { rnnkitError } from './errors';
-import type { IntTensor } from './tensor';
+import { rnnkitError } from '../errors';
+import type { IntTensor } from '../tensor';
 
 /** What `encode` does with a character that is not in the vocabulary. */
 export type UnknownPolicy = 'error' | 'skip' | 'replace';

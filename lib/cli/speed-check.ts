@@ -2,11 +2,11 @@
 // Three figures of a character model (2-layer LSTM of 256 units, 65 symbols, dense head): a training step, a batched
 // inference call and one awaited stream step. No targets and no peers: those belong to the project's benchmark
 // harness (`npm run bench` in a clone), which compares rnnkit with other libraries side by side.
-import { native } from './native';
-import { layers } from './layers';
-import { sequential } from './model';
-import { optimizers } from './optimizers';
-import { SeededRandom } from './random';
+import { native } from '../native';
+import { layers } from '../layers';
+import { sequential } from '../model';
+import { optimizers } from '../optimizers';
+import { SeededRandom } from '../random';
 
 export interface SpeedCheckOptions {
   /** Small shapes and a few calls each: seconds in all (a smoke run). */

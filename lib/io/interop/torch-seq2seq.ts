@@ -7,11 +7,11 @@
 // prefixes, rnnkit's on the left, the file's on the right. The tutorial's `EncoderRNN` (embedding, gru) and
 // `AttnDecoderRNN` (embedding, attention.{Wa,Ua,Va}, gru, out) saved under `encoder.` and `decoder.` need
 // `{ 'encoder.rnn.': 'encoder.gru.', 'decoder.rnn.': 'decoder.gru.' }`; that mapping is `TUTORIAL_NAMES`.
-import { rnnkitError } from '../errors';
+import { rnnkitError } from '../../errors';
 import { readRegularFile } from '../files';
 import { parseSafetensors, type NamedTensor } from '../safetensors';
-import { Seq2Seq, type AttentionKind } from '../seq2seq';
-import type { DeviceName } from '../native';
+import { Seq2Seq, type AttentionKind } from '../../seq2seq';
+import type { DeviceName } from '../../native';
 
 export interface TorchSeq2SeqSpec {
   /** rnnkit's prefix -> the file's prefix. */
