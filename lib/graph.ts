@@ -19,6 +19,10 @@ import { Sequential } from './model';
 import { Seq2Seq, type AttentionKind, type DecodeOptions, type DecodeResult, type Seq2SeqBatch } from './seq2seq';
 import type { NativeOptimizerConfig, DeviceName } from './native';
 import type { Tensor } from './tensor';
+import { readModelFile, writeFileAtomic } from './io/files';
+import { graphFileBuffer, graphFromJSON, graphToJSON, readGraphFile, type GraphJSON } from './io/graph-file';
+import type { NamedTensor } from './io/safetensors';
+import type { Seq2SeqOnnx } from './io/onnx/seq2seq';
 
 type TensorKind = 'tokens' | 'features' | 'sequence' | 'vector' | 'state' | 'attention';
 
@@ -205,6 +209,34 @@ export const layers = {
   concatenate: (o: { name?: string } = {}) => withApply({ kind: 'concatenate' as const, ...(o.name ? { name: o.name } : {}) }),
 };
 
+/** The layer a stored description (a GraphLayerConfig, as `graphToJSON` keeps it) stands for, built by its constructor. */
+function layerFromConfig(config: Record<string, unknown>): GraphLayer {
+  const { kind, cell, ...rest } = config;
+  const o: unknown = rest;
+  // The constructor checks the options it is given (names and values), as for a layer built by hand.
+  type Options<K extends keyof typeof layers> = Parameters<(typeof layers)[K]>[0];
+  switch (kind) {
+    case 'embedding': return layers.embedding(o as Options<'embedding'>);
+    case 'dense': return layers.dense(o as Options<'dense'>);
+    case 'dropout': return layers.dropout(o as Options<'dropout'>);
+    case 'attention': return layers.attention(o as Options<'attention'>);
+    case 'concatenate': return layers.concatenate(o as Options<'concatenate'>);
+    case 'recurrent':
+      if (cell === 'lstm') return layers.lstm(o as Options<'lstm'>);
+      if (cell === 'gru') return layers.gru(o as Options<'gru'>);
+      if (cell === 'rnn_tanh' || cell === 'rnn_relu') return layers.simpleRNN({ ...rest, activation: cell === 'rnn_relu' ? 'relu' : 'tanh' } as unknown as Options<'simpleRNN'>);
+  }
+  throw rnnkitError('ERR_RNNKIT_FORMAT', `graph: no layer of kind ${JSON.stringify(kind)}${cell !== undefined ? ` and cell ${JSON.stringify(cell)}` : ''}`);
+}
+
+/** A stored graph rebuilt with its names: its symbolic inputs and outputs. */
+function rebuildGraph(graph: GraphJSON): { inputs: SymbolicTensor[]; outputs: SymbolicTensor[] } {
+  return graphFromJSON<SymbolicTensor>(graph, {
+    input: (o) => input(o),
+    apply: (config, ins, o) => layerFromConfig(config).apply(ins, o),
+  });
+}
+
 /** Every node the outputs depend on, inputs first; checks that each output reaches an input and every input is used. */
 function topoSort(inputs: SymbolicTensor[], outputs: SymbolicTensor[]): GraphNode[] {
   const order: GraphNode[] = [];
@@ -340,6 +372,7 @@ function compileSeq2Seq(inputs: SymbolicTensor[], outputs: SymbolicTensor[], ord
   if (tgtInput.size !== spec.tgtVocab)
     throw rnnkitError('ERR_RNNKIT_SHAPE', `graph: the decoder input has a vocabulary of ${tgtInput.size}, the logits layer '${head.name}' has ${spec.tgtVocab} units`);
   return new GraphSeq2Seq(new Seq2Seq(spec), {
+    graph: graphToJSON(inputs, outputs, order),
     source: srcInput.name, decoderInput: tgtInput.name, layers: order.filter((x) => x.layer).map((x) => ({ name: x.name, kind: x.layer!.kind })),
     outputs: outputs.map((o) => (o === logits ? 'logits' : o === weights ? 'attention' : 'state')),
   });
@@ -347,6 +380,8 @@ function compileSeq2Seq(inputs: SymbolicTensor[], outputs: SymbolicTensor[], ord
 
 /** @internal What a compiled encoder-decoder graph keeps of its description. */
 interface GraphDescription {
+  /** The graph as its file stores it. */
+  graph: GraphJSON;
   source: string;
   decoderInput: string;
   layers: { name: string; kind: string }[];
@@ -447,8 +482,59 @@ export class GraphSeq2Seq {
       `parameters: ${total}`,
     ].join('\n');
   }
-  save(file: string): Promise<void> {
-    return this.seq2seq.save(file);
+  /**
+   * Save as safetensors, atomically: the graph in the header (inputs, layers with their configs and names, edges
+   * with initial states and attention, outputs) and the weights under their PyTorch names (the encoder-decoder's,
+   * as `seq2seq.paramNames()` lists them). `GraphSeq2Seq.load` rebuilds the same graph, addressed by the same names.
+   */
+  async save(file: string): Promise<void> {
+    await writeFileAtomic(file, this.toBuffer());
+  }
+  toBuffer(): Buffer {
+    const s = this.seq2seq;
+    const tensors: NamedTensor[] = s.paramNames().map((name) => {
+      const t = s.getParam(name);
+      return { name, shape: t.shape, data: t.data };
+    });
+    return graphFileBuffer(this.#desc.graph, tensors, { compiled: 'seq2seq' });
+  }
+  /** A graph model saved by `save`: the graph rebuilt by its layer constructors and `model()`, then its weights. */
+  static async load(file: string | URL | Uint8Array, options: { device?: DeviceName } = {}): Promise<GraphSeq2Seq> {
+    const buf = file instanceof Uint8Array ? file : await readModelFile(file);
+    return GraphSeq2Seq.fromBuffer(buf, options);
+  }
+  static fromBuffer(buf: Uint8Array, options: { device?: DeviceName } = {}): GraphSeq2Seq {
+    checkOptions(options, 'GraphSeq2Seq.load options', ['device']);
+    const file = readGraphFile(buf);
+    const { inputs, outputs } = rebuildGraph(file.graph);
+    let built: Sequential | GraphSeq2Seq;
+    try {
+      built = model({ inputs, outputs, ...(options.device ? { device: options.device } : {}) });
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'ERR_RNNKIT_ARGUMENT' || code === 'ERR_RNNKIT_SHAPE' || code === 'ERR_RNNKIT_TYPE')
+        throw rnnkitError('ERR_RNNKIT_FORMAT', `graph file: the stored graph does not compile: ${(e as Error).message} (${code})`);
+      throw e;
+    }
+    if (!(built instanceof GraphSeq2Seq)) {
+      built.dispose();
+      throw rnnkitError('ERR_RNNKIT_FORMAT', 'graph file: the stored graph is a chain of layers, which is saved and loaded as a sequential model (rnnkit.load)');
+    }
+    try {
+      built.seq2seq.loadTensors(file.tensors);
+    } catch (e) {
+      built.dispose();
+      throw e;
+    }
+    return built;
+  }
+  /** The encoder-decoder as two ONNX graphs (the encoder; one decoder step), as `Seq2Seq.toOnnx` describes. */
+  toOnnx(options: { metadata?: Record<string, string> } = {}): Seq2SeqOnnx {
+    return this.seq2seq.toOnnx(options);
+  }
+  /** Write `toOnnx()` into a folder as `encoder.onnx` and `decoder_step.onnx`; returns their paths. */
+  exportOnnx(dir: string, options: { metadata?: Record<string, string> } = {}): Promise<{ encoder: string; decoderStep: string }> {
+    return this.seq2seq.exportOnnx(dir, options);
   }
   dispose(): void {
     this.seq2seq.dispose();

@@ -1032,6 +1032,8 @@ export class Sequential {
   /** Restore from a parsed model file (see `load`). */
   static fromFile(buf: Uint8Array): Sequential {
     const file = parseSafetensors(buf);
+    if (file.metadata.kind === 'graph')
+      throw rnnkitError('ERR_RNNKIT_FORMAT', 'this file holds a graph model: load it with rnnkit.GraphSeq2Seq.load');
     if (file.metadata.format !== 'rnnkit' || typeof file.metadata.model !== 'string')
       throw rnnkitError('ERR_RNNKIT_FORMAT', 'not an rnnkit model file (no model description in __metadata__)');
     if (file.metadata.kind === 'seq2seq')
