@@ -229,6 +229,7 @@ export class Seq2Seq {
     } catch {
       throw rnnkitError('ERR_RNNKIT_FORMAT', 'seq2seq: the spec in the header is not JSON');
     }
+    checkSpecAgainstFile(spec, file.tensors);
     const model = new Seq2Seq({ ...spec, ...(options.device ? { device: options.device } : {}) });
     try {
       model.loadTensors(file.tensors);
@@ -297,6 +298,24 @@ export class Seq2Seq {
   get disposed(): boolean {
     return this.#n.isDisposed();
   }
+}
+
+/**
+ * Before a model is built from a file's header: the weight matrices its spec implies (embeddings, the recurrent
+ * stacks' input and recurrent weights, the output layer; biases left out, so this undercounts) may not exceed the
+ * values the file holds. A small file cannot make rnnkit allocate the model it merely describes; the exact names and
+ * shapes are compared once it is built (loadTensors).
+ */
+function checkSpecAgainstFile(spec: Seq2SeqSpec, tensors: Map<string, NamedTensor>): void {
+  if (typeof spec !== 'object' || spec === null) throw rnnkitError('ERR_RNNKIT_FORMAT', 'seq2seq: the spec in the header is not an object');
+  const n = (v: unknown): number => (typeof v === 'number' && v > 0 ? v : 0);
+  const G = spec.cell === 'lstm' ? 4 : spec.cell === 'rnn_tanh' || spec.cell === 'rnn_relu' ? 1 : 3;
+  const E = n(spec.embedSize), H = n(spec.hiddenSize), L = Math.max(1, n(spec.numLayers));
+  const described = E * (n(spec.srcVocab) + n(spec.tgtVocab)) + 2 * G * H * (E + H) + 2 * (L - 1) * G * H * 2 * H + n(spec.tgtVocab) * H;
+  let held = 0;
+  for (const t of tensors.values()) held += t.data.length;
+  if (!(described <= held))
+    throw rnnkitError('ERR_RNNKIT_FORMAT', `seq2seq: the spec in the header describes at least ${described} parameters, the file holds ${held} values`);
 }
 
 /** Build an encoder-decoder (see Seq2SeqSpec). */

@@ -278,6 +278,15 @@ t.test('save and load keep the architecture and every weight', async (t) => {
   t.same(loaded.spec, model.spec);
   t.same(Array.from(loaded.predictSync(batch).logits.data), Array.from(model.predictSync(batch).logits.data));
   t.throws(() => Seq2Seq.fromBuffer(Buffer.from('nonsense')), { code: 'ERR_RNNKIT_FORMAT' });
+  // A header whose spec the tensors do not back is refused before the model is built (this one would need 800 MB).
+  const buf = fs.readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  header.__metadata__.model = JSON.stringify({ ...JSON.parse(header.__metadata__.model), hiddenSize: 4096, numLayers: 1 });
+  const json = Buffer.from(JSON.stringify(header));
+  const lying = Buffer.concat([Buffer.alloc(8), json, buf.subarray(8 + n)]);
+  lying.writeBigUInt64LE(BigInt(json.length), 0);
+  t.throws(() => Seq2Seq.fromBuffer(lying), { code: 'ERR_RNNKIT_FORMAT', message: /describes at least \d+ parameters, the file holds \d+/ }, 'a spec the tensors do not back');
   const { load } = await import('../lib/model');
   await t.rejects(load(file), { code: 'ERR_RNNKIT_FORMAT', message: /Seq2Seq.load/ }, 'rnnkit.load says where an encoder-decoder file goes');
   model.dispose();
