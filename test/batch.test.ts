@@ -256,3 +256,13 @@ t.test('usage errors exit with status 2', { skip }, async (t) => {
   t.equal(h.status, 0);
   t.match(h.stdout, /usage: rnnkit predict MODEL/);
 });
+
+t.test('the runners refuse unknown option names, suggesting the known one, before any work', async (t) => {
+  const input = path.join(dir, 'names.jsonl');
+  fs.writeFileSync(input, '{"text": "the"}\n');
+  const output = path.join(dir, 'names.out.jsonl');
+  await t.rejects(runBatch({ model: modelFile, input, output, chunk: 3 } as never), { code: 'ERR_RNNKIT_ARGUMENT', message: /unknown option 'chunk' in runBatch options: did you mean 'chunkLines'\?/ }, 'runBatch');
+  t.notOk(fs.existsSync(output), 'runBatch wrote nothing');
+  await t.rejects(rk.runDistributedBatch({ model: modelFile, input, output, queue: 'redis://127.0.0.1:1', queue_name: 'x' } as never), { code: 'ERR_RNNKIT_ARGUMENT', message: /'queue_name' in runDistributedBatch options: did you mean 'queueName'\?/ }, 'runDistributedBatch');
+  await t.rejects(rk.runWorker({ queue: 'redis://127.0.0.1:1', worker: 2 } as never), { code: 'ERR_RNNKIT_ARGUMENT', message: /'worker' in runWorker options: did you mean 'workers'\?/ }, 'runWorker');
+});

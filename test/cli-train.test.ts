@@ -82,7 +82,7 @@ t.test('resume without a checkpoint refuses instead of starting over', { skip },
   fs.writeFileSync(path.join(out, 'model.safetensors'), 'precious');
   const r = run(['train', '--resume', '--data', textA, '--out', out, '--steps', '2', ...SMALL]);
   t.equal(r.status, 1);
-  oneCodedLine(t, r.stderr, 'ERR_RNNKIT_FILE', /nothing to resume: \S+checkpoint\.safetensors does not exist \(\S+model\.safetensors is there.*run without --resume to start a new run/, 'no checkpoint');
+  oneCodedLine(t, r.stderr, 'ERR_RNNKIT_FILE', /nothing to resume: \S+checkpoint\.safetensors does not exist \(\S+model\.safetensors is there.*start a new run with --overwrite instead of --resume/, 'no checkpoint');
   t.equal(fs.readFileSync(path.join(out, 'model.safetensors'), 'utf8'), 'precious', 'model.safetensors untouched');
   t.same(fs.readdirSync(out), ['model.safetensors'], 'nothing written');
 });
@@ -160,4 +160,29 @@ t.test('sample and predict refuse a vocabulary that does not match the model', {
       t.match(p.stderr, /\(ERR_RNNKIT_FORMAT\)\n$/, `predict --workers ${workers}, ${label}: coded`);
     }
   }
+});
+
+t.test('a new run into a folder that holds one is refused unless --overwrite; --overwrite replaces the run', { skip }, async (t) => {
+  const out = path.join(dir, 'run-overwrite');
+  t.equal(run(['train', '--data', textA, '--out', out, '--steps', '3', ...SMALL]).status, 0, 'the first run');
+  const before = Object.fromEntries(fs.readdirSync(out).map((f) => [f, fs.readFileSync(path.join(out, f))]));
+  const again = run(['train', '--data', textA, '--out', out, '--steps', '2', ...SMALL]);
+  t.equal(again.status, 1, 'a second run without --resume is refused');
+  oneCodedLine(t, again.stderr, 'ERR_RNNKIT_FILE', /\S+run-overwrite already holds a run \(checkpoint\.safetensors, model\.safetensors, log\.json, loss\.svg\): 'rnnkit train --resume --out \S+ --data \S+a\.txt' continues it, --overwrite starts a new run in its place/, 'refused');
+  t.same(Object.fromEntries(fs.readdirSync(out).map((f) => [f, fs.readFileSync(path.join(out, f))])), before, 'every file of the run untouched');
+  const both = run(['train', '--data', textA, '--out', out, '--resume', '--overwrite', ...SMALL]);
+  t.equal(both.status, 2, '--resume with --overwrite is a usage error');
+  t.match(both.stderr, /give one of them/);
+  // A bad flag with --overwrite loses nothing either: the checks come before the old run is removed.
+  const bad = run(['train', '--data', path.join(dir, 'missing.txt'), '--out', out, '--overwrite', ...SMALL]);
+  t.equal(bad.status, 1);
+  t.ok(fs.existsSync(path.join(out, 'checkpoint.safetensors')), 'a failed --overwrite run keeps the old run');
+  const fresh = run(['train', '--data', textB, '--out', out, '--steps', '2', '--overwrite', '--quiet', ...SMALL]);
+  t.equal(fresh.status, 0, `--overwrite starts a new run${fresh.status ? `\n${fresh.stderr}` : ''}`);
+  const log = JSON.parse(fs.readFileSync(path.join(out, 'log.json'), 'utf8')) as { step: number }[];
+  t.equal(log[log.length - 1].step, 2, 'the log is the new run\'s');
+  const m = await rk.load(path.join(out, 'checkpoint.safetensors'));
+  t.equal(m.step, 2, 'the checkpoint is the new run\'s');
+  t.equal((m.metadata as { corpus?: string }).corpus, 'b.txt', 'trained on the new text');
+  m.dispose();
 });

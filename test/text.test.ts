@@ -515,3 +515,11 @@ t.test('SequenceDataset validates its arguments', async (t) => {
   throwsCode(t, make({ seqLength: 2, batchSize: 1, seed: '1' }), 'ERR_RNNKIT_TYPE', /seed must be a number/, 'seed string');
   throwsCode(t, make({ seqLength: 2, batchSize: 1 }, Int32Array.of(0, 1, -3, 2)), 'ERR_RNNKIT_VALUE', /ids\[2\] = -3 is negative/, 'negative id');
 });
+
+t.test('an unknown option name is an error that suggests the known one', async (t) => {
+  throwsCode(t, () => CharVocabulary.fromText('abc', { unknwon: 'skip' } as never), 'ERR_RNNKIT_ARGUMENT', /unknown option 'unknwon' in CharVocabulary.fromText options: did you mean 'unknown'\?/, 'fromText');
+  throwsCode(t, () => CharVocabulary.fromText('abc', { max_size: 2 } as never), 'ERR_RNNKIT_ARGUMENT', /'max_size'.*did you mean 'maxSize'/, 'fromText, snake case');
+  const ids = Int32Array.from({ length: 50 }, (_, i) => i % 7);
+  throwsCode(t, () => new SequenceDataset(ids, { seqLen: 4, batchSize: 2 } as never), 'ERR_RNNKIT_ARGUMENT', /unknown option 'seqLen' in SequenceDataset options: did you mean 'seqLength'\?/, 'SequenceDataset');
+  t.ok(new SequenceDataset(ids, { seqLength: 4, batchSize: 2, seed: 1 }), 'the known names still pass');
+});

@@ -16,6 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { rnnkitError } from '../errors';
+import { checkOptions } from '../options';
 import { readChunks, type ChunkLine } from './jsonl';
 import { acquireLock } from '../io/lockfile';
 import { load, type Sequential } from '../model';
@@ -462,6 +463,7 @@ async function countLines(file: string): Promise<number> {
 
 /** Run predictions over `options.input` into `options.output`, resuming after what the output already holds. */
 export async function runBatch(options: BatchOptions): Promise<BatchSummary> {
+  checkOptions(options, 'runBatch options', ['model', 'input', 'output', 'workers', 'chunkLines', 'strict', 'topK', 'maxTokens', 'progress', 'log', 'signal']);
   const log = options.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const chunkLines = options.chunkLines ?? 256;
   const workers = options.workers ?? defaultWorkers();

@@ -93,7 +93,10 @@ export async function run(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   opts.signal = controller.signal;
   try {
-    if (values.queue !== undefined) return await distributedPredict(opts, values.queue, values['queue-name'], quiet);
+    if (values.queue !== undefined) {
+      const { workers: _local, ...shared } = opts; // worker threads are the workers' own (--workers was refused above)
+      return await distributedPredict(shared, values.queue, values['queue-name'], quiet);
+    }
     const s = await runBatch(opts);
     const say = (line: string): void => {
       if (!quiet) process.stderr.write(line + '\n');

@@ -45,6 +45,8 @@ options:
                        --checkpoint-every steps, on ^C and at the end): give the same --data; the other
                        flags of the run come from the checkpoint (different ones are refused), and a
                        larger --steps trains further
+  --overwrite          start a new run in an --out that already holds one, replacing its files (without
+                       --resume or --overwrite, such an --out is refused: nothing is lost by mistake)
   --threads N          native threads (default: all cores)
   --out DIR            output directory (default ./rnnkit-model)
   --quiet              no progress output
@@ -142,7 +144,7 @@ export async function run(argv: string[]): Promise<number> {
       data: { type: 'string' }, cell: { type: 'string' }, layers: { type: 'string' }, units: { type: 'string' },
       seq: { type: 'string' }, batch: { type: 'string' }, steps: { type: 'string' }, lr: { type: 'string' },
       clip: { type: 'string' }, seed: { type: 'string' }, 'eval-every': { type: 'string' }, 'val-batches': { type: 'string' },
-      'val-fraction': { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'boolean' },
+      'val-fraction': { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'boolean' }, overwrite: { type: 'boolean' },
       threads: { type: 'string' }, out: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       'skip-non-finite': { type: 'boolean' },
     },
@@ -176,6 +178,10 @@ export async function run(argv: string[]): Promise<number> {
   const checkpointPath = path.join(out, 'checkpoint.safetensors');
   const modelPath = path.join(out, 'model.safetensors');
   const logPath = path.join(out, 'log.json');
+  const chartPath = path.join(out, 'loss.svg');
+  // The files of a run; a new run in a folder that holds one replaces them only when asked to.
+  const runFiles = [checkpointPath, modelPath, logPath, chartPath];
+  if (values.resume && values.overwrite) throw new UsageError('--resume continues the run in --out and --overwrite replaces it: give one of them');
 
   // A resumed run: its checkpoint, or a refusal that says why and what to do, before anything is written.
   let resumed: Sequential | undefined;
@@ -183,8 +189,8 @@ export async function run(argv: string[]): Promise<number> {
   if (values.resume) {
     if (!fs.existsSync(checkpointPath))
       throw rnnkitError('ERR_RNNKIT_FILE', `nothing to resume: ${checkpointPath} does not exist` +
-        (fs.existsSync(modelPath) ? ` (${modelPath} is there, from a run that kept no checkpoint)` : '') +
-        '; run without --resume to start a new run');
+        (fs.existsSync(modelPath) ? ` (${modelPath} is there, from a run that kept no checkpoint); start a new run with --overwrite instead of --resume (it replaces that model), or in another --out`
+          : '; run without --resume to start a new run'));
     resumed = await load(checkpointPath);
     const saved = checkpointFlags(resumed);
     const changed = (Object.keys(given) as (keyof RunFlags)[])
@@ -197,6 +203,10 @@ export async function run(argv: string[]): Promise<number> {
     }
     flags = { ...RUN_DEFAULTS, ...saved, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
   } else {
+    const previous = runFiles.filter((f) => fs.existsSync(f));
+    if (previous.length && !values.overwrite)
+      throw rnnkitError('ERR_RNNKIT_FILE', `${out} already holds a run (${previous.map((f) => path.basename(f)).join(', ')}): ` +
+        `'${resumeHint(out, values.data)}' continues it, --overwrite starts a new run in its place, or choose another --out`);
     flags = { ...RUN_DEFAULTS, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
   }
   const { cell, layers: numLayers, units, seq: seqLength, batch: batchSize, seed, lr, clip, steps } = flags;
@@ -242,6 +252,9 @@ export async function run(argv: string[]): Promise<number> {
   });
   const checkpointExtra = () => ({ trainData: trainData.getState(), valData: valData.getState(), flags });
 
+  // Every check has passed: a new run with --overwrite removes the previous run's files, so that no checkpoint of
+  // it is left for a later --resume to mistake for this run's.
+  if (values.overwrite) for (const f of runFiles) fs.rmSync(f, { force: true });
   let model: Sequential;
   let records: LogRecord[] = [];
   if (resumed) {
@@ -273,7 +286,7 @@ export async function run(argv: string[]): Promise<number> {
 
   const writeLog = (): void => {
     writeFileAtomicSync(logPath, JSON.stringify(records, null, 2) + '\n');
-    writeFileAtomicSync(path.join(out, 'loss.svg'), lossChartSvg(records.map((r) => ({ step: r.step, loss: r.loss, valLoss: r.valLoss ?? undefined })), 'rnnkit train'));
+    writeFileAtomicSync(chartPath, lossChartSvg(records.map((r) => ({ step: r.step, loss: r.loss, valLoss: r.valLoss ?? undefined })), 'rnnkit train'));
   };
   let tokensSince = 0;
   let secondsSince = 0;

@@ -2,6 +2,7 @@
 // split, and a dataset that cuts the encoded corpus into next-symbol-prediction batches. Everything here is plain
 // JavaScript; the batches it makes are the `tokens` (batch-first) and `classes` that RecurrentNetwork takes.
 import { rnnkitError } from '../errors';
+import { checkOptions } from '../options';
 import type { IntTensor } from '../tensor';
 
 /** What `encode` does with a character that is not in the vocabulary. */
@@ -97,6 +98,7 @@ export class CharVocabulary {
   static fromText(text: string, options: CharVocabularyOptions = {}): CharVocabulary {
     checkString(text, 'text');
     if (!isObject(options)) throw rnnkitError('ERR_RNNKIT_TYPE', 'options must be an object');
+    checkOptions(options, 'CharVocabulary.fromText options', ['unknown', 'replacement', 'maxSize']);
     const unknown = options.unknown ?? 'error';
     if (!POLICIES.includes(unknown)) {
       throw rnnkitError('ERR_RNNKIT_ARGUMENT', `unknown must be 'error', 'skip' or 'replace', got ${JSON.stringify(unknown)}`);
@@ -330,6 +332,7 @@ export class SequenceDataset {
   constructor(ids: Int32Array, options: SequenceDatasetOptions) {
     if (!(ids instanceof Int32Array)) throw rnnkitError('ERR_RNNKIT_TYPE', 'ids must be an Int32Array (see CharVocabulary.encode)');
     if (!isObject(options)) throw rnnkitError('ERR_RNNKIT_TYPE', 'options must be an object { seqLength, batchSize, seed? }');
+    checkOptions(options, 'SequenceDataset options', ['seqLength', 'batchSize', 'seed']);
     this.seqLength = checkPositiveInteger(options.seqLength, 'seqLength');
     this.batchSize = checkPositiveInteger(options.batchSize, 'batchSize');
     this.#state = options.seed === undefined ? 0 : checkSeed(options.seed, 'seed');

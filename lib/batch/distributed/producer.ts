@@ -12,6 +12,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { rnnkitError } from '../../errors';
+import { checkOptions } from '../../options';
 import { readChunks } from '../jsonl';
 import { acquireLock } from '../../io/lockfile';
 import { fatalRedisError, loadBullMQ, parseRedisUrl, waitForRedis } from './connection';
@@ -102,6 +103,8 @@ function formatDuration(s: number): string {
 
 /** Predict `input` into `output` with workers on a BullMQ queue; resolves when merged, failed or interrupted. */
 export async function runDistributedBatch(options: DistributedBatchOptions): Promise<DistributedBatchSummary> {
+  checkOptions(options, 'runDistributedBatch options', ['model', 'input', 'output', 'queue', 'queueName', 'prefix', 'chunkLines', 'topK',
+    'maxTokens', 'strict', 'attempts', 'progress', 'log', 'signal', 'pollInterval']);
   const { Queue } = loadBullMQ();
   const started = performance.now();
   const log = options.log ?? ((s: string) => process.stderr.write(s + '\n'));

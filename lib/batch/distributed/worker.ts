@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import { defaultWorkers, startExecutor, type Executor, type LineResult } from '../runner';
 import { rnnkitError } from '../../errors';
+import { checkOptions } from '../../options';
 import { readLines, type ChunkLine } from '../jsonl';
 import { fatalRedisError, loadBullMQ, parseRedisUrl, waitForRedis } from './connection';
 import { DEFAULT_QUEUE_NAME, checkAllowed, checkJob, encodeChunk, parseRunRecord, runKey, sha256File, type RunRecord } from './run';
@@ -60,6 +61,8 @@ const statKey = (st: fs.Stats): string => `${st.size}:${st.mtimeMs}:${st.ino}`;
 
 /** Run a worker until `signal` aborts. */
 export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> {
+  checkOptions(options, 'runWorker options', ['queue', 'queueName', 'prefix', 'workers', 'allow', 'lockDuration', 'stalledInterval',
+    'maxStalledCount', 'onChunk', 'log', 'signal']);
   const { Worker, UnrecoverableError } = loadBullMQ();
   const log = options.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const { connection, display, stopRetrying } = parseRedisUrl(options.queue);
