@@ -45,6 +45,18 @@ t.test('every runnable block of README.md runs as written', { skip }, async (t) 
     t.equal(r.status, 0, `the ${b.lang} block at README.md line ${b.line} exits 0${r.status !== 0 ? `\n${r.stdout}\n${r.stderr}${r.error ?? ''}` : ''}`);
     t.equal(r.stderr, '', `the block at line ${b.line} writes nothing on stderr`);
   }
+  // The TypeScript blocks also type-check against the package's own declarations (strict), as a user's would.
+  const tsFiles = blocks.filter((b) => b.lang === 'ts').map((b) => {
+    const file = path.join(dir, `readme-line-${b.line}.ts`);
+    fs.writeFileSync(file, b.code);
+    return file;
+  });
+  const program = ts.createProgram(tsFiles, {
+    noEmit: true, strict: true, target: ts.ScriptTarget.ES2021, module: ts.ModuleKind.CommonJS, moduleResolution: ts.ModuleResolutionKind.Node10,
+    esModuleInterop: true, skipLibCheck: true, types: ['node'], typeRoots: [path.join(root, 'node_modules', '@types')],
+  });
+  const problems = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  t.same(problems, [], `the ${tsFiles.length} TypeScript block(s) type-check against the package's declarations`);
   t.ok(fs.existsSync(path.join(dir, 'model.safetensors')), 'the model builder program saved its model');
   t.ok(fs.existsSync(path.join(dir, 'reverse.safetensors')), 'the graph program saved its model');
 });
