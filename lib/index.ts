@@ -45,8 +45,12 @@ export type {
 } from './model';
 export type { OnnxExportOptions } from './io/onnx/export';
 // The layer constructors, each with `apply` for the functional graph (and usable in `sequential` as plain layers).
-export { layers, input, model, SymbolicTensor, GraphSeq2Seq } from './graph';
-export type { InputOptions, ApplyOptions, GraphLayer, GraphLayerConfig, GraphInputs, GraphRecurrentOptions } from './graph';
+export { layers, input, model, SymbolicTensor, GraphSeq2Seq, GraphModel } from './graph';
+export type {
+  InputOptions, ApplyOptions, GraphLayer, GraphLayerConfig, GraphInputs, GraphRecurrentOptions, TensorKind, ModelGraphOptions,
+  GraphCompileOptions, GraphData, GraphTargets, GraphLengths, GraphLengthsOption, GraphLogs, GraphFitOptions, GraphHistory,
+  GraphLayerSummary, GraphLossName, GraphPlan, PlanNode,
+} from './graph';
 export type { GraphJSON, GraphInputJSON, GraphLayerJSON, TensorRef } from './io/graph-file';
 export type { LayerConfig, Activation, RecurrentOptions, SimpleRnnOptions, GatedRecurrentOptions, RecurrentActivation, GruOptions, DenseOptions, DropoutOptions, EmbeddingOptions } from './layers';
 export { optimizers } from './optimizers';

@@ -2,7 +2,7 @@
 // plain description; the model turns the list into one native pipeline.
 import { rnnkitError } from './errors';
 import { checkOptions } from './options';
-import type { GateActivation } from './native';
+import type { GateActivation, NativeLayerSpec } from './native';
 
 export type Activation = 'linear' | 'softmax' | 'sigmoid' | 'tanh' | 'relu';
 
@@ -129,3 +129,31 @@ export const layers = {
     return { kind: 'dropout', ...options('dropout', o) };
   },
 };
+
+/**
+ * The native pipeline stages of one layer, named `name` (a recurrent layer with input `dropout` is a dropout stage
+ * `<name>_input_dropout` and the recurrent stage). The one translation of a layer description into the native spec,
+ * used by `sequential` and by the graph compiler.
+ */
+export function nativeStages(l: LayerConfig, name: string): NativeLayerSpec[] {
+  switch (l.kind) {
+    case 'embedding':
+      return [{ type: 'embedding', outputDim: l.outputDim, name }];
+    case 'recurrent': {
+      const bi = l.bidirectional;
+      const out: NativeLayerSpec[] = l.dropout ? [{ type: 'dropout', rate: l.dropout, name: `${name}_input_dropout` }] : [];
+      out.push({
+        type: 'recurrent', cell: l.cell, hiddenSize: l.units, numLayers: l.numLayers ?? 1,
+        bidirectional: !!bi, merge: typeof bi === 'object' && bi ? bi.mergeMode : 'concat',
+        resetAfter: l.resetAfter ?? true, gateActivation: gateActivationOf(l.recurrentActivation), returnSequences: l.returnSequences ?? false,
+        goBackwards: l.goBackwards ?? false, dropout: l.stackDropout ?? 0, name,
+      });
+      return out;
+    }
+    case 'dense':
+      return [{ type: 'dense', units: l.units, activation: l.activation ?? 'linear', name }];
+    case 'dropout':
+      return [{ type: 'dropout', rate: l.rate, name }];
+  }
+  throw rnnkitError('ERR_RNNKIT_TYPE', 'unknown layer; use rnnkit.layers');
+}

@@ -5,7 +5,7 @@ import { native, type NativeNetwork, type NativeLayerSpec, type NativeModelSpec,
 import { rnnkitError } from './errors';
 import { checkOptions, integerOption, booleanOption, functionOption, choiceOption, numberOption } from './options';
 import type { LayerConfig, Activation } from './layers';
-import { layers as layerFactory, gateActivationOf } from './layers';
+import { layers as layerFactory, nativeStages } from './layers';
 import type { OptimizerConfig } from './optimizers';
 import { SeededRandom } from './random';
 import { readModelFile, writeFileAtomic } from './io/files';
@@ -465,34 +465,12 @@ export class Sequential {
     const out: NativeLayerSpec[] = [];
     this.#names = [];
     for (const l of this.#layers) {
-      switch (l.kind) {
-        case 'embedding':
-          if (l.inputDim !== undefined && l.inputDim !== this.#vocabSize)
-            throw rnnkitError('ERR_RNNKIT_ARGUMENT', `embedding inputDim ${l.inputDim} differs from the model's vocabSize ${this.#vocabSize}`);
-          out.push({ type: 'embedding', outputDim: l.outputDim, name: uniqueName('embedding', l.name) });
-          break;
-        case 'recurrent': {
-          const base = l.cell === 'lstm' ? 'lstm' : l.cell === 'gru' ? 'gru' : 'simple_rnn';
-          const name = uniqueName(base, l.name);
-          if (l.dropout) out.push({ type: 'dropout', rate: l.dropout, name: `${name}_input_dropout` });
-          const bi = l.bidirectional;
-          out.push({
-            type: 'recurrent', cell: l.cell, hiddenSize: l.units, numLayers: l.numLayers ?? 1,
-            bidirectional: !!bi, merge: typeof bi === 'object' && bi ? bi.mergeMode : 'concat',
-            resetAfter: l.resetAfter ?? true, gateActivation: gateActivationOf(l.recurrentActivation), returnSequences: l.returnSequences ?? false,
-            goBackwards: l.goBackwards ?? false, dropout: l.stackDropout ?? 0, name,
-          });
-          break;
-        }
-        case 'dense':
-          out.push({ type: 'dense', units: l.units, activation: l.activation ?? 'linear', name: uniqueName('dense', l.name) });
-          break;
-        case 'dropout':
-          out.push({ type: 'dropout', rate: l.rate, name: uniqueName('dropout', l.name) });
-          break;
-        default:
-          throw rnnkitError('ERR_RNNKIT_TYPE', 'unknown layer; use rnnkit.layers');
-      }
+      if (l.kind === 'embedding' && l.inputDim !== undefined && l.inputDim !== this.#vocabSize)
+        throw rnnkitError('ERR_RNNKIT_ARGUMENT', `embedding inputDim ${l.inputDim} differs from the model's vocabSize ${this.#vocabSize}`);
+      if (typeof l !== 'object' || l === null || !['embedding', 'recurrent', 'dense', 'dropout'].includes(l.kind))
+        throw rnnkitError('ERR_RNNKIT_TYPE', 'unknown layer; use rnnkit.layers');
+      const base = l.kind === 'recurrent' ? (l.cell === 'lstm' ? 'lstm' : l.cell === 'gru' ? 'gru' : 'simple_rnn') : l.kind;
+      out.push(...nativeStages(l, uniqueName(base, l.name)));
       this.#names.push(out[out.length - 1].name as string);
     }
     const spec: NativeModelSpec = { layers: out };

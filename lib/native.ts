@@ -219,8 +219,52 @@ export interface NativeSeq2Seq {
   beginDecode(source: NativeIds, options?: { sourceLengths?: Int32Array | number[] }): NativeDecoder;
 }
 
+/** One loss of a graph model's output (none: the output has no loss). */
+export interface NativeGraphLoss {
+  kind: 'crossEntropy' | 'mse' | 'none';
+  ignoreIndex?: number;
+  weight?: number;
+}
+
+export interface NativeGraphInput {
+  data: Float32Array | Int32Array | number[];
+  shape: number[];
+  lengths?: Int32Array | number[];
+}
+
+export interface NativeGraphStats {
+  loss: number;
+  gradNorm: number;
+  outputLosses: number[];
+  counted: number[];
+  correct: number[];
+}
+
+/** A model graph (native/core/graph_network.h), made from a plan (lib/graph/compile.ts). */
+export interface NativeGraph {
+  dispose(): void;
+  isDisposed(): boolean;
+  tensors(): { name: string; kind: string; features: number; stateSlots: number }[];
+  paramNames(): string[];
+  paramShape(name: string): number[];
+  getParam(name: string): Tensor;
+  setParam(name: string, value: Float32Array): void;
+  getGrad(name: string): Tensor;
+  zeroGrad(): void;
+  setOptimizer(config: NativeOptimizerConfig): void;
+  forward(inputs: NativeGraphInput[], options?: { train?: boolean }): Promise<Tensor[]>;
+  forwardSync(inputs: NativeGraphInput[], options?: { train?: boolean }): Tensor[];
+  evaluate(inputs: NativeGraphInput[], losses: NativeGraphLoss[], targets: (Float32Array | Int32Array | number[] | null)[]): Promise<NativeGraphStats>;
+  evaluateSync(inputs: NativeGraphInput[], losses: NativeGraphLoss[], targets: (Float32Array | Int32Array | number[] | null)[]): NativeGraphStats;
+  trainStep(inputs: NativeGraphInput[], losses: NativeGraphLoss[], targets: (Float32Array | Int32Array | number[] | null)[], options?: { clipNorm?: number }): Promise<NativeGraphStats>;
+  trainStepSync(inputs: NativeGraphInput[], losses: NativeGraphLoss[], targets: (Float32Array | Int32Array | number[] | null)[], options?: { clipNorm?: number }): NativeGraphStats;
+  /** After forwardSync(inputs, { train: true }): the losses backpropagated, gradients accumulated. */
+  lossBackwardSync(losses: NativeGraphLoss[], targets: (Float32Array | Int32Array | number[] | null)[]): NativeGraphStats;
+}
+
 interface NativeModule {
   Network: new (spec: NativeNetworkSpec | NativeModelSpec) => NativeNetwork;
+  Graph: new (plan: unknown) => NativeGraph;
   Seq2Seq: new (spec: NativeSeq2SeqSpec) => NativeSeq2Seq;
   Stream: new (network: NativeNetwork) => NativeStream;
   sampleIndex(scores: Float32Array, options: { temperature?: number; topK?: number; topP?: number; probabilities?: boolean }, u: number): number;

@@ -18,6 +18,7 @@
 #include "network_handle.h"
 #include "network_jobs.h"
 #include "safetensors_js.h"
+#include "graph_handle.h"
 #include "seq2seq_handle.h"
 #include "stream_handle.h"
 
@@ -136,6 +137,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function decoder = DecoderHandle::define(env);
   data->decoderConstructor = Napi::Persistent(decoder);
   exports.Set("Seq2Seq", Seq2SeqHandle::define(env));
+  exports.Set("Graph", GraphHandle::define(env));
   exports.Set("Decoder", decoder);
   env.SetInstanceData<AddonData>(data);  // deleted by N-API when this environment is torn down
   exports.Set("Network", network);

@@ -103,6 +103,43 @@ NetworkSpec parseNetworkSpec(const Napi::Value& value) {
   return spec;
 }
 
+StageSpec parseStageSpec(const Napi::Object& l, const std::string& at, const std::string& defaultPrefix) {
+  StageSpec s;
+  std::string type = optionalString(l, "type", "");
+  s.prefix = has(l, "name") ? optionalString(l, "name", "") + "." : defaultPrefix;
+  if (type == "embedding") {
+    checkOptionNames(l, at, {"type", "name", "outputDim"});
+    s.kind = StageKind::Embedding;
+    s.embeddingDim = optionalInt(l, "outputDim", 0);
+  } else if (type == "recurrent") {
+    checkOptionNames(l, at, {"type", "name", "cell", "hiddenSize", "numLayers", "bidirectional", "resetAfter",
+                             "gateActivation", "merge", "returnSequences", "goBackwards", "dropout"});
+    s.kind = StageKind::Recurrent;
+    s.cell = parseCell(optionalString(l, "cell", ""));
+    s.hiddenSize = optionalInt(l, "hiddenSize", 0);
+    s.numLayers = optionalInt(l, "numLayers", 1);
+    s.bidirectional = optionalBool(l, "bidirectional", false);
+    s.resetAfter = optionalBool(l, "resetAfter", true);
+    s.gateActivation = parseGateActivation(optionalString(l, "gateActivation", "sigmoid"));
+    s.merge = parseMergeMode(optionalString(l, "merge", "concat"));
+    s.returnSequences = optionalBool(l, "returnSequences", true);
+    s.goBackwards = optionalBool(l, "goBackwards", false);
+    s.interLayerDropout = (float)optionalNumber(l, "dropout", 0);
+  } else if (type == "dense") {
+    checkOptionNames(l, at, {"type", "name", "units", "activation"});
+    s.kind = StageKind::Dense;
+    s.units = optionalInt(l, "units", 0);
+    s.activation = parseActivation(optionalString(l, "activation", "linear"));
+  } else if (type == "dropout") {
+    checkOptionNames(l, at, {"type", "name", "rate"});
+    s.kind = StageKind::Dropout;
+    s.rate = (float)optionalNumber(l, "rate", 0);
+  } else {
+    fail(ErrorCode::Argument, at + ".type must be embedding, recurrent, dense or dropout, got '" + type + "'");
+  }
+  return s;
+}
+
 ModelSpec parseModelSpec(const Napi::Value& value) {
   Napi::Object o = requireObject(value, "spec");
   checkOptionNames(o, "the model spec", {"inputSize", "vocabSize", "layers", "seed", "device"});
@@ -121,41 +158,7 @@ ModelSpec parseModelSpec(const Napi::Value& value) {
   Napi::Array arr = layers.As<Napi::Array>();
   for (uint32_t i = 0; i < arr.Length(); ++i) {
     const std::string at = "spec.layers[" + std::to_string(i) + "]";
-    Napi::Object l = requireObject(arr.Get(i), at);
-    StageSpec s;
-    std::string type = optionalString(l, "type", "");
-    s.prefix = has(l, "name") ? optionalString(l, "name", "") + "." : "layers." + std::to_string(i) + ".";
-    if (type == "embedding") {
-      checkOptionNames(l, at, {"type", "name", "outputDim"});
-      s.kind = StageKind::Embedding;
-      s.embeddingDim = optionalInt(l, "outputDim", 0);
-    } else if (type == "recurrent") {
-      checkOptionNames(l, at, {"type", "name", "cell", "hiddenSize", "numLayers", "bidirectional", "resetAfter",
-                               "gateActivation", "merge", "returnSequences", "goBackwards", "dropout"});
-      s.kind = StageKind::Recurrent;
-      s.cell = parseCell(optionalString(l, "cell", ""));
-      s.hiddenSize = optionalInt(l, "hiddenSize", 0);
-      s.numLayers = optionalInt(l, "numLayers", 1);
-      s.bidirectional = optionalBool(l, "bidirectional", false);
-      s.resetAfter = optionalBool(l, "resetAfter", true);
-      s.gateActivation = parseGateActivation(optionalString(l, "gateActivation", "sigmoid"));
-      s.merge = parseMergeMode(optionalString(l, "merge", "concat"));
-      s.returnSequences = optionalBool(l, "returnSequences", true);
-      s.goBackwards = optionalBool(l, "goBackwards", false);
-      s.interLayerDropout = (float)optionalNumber(l, "dropout", 0);
-    } else if (type == "dense") {
-      checkOptionNames(l, at, {"type", "name", "units", "activation"});
-      s.kind = StageKind::Dense;
-      s.units = optionalInt(l, "units", 0);
-      s.activation = parseActivation(optionalString(l, "activation", "linear"));
-    } else if (type == "dropout") {
-      checkOptionNames(l, at, {"type", "name", "rate"});
-      s.kind = StageKind::Dropout;
-      s.rate = (float)optionalNumber(l, "rate", 0);
-    } else {
-      fail(ErrorCode::Argument, at + ".type must be embedding, recurrent, dense or dropout, got '" + type + "'");
-    }
-    m.stages.push_back(s);
+    m.stages.push_back(parseStageSpec(requireObject(arr.Get(i), at), at, "layers." + std::to_string(i) + "."));
   }
   m.validate();
   return m;

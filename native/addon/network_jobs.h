@@ -78,6 +78,8 @@ NetworkSpec parseNetworkSpec(const Napi::Value& value);
 OptimizerConfig parseOptimizerConfig(const Napi::Value& value);
 SequenceInput parseSequenceInput(const Napi::Value& value, int vocabSize);
 ModelSpec parseModelSpec(const Napi::Value& value);
+// One layer of a pipeline spec ({ type, name, ... }); parameters are named `name.` + PyTorch's names, or defaultPrefix.
+StageSpec parseStageSpec(const Napi::Object& layer, const std::string& at, const std::string& defaultPrefix);
 LossTarget parseLossTarget(const Napi::Value& value);
 
 }  // namespace rnnkit::addon

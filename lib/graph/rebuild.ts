@@ -1,0 +1,35 @@
+// A stored graph (lib/io/graph-file.ts's GraphJSON) rebuilt through the layer constructors and input(), so that a
+// loaded graph passes every check a graph built by hand does.
+import { rnnkitError } from '../errors';
+import { graphFromJSON, type GraphJSON } from '../io/graph-file';
+import { layers, type GraphLayer } from './layers';
+import { input, SymbolicTensor } from './symbolic';
+
+/** The layer a stored description (a GraphLayerConfig, as `graphToJSON` keeps it) stands for, built by its constructor. */
+export function layerFromConfig(config: Record<string, unknown>): GraphLayer {
+  const { kind, cell, ...rest } = config;
+  const o: unknown = rest;
+  // The constructor checks the options it is given (names and values), as for a layer built by hand.
+  type Options<K extends keyof typeof layers> = Parameters<(typeof layers)[K]>[0];
+  switch (kind) {
+    case 'embedding': return layers.embedding(o as Options<'embedding'>);
+    case 'dense': return layers.dense(o as Options<'dense'>);
+    case 'dropout': return layers.dropout(o as Options<'dropout'>);
+    case 'attention': return layers.attention(o as Options<'attention'>);
+    case 'concatenate': return layers.concatenate(o as Options<'concatenate'>);
+    case 'repeatVector': return layers.repeatVector(o as Options<'repeatVector'>);
+    case 'recurrent':
+      if (cell === 'lstm') return layers.lstm(o as Options<'lstm'>);
+      if (cell === 'gru') return layers.gru(o as Options<'gru'>);
+      if (cell === 'rnn_tanh' || cell === 'rnn_relu') return layers.simpleRNN({ ...rest, activation: cell === 'rnn_relu' ? 'relu' : 'tanh' } as unknown as Options<'simpleRNN'>);
+  }
+  throw rnnkitError('ERR_RNNKIT_FORMAT', `graph: no layer of kind ${JSON.stringify(kind)}${cell !== undefined ? ` and cell ${JSON.stringify(cell)}` : ''}`);
+}
+
+/** A stored graph rebuilt with its names: its symbolic inputs and outputs. */
+export function rebuildGraph(graph: GraphJSON): { inputs: SymbolicTensor[]; outputs: SymbolicTensor[] } {
+  return graphFromJSON<SymbolicTensor>(graph, {
+    input: (o) => input(o),
+    apply: (config, ins, o) => layerFromConfig(config).apply(ins, o),
+  });
+}
