@@ -145,7 +145,7 @@ t.test('a hostile or damaged header is a coded error, never a crash or a huge al
   refuse(withGraph(good, (g) => { layer(g, 'mix').config.unitz = 3; }), 'ERR_RNNKIT_FORMAT', /unitz.*units/, 'an unknown option name, with the suggestion');
   // A deep chain (no recursion that a long file could overflow): refused as a chain, after being read whole.
   refuse(withGraph(good, (g) => {
-    g.layers = Array.from({ length: 4000 }, (_, i) => ({ name: `d${i}`, config: { kind: 'dropout', rate: 0.1 }, inputs: [[i ? `d${i - 1}` : 'question', 0]] }));
+    g.layers = Array.from({ length: 4000 }, (_, i) => ({ name: `d${i}`, config: i ? { kind: 'dropout', rate: 0.1 } : { kind: 'embedding', outputDim: 2 }, inputs: [[i ? `d${i - 1}` : 'question', 0]] }));
     g.inputs = [g.inputs[0]];
     g.outputs = [['d3999', 0]];
   }), 'ERR_RNNKIT_FORMAT', /chain of layers/, 'a 4000-layer chain');
