@@ -5,6 +5,7 @@
 import t, { type Test } from 'tap';
 import * as rk from '../lib';
 import { Lcg, centralDifference, compareProbes } from './helpers/finite-difference';
+import { compilePlan, topoSort } from '../lib/graph';
 
 const { layers, input, model } = rk;
 type Sym = rk.SymbolicTensor;
@@ -191,4 +192,58 @@ t.test('bad graphs and bad calls are coded errors that name the layer or input',
   t.ok(Number.isFinite(r.loss), 'the model still trains after the refused calls');
   m.dispose();
   await t.rejects(m.predict(good), { code: 'ERR_RNNKIT_DISPOSED' });
+});
+
+t.test('calls made together settle in call order; a synchronous call while one runs is refused', async (t) => {
+  const x = input({ dtype: 'float32', features: 2, name: 'x' });
+  const y = layers.dense({ units: 1, name: 'y' }).apply(layers.gru({ units: 3, name: 'g' }).apply(x) as Sym) as Sym;
+  const v = input({ dtype: 'float32', features: 2, sequence: false, name: 'unused_v' });
+  void v;
+  const m = model({ inputs: x, outputs: layers.concatenate({ name: 'c' }).apply([y, layers.dense({ units: 1 }).apply(y) as Sym]) as Sym, seed: 1 }) as rk.GraphModel;
+  m.compile({ optimizer: adam, loss: 'mse' });
+  const data = { data: new Float32Array(2 * 3 * 2).fill(0.5), shape: [2, 3, 2] };
+  const target = { data: new Float32Array(4), shape: [2, 2] };
+  const order: number[] = [];
+  const a = m.trainOnBatch(data, target).then(() => order.push(1));
+  const b = m.predict(data).then(() => order.push(2));
+  t.throws(() => m.predictSync(data), { code: 'ERR_RNNKIT_BUSY' });
+  const c = m.evaluate(data, target).then(() => order.push(3));
+  await Promise.all([a, b, c]);
+  t.same(order, [1, 2, 3]);
+  m.dispose();
+});
+
+t.test('a chain run by the graph executor matches the layer pipeline (sequential) exactly', async (t) => {
+  // The same layers, seed and data through both native paths: same initial weights (drawn in the same order), same
+  // outputs, same training losses step by step.
+  const x = input({ dtype: 'int32', vocabSize: 9, name: 'ids' });
+  const e = layers.embedding({ outputDim: 5, name: 'emb' }).apply(x) as Sym;
+  const h = layers.lstm({ units: 4, numLayers: 2, bidirectional: true, returnSequences: true, name: 'rnn' }).apply(e) as Sym;
+  const y = layers.dense({ units: 9, name: 'out' }).apply(layers.gru({ units: 3, returnSequences: true, name: 'top' }).apply(h) as Sym) as Sym;
+  const seq = model({ inputs: x, outputs: y, seed: 4 }) as rk.Sequential;
+  t.ok(seq instanceof rk.Sequential);
+  const order = topoSort([x], [y]);
+  const graph = new rk.GraphModel(compilePlan([x], [y], order, { seed: 4 }), [y.name]);
+  const ids = { data: Int32Array.from({ length: 3 * 5 }, (_, i) => (i * 4) % 9), shape: [3, 5] };
+  const lengths = [5, 2, 4];
+  const a = await seq.predict(ids, { lengths });
+  const b = (await graph.predict(ids, { lengths: [lengths] })) as rk.Tensor;
+  t.same(b.shape, a.shape);
+  t.same(Array.from(b.data), Array.from(a.data), 'identical outputs');
+  seq.compile({ loss: 'softmaxCrossEntropy', optimizer: { type: 'adam', lr: 0.01 } });
+  graph.compile({ loss: 'softmaxCrossEntropy', optimizer: { type: 'adam', lr: 0.01 } });
+  const target = { data: Int32Array.from({ length: 15 }, (_, i) => (i * 7) % 9), shape: [3, 5] };
+  for (let step = 0; step < 3; step++) {
+    const ra = await seq.trainOnBatch(ids, target, { lengths });
+    const rb = await graph.trainOnBatch(ids, target, { lengths: { ids: lengths } });
+    t.ok(Math.abs(ra.loss - rb.loss) <= 1e-6 * Math.max(1, Math.abs(ra.loss)), `step ${step}: loss ${ra.loss} = ${rb.loss}`);
+  }
+  const wa = seq.getWeights() as Record<string, rk.Tensor>;
+  const wb = graph.getWeights();
+  for (const name of Object.keys(wb)) {
+    const d = Math.max(...Array.from(wb[name].data, (v, i) => Math.abs(v - wa[name].data[i])));
+    t.ok(d <= 1e-5, `${name} after training: max difference ${d}`);
+  }
+  seq.dispose();
+  graph.dispose();
 });

@@ -96,6 +96,12 @@ function takeRows(data: ArrayLike<number>, per: number, rows: number[], Ctor: Fl
   return out;
 }
 
+/**
+ * A graph model over the native graph executor. To rebuild one (save/load), three things suffice: the plan (`plan`,
+ * plain JSON, or the symbolic graph it was compiled from: rebuilding that through the layer constructors and
+ * `model()` gives the same plan), the output names (`outputNames`) and the weights (`getWeights` / `setWeights`, by
+ * PyTorch-style name). The optimizer state is not part of it.
+ */
 export class GraphModel {
   readonly #net: NativeGraph;
   readonly #plan: GraphPlan;
@@ -441,7 +447,7 @@ export class GraphModel {
     let next = this.#plan.inputs.length;
     return this.#plan.nodes.map((n) => {
       const count = n.op === 'attention' ? 2 : n.op === 'recurrent' && n.returnState ? (n.layer?.type === 'recurrent' && n.layer.cell === 'lstm' ? 3 : 2) : 1;
-      const outputs = tensors.slice(next, next + count).map((t) => ({ name: t.name, kind: t.kind, features: t.features * (t.kind === 'state' ? 1 : 1) }));
+      const outputs = tensors.slice(next, next + count).map((t) => ({ name: t.name, kind: t.kind, features: t.features }));
       next += count;
       const type = n.op === 'recurrent' && n.layer?.type === 'recurrent' ? n.layer.cell : n.op;
       return {
@@ -459,7 +465,7 @@ export class GraphModel {
       `Graph model: inputs ${this.#plan.inputs.map((i) => `${i.name} ${i.dtype === 'int32' ? `[batch, steps] ids < ${i.size}` : i.sequence ? `[batch, steps, ${i.size}]` : `[batch, ${i.size}]`}`).join('; ')}`,
       `${'Layer (type)'.padEnd(34)}${'Output (kind, features)'.padEnd(34)}${'Params'.padStart(8)}  Reads`,
       '─'.repeat(96),
-      ...rows.map((r) => `${`${r.name} (${r.type})`.padEnd(34)}${r.outputs.map((o) => `${o.kind} ${o.features}`).join(', ').padEnd(34)}${String(r.params).padStart(8)}  ${r.inputs.join(', ')}`),
+      ...rows.map((r) => `${`${r.name} (${r.type})`.padEnd(34)}${r.outputs.map((o) => (o.kind === 'attention' ? 'attention weights' : `${o.kind} ${o.features}`)).join(', ').padEnd(34)}${String(r.params).padStart(8)}  ${r.inputs.join(', ')}`),
       '─'.repeat(96),
       `outputs: ${this.#outputNames.join(', ')}`,
       `Total params: ${total}`,
