@@ -24,6 +24,10 @@ namespace {
 // Header: scales (float, Npad), column sums (int32, Npad), then the int8 blocks.
 constexpr int kInt8Cols = 16;
 
+// Below this many multiply-adds per thread, a second thread's hand-off costs more than it saves (the products of a
+// batch-1 step of a 256-unit LSTM layer are 331 k).
+constexpr std::size_t kInt8MinWorkPerThread = (std::size_t)1 << 17;
+
 int roundUp(int v, int m) { return (v + m - 1) / m * m; }
 
 struct Layout {
@@ -61,7 +65,76 @@ RNNKIT_INLINE float quantizeRowImpl(const float* x, int count, int8_t* q) {
   return scale;
 }
 
-RNNKIT_SIMD_VARIANTS(float, quantizeRow, quantizeRowImpl, (const float* x, int count, int8_t* q), (x, count, q))
+#ifdef RNNKIT_INT8_X86
+// The same quantization with explicit vectors (GCC vectorizes neither the NaN-ignoring maximum nor nearbyint): the
+// same IEEE operations per element, so the same integers as quantizeRowImpl. The maximum ignores NaN as the scalar
+// comparison does (vmaxps returns its second operand when either is NaN); the clamp keeps a NaN (vminps/vmaxps with
+// the constant first), which converts to 0x80000000 and truncates to the byte 0, as (int8_t)(int)NaN does on x86.
+// Clamping before the rounding conversion gives the same integers as rounding first: the bounds are integers.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"))) float quantizeRowAvx512Vec(const float* x,
+                                                                                                  int count,
+                                                                                                  int8_t* q) {
+  __m512 m = _mm512_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= count; i += 16) m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), m);
+  if (i < count) {
+    const __mmask16 k = (__mmask16)((1u << (count - i)) - 1);
+    m = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(k, x + i)), m);
+  }
+  const float maxAbs = _mm512_reduce_max_ps(m);
+  const float scale = maxAbs > 0.f ? maxAbs / 127.f : 1.f;
+  const float inv = 1.f / scale;
+  const __m512 vinv = _mm512_set1_ps(inv), hi = _mm512_set1_ps(127.f), lo = _mm512_set1_ps(-127.f);
+  for (i = 0; i + 16 <= count; i += 16) {
+    const __m512 v = _mm512_max_ps(lo, _mm512_min_ps(hi, _mm512_mul_ps(_mm512_loadu_ps(x + i), vinv)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
+  }
+  if (i < count) {
+    const __mmask16 k = (__mmask16)((1u << (count - i)) - 1);
+    const __m512 v = _mm512_max_ps(lo, _mm512_min_ps(hi, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vinv)));
+    _mm_mask_storeu_epi8(q + i, k, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
+  }
+  return scale;
+}
+
+__attribute__((target("avx2,fma"))) float quantizeRowAvx2Vec(const float* x, int count, int8_t* q) {
+  __m256 m = _mm256_setzero_ps();
+  const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  int i = 0;
+  for (; i + 8 <= count; i += 8) m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), absMask), m);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  float maxAbs = 0.f;
+  for (float v : lanes) maxAbs = v > maxAbs ? v : maxAbs;
+  for (; i < count; ++i) {
+    const float a = std::fabs(x[i]);
+    maxAbs = a > maxAbs ? a : maxAbs;
+  }
+  const float scale = maxAbs > 0.f ? maxAbs / 127.f : 1.f;
+  const float inv = 1.f / scale;
+  const __m256 vinv = _mm256_set1_ps(inv), hi = _mm256_set1_ps(127.f), lo = _mm256_set1_ps(-127.f);
+  for (i = 0; i + 8 <= count; i += 8) {
+    const __m256 v = _mm256_max_ps(lo, _mm256_min_ps(hi, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv)));
+    const __m256i d = _mm256_cvtps_epi32(v);
+    // Low byte of each int32 lane (truncation, as vpmovdb does).
+    const __m256i bytes = _mm256_shuffle_epi8(d, _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                                  -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                                  -1, -1, -1, -1));
+    const uint32_t lo4 = (uint32_t)_mm256_extract_epi32(bytes, 0), hi4 = (uint32_t)_mm256_extract_epi32(bytes, 4);
+    std::memcpy(q + i, &lo4, 4);
+    std::memcpy(q + i + 4, &hi4, 4);
+  }
+  for (; i < count; ++i) {
+    float v = std::nearbyint(x[i] * inv);
+    v = v > 127.f ? 127.f : v < -127.f ? -127.f : v;
+    q[i] = (int8_t)(int)v;
+  }
+  return scale;
+}
+
+#endif
+
+float quantizeRowScalar(const float* x, int count, int8_t* q) { return quantizeRowImpl(x, count, q); }
 
 // The float part, the same for every kernel (compiled for the baseline, so no kernel's FMA contraction changes it):
 // C[n] = beta * C[n] + acc[n] * (rowScale * colScale[n]), beta 0 or 1.
@@ -110,10 +183,10 @@ __attribute__((target("avx2,fma"))) void blockAvx2(const int8_t* qa, int Kpad, i
     __m256i w[4];
     for (int q = 0; q < 4; ++q) w[q] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16 * q)));
     for (int r = 0; r < rows; ++r) {
-      const int8_t* a = qa + (std::size_t)r * Kpad + k;
-      const uint64_t a4 = (uint64_t)(uint16_t)(int16_t)a[0] | (uint64_t)(uint16_t)(int16_t)a[1] << 16 |
-                          (uint64_t)(uint16_t)(int16_t)a[2] << 32 | (uint64_t)(uint16_t)(int16_t)a[3] << 48;
-      const __m256i av = _mm256_set1_epi64x((long long)a4);
+      int32_t a4;
+      std::memcpy(&a4, qa + (std::size_t)r * Kpad + k, 4);
+      // The row's 4 activations widened to int16 (one 64-bit lane) and broadcast to every lane.
+      const __m256i av = _mm256_broadcastq_epi64(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(a4)));
       for (int q = 0; q < 4; ++q) sum[r][q] = _mm256_add_epi32(sum[r][q], _mm256_madd_epi16(av, w[q]));
     }
   }
@@ -181,6 +254,60 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void pairVnni(co
   }
 }
 
+// One row of activations (a batch-1 step) against four neighbouring column blocks (64 outputs): with one row, the
+// pair kernel's two accumulators wait on each other's latency (each vpdpbusd depends on the one before it in its
+// chain); here eight independent chains (four blocks, even and odd k groups apart) keep the unit busy, and each
+// broadcast of the row's 4 activations feeds four products. The integer sums are exact, so the order of the
+// partial sums changes nothing.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void quadRowVnni(const int8_t* qa, int Kpad,
+                                                                                 const int8_t* block,
+                                                                                 const int32_t* colSums,
+                                                                                 int32_t acc[4 * kInt8Cols]) {
+  constexpr std::size_t kGroup = kInt8Cols * 4;  // bytes of one group of 4 k for one block
+  const std::size_t blockBytes = (std::size_t)kInt8Cols * Kpad;
+  const int8_t* b0 = block;
+  const int8_t* b1 = block + blockBytes;
+  const int8_t* b2 = block + 2 * blockBytes;
+  const int8_t* b3 = block + 3 * blockBytes;
+  __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512(),
+          s3 = _mm512_setzero_si512(), t0 = _mm512_setzero_si512(), t1 = _mm512_setzero_si512(),
+          t2 = _mm512_setzero_si512(), t3 = _mm512_setzero_si512();
+  const __m512i bias = _mm512_set1_epi32((int)0x80808080u);
+  int k = 0;
+  for (; k + 8 <= Kpad; k += 8) {
+    int32_t a0, a1;
+    std::memcpy(&a0, qa + k, 4);
+    std::memcpy(&a1, qa + k + 4, 4);
+    const __m512i x0 = _mm512_xor_si512(_mm512_set1_epi32(a0), bias);
+    const __m512i x1 = _mm512_xor_si512(_mm512_set1_epi32(a1), bias);
+    const std::size_t g = (std::size_t)(k / 4) * kGroup;
+    s0 = _mm512_dpbusd_epi32(s0, x0, _mm512_loadu_si512(b0 + g));
+    s1 = _mm512_dpbusd_epi32(s1, x0, _mm512_loadu_si512(b1 + g));
+    s2 = _mm512_dpbusd_epi32(s2, x0, _mm512_loadu_si512(b2 + g));
+    s3 = _mm512_dpbusd_epi32(s3, x0, _mm512_loadu_si512(b3 + g));
+    t0 = _mm512_dpbusd_epi32(t0, x1, _mm512_loadu_si512(b0 + g + kGroup));
+    t1 = _mm512_dpbusd_epi32(t1, x1, _mm512_loadu_si512(b1 + g + kGroup));
+    t2 = _mm512_dpbusd_epi32(t2, x1, _mm512_loadu_si512(b2 + g + kGroup));
+    t3 = _mm512_dpbusd_epi32(t3, x1, _mm512_loadu_si512(b3 + g + kGroup));
+  }
+  if (k < Kpad) {  // Kpad is a multiple of 4: one group left
+    int32_t a0;
+    std::memcpy(&a0, qa + k, 4);
+    const __m512i x0 = _mm512_xor_si512(_mm512_set1_epi32(a0), bias);
+    const std::size_t g = (std::size_t)(k / 4) * kGroup;
+    s0 = _mm512_dpbusd_epi32(s0, x0, _mm512_loadu_si512(b0 + g));
+    s1 = _mm512_dpbusd_epi32(s1, x0, _mm512_loadu_si512(b1 + g));
+    s2 = _mm512_dpbusd_epi32(s2, x0, _mm512_loadu_si512(b2 + g));
+    s3 = _mm512_dpbusd_epi32(s3, x0, _mm512_loadu_si512(b3 + g));
+  }
+  const __m512i sums[4] = {_mm512_add_epi32(s0, t0), _mm512_add_epi32(s1, t1), _mm512_add_epi32(s2, t2),
+                           _mm512_add_epi32(s3, t3)};
+  for (int q = 0; q < 4; ++q) {
+    const __m512i correction = _mm512_slli_epi32(_mm512_loadu_si512(colSums + q * kInt8Cols), 7);
+    _mm512_storeu_si512(acc + q * kInt8Cols, _mm512_sub_epi32(sums[q], correction));
+  }
+}
+
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -195,10 +322,20 @@ bool cpuHasVnni() {
 using PairKernel = void (*)(const int8_t* qa, int Kpad, int rows, const int8_t* block, const int32_t* colSums,
                             int32_t acc[4][2 * kInt8Cols]);
 
+// One row against four blocks at once (acc: 64 outputs).
+using QuadRowKernel = void (*)(const int8_t* qa, int Kpad, const int8_t* block, const int32_t* colSums,
+                               int32_t acc[4 * kInt8Cols]);
+
+using QuantizeRowFn = float (*)(const float* x, int count, int8_t* q);
+
+// A kernel's quantizer goes with it, so that forcing the scalar kernel (RNNKIT_INT8_KERNEL) also compares the
+// vector quantizers with the scalar loop.
 struct KernelChoice {
   BlockKernel fn;
   const char* name;
-  PairKernel pair = nullptr;  // two blocks at once, where the kernel has such a form
+  PairKernel pair = nullptr;     // two blocks at once, where the kernel has such a form
+  QuadRowKernel quad = nullptr;  // one row, four blocks at once (batch-1 steps), likewise
+  QuantizeRowFn quantize = quantizeRowScalar;
 };
 
 // Chosen once, under the ceiling RNNKIT_SIMD sets for every kernel (simdLevel): baseline -> the scalar reference,
@@ -210,8 +347,8 @@ KernelChoice chooseKernel() {
 #ifdef RNNKIT_INT8_X86
   const SimdLevel level = simdLevel();
   const bool avx2Only = want && std::strcmp(want, "avx2") == 0;
-  if (level == SimdLevel::Avx512 && cpuHasVnni() && !avx2Only) return {blockVnni, "avx512vnni", pairVnni};
-  if (level != SimdLevel::Baseline) return {blockAvx2, "avx2"};
+  if (level == SimdLevel::Avx512 && cpuHasVnni() && !avx2Only) return {blockVnni, "avx512vnni", pairVnni, quadRowVnni, quantizeRowAvx512Vec};
+  if (level != SimdLevel::Baseline) return {blockAvx2, "avx2", nullptr, nullptr, quantizeRowAvx2Vec};
 #endif
   return {blockScalar, "scalar"};
 }
@@ -220,6 +357,8 @@ const KernelChoice& kernel() {
   static const KernelChoice k = chooseKernel();
   return k;
 }
+
+float quantizeRow(const float* x, int count, int8_t* q) { return kernel().quantize(x, count, q); }
 
 }  // namespace
 
@@ -300,14 +439,37 @@ void int8Products(const Int8Product* products, int count, ThreadPool& pool) {
 
   const BlockKernel fn = kernel().fn;
   const PairKernel pair = kernel().pair;
+  const QuadRowKernel quad = kernel().quad;
   // Plain pointers for the workers: a thread_local named inside the lambda would be each worker's own.
   const Prepared* preparedAll = prepared.data();
   const int8_t* qBase = qa.q.data();
   const float* sBase = qa.scale.data();
   // One parallel pass over the column blocks of every product: each thread takes an equal share of the weights,
   // in whichever products they lie (a batch-1 step's input and recurrent products: one hand-off instead of two).
-  const std::size_t grain = work < (1u << 16) ? (std::size_t)blocks : 1;
-  pool.parallelFor((std::size_t)blocks, grain, [&](std::size_t b0, std::size_t b1) {
+  // The cuts weigh each block by its Kpad (an input product of 65 features is a quarter of a recurrent one of 256)
+  // and fall on multiples of 4 blocks within a product, where the one-row kernel takes four blocks at once.
+  thread_local std::vector<std::size_t> cuts;
+  const std::size_t chunks = work < kInt8MinWorkPerThread ? 1
+                             : std::min<std::size_t>((std::size_t)pool.size(), std::max<std::size_t>(1, work / kInt8MinWorkPerThread));
+  cuts.assign(chunks + 1, (std::size_t)blocks);
+  cuts[0] = 0;
+  {
+    double total = 0;
+    for (const Prepared& pr : prepared) total += (double)pr.blocks * pr.L.Kpad;
+    double before = 0;
+    std::size_t c = 1;
+    for (const Prepared& pr : prepared) {
+      for (int b = 0; b < pr.blocks && c < chunks; ++b) {
+        // The cut before block b of this product, where the work before it reaches the chunk's share.
+        if (before + (double)b * pr.L.Kpad >= total * (double)c / (double)chunks && (b % 4 == 0 || b == 0))
+          cuts[c++] = (std::size_t)(pr.firstBlock + b);
+      }
+      before += (double)pr.blocks * pr.L.Kpad;
+    }
+  }
+  const std::size_t* cutAt = cuts.data();
+  pool.parallelFor(chunks, 1, [&](std::size_t c0, std::size_t c1) {
+    const std::size_t b0 = cutAt[c0], b1 = cutAt[c1];
     int32_t acc[4][kInt8Cols];
     int32_t acc2[4][2 * kInt8Cols];
     for (int i = 0, j = 0; i < count; ++i) {
@@ -324,7 +486,17 @@ void int8Products(const Int8Product* products, int count, ThreadPool& pool) {
       for (int m0 = 0; m0 < p.M; m0 += 4) {
         const int rows = std::min(4, p.M - m0);
         const int8_t* a = qdata + (std::size_t)m0 * Kpad;
-        for (std::size_t nb = lo; nb < end;) {
+        std::size_t nb = lo;
+        if (rows == 1 && quad) {
+          int32_t acc4[4 * kInt8Cols];
+          for (; nb + 4 <= end; nb += 4) {
+            const int n0 = (int)nb * kInt8Cols;
+            quad(a, Kpad, pr.data + (std::size_t)n0 * Kpad, pr.sums + n0, acc4);
+            finishRow(acc4, std::min(4 * kInt8Cols, p.N - n0), rowScales[m0], pr.scales + n0, p.beta,
+                      p.C + (std::size_t)m0 * p.ldc + n0);
+          }
+        }
+        while (nb < end) {
           const int n0 = (int)nb * kInt8Cols;
           const bool two = pair && nb + 1 < end;
           if (two) pair(a, Kpad, rows, pr.data + (std::size_t)n0 * Kpad, pr.sums + n0, acc2);
