@@ -38,6 +38,7 @@ export function setThreads(n: number): void {
 }
 
 export { Sequential, ModelStream, sequential, load } from './model';
+export type { StreamStepOptions } from './model';
 export type {
   ModelOptions, CompileOptions, ModelInput, ModelTarget, StepLogs, EpochLogs, Callbacks, History, FitOptions,
   FitDatasetOptions, BatchSource, CheckpointOptions, GenerateOptions, LossName, PredictOptions, InferencePrecision,

@@ -1106,6 +1106,20 @@ function checkFileTensors(declared: { name: string; shape: number[] }[], tensors
   }
 }
 
+/** Options of a stream step. */
+export interface StreamStepOptions {
+  /**
+   * A Float32Array of exactly the step's output length to write the output into, instead of a new array per step
+   * (a server stepping many times reuses one). The returned tensor's `data` is this array. It must not share memory
+   * with the input (ERR_RNNKIT_ARGUMENT) nor be detached (ERR_RNNKIT_STATE). An awaited step writes it when it
+   * settles; an array detached before then makes its Promise reject with ERR_RNNKIT_STATE (the step itself ran, so
+   * the stream's state has moved on).
+   */
+  output?: Float32Array;
+}
+
+const STEP_OPTIONS = ['output'];
+
 /** Step-at-a-time inference with the recurrent state kept natively. */
 export class ModelStream {
   readonly #stream: NativeStream;
@@ -1114,25 +1128,37 @@ export class ModelStream {
     this.#stream = stream;
     this.#tokens = tokens;
   }
-  #input(x: ArrayLike<number> | Tensor): NativeSequenceInput {
+  // The step's data and shape as the native lean form takes them (the native side checks types, sizes and ids).
+  #data(x: ArrayLike<number> | Tensor): [unknown, unknown] {
     if (this.#tokens) {
-      // One row, any number of steps: [1, T]. The ids go to the native converter as given (no coercion here):
-      // 'abc', 1.7, NaN or 2**32 + 5 are refused there, as by every other entry point.
-      const n = (x as ArrayLike<number>)?.length;
+      // One row, any number of steps. The ids go to the native converter as given (no coercion here): 'abc', 1.7,
+      // NaN or 2**32 + 5 are refused there, as by every other entry point.
       if (!Array.isArray(x) && !ArrayBuffer.isView(x))
         throw rnnkitError('ERR_RNNKIT_TYPE', 'a token stream step takes an Array or Int32Array of token ids');
-      return { tokens: { data: x as unknown as Int32Array, shape: [1, typeof n === 'number' ? n : 0] }, batchFirst: true };
+      return [x, undefined];
     }
-    const t = x as Tensor;
-    checkTensor(t, 'x');
-    return { x: t.shape.length === 2 ? { data: t.data, shape: [t.shape[0], 1, t.shape[1]] } : t, batchFirst: true };
+    checkTensor(x, 'x');
+    return [x.data, x.shape];
+  }
+  #output(options: StreamStepOptions | undefined): Float32Array | undefined {
+    if (options === undefined) return undefined;
+    // The common { output } alone skips the full check (the native one, with its suggestions), which a server
+    // stepping in a loop would otherwise pay for at every step.
+    if (typeof options === 'object' && options !== null && !Array.isArray(options)) {
+      let onlyOutput = true;
+      for (const name in options) if (name !== 'output') onlyOutput = false;
+      if (onlyOutput) return options.output;
+    }
+    return checkOptions(options, 'stream step options', STEP_OPTIONS).output;
   }
   /** Feed token ids (one row) or features `[batch, features]` / `[batch, time, features]`; resolves to the outputs. */
-  async step(x: ArrayLike<number> | Tensor): Promise<Tensor> {
-    return (await this.#stream.step(this.#input(x))).output;
+  async step(x: ArrayLike<number> | Tensor, options?: StreamStepOptions): Promise<Tensor> {
+    const [data, shape] = this.#data(x);
+    return this.#stream.stepData(data, shape, this.#output(options));
   }
-  stepSync(x: ArrayLike<number> | Tensor): Tensor {
-    return this.#stream.stepSync(this.#input(x)).output;
+  stepSync(x: ArrayLike<number> | Tensor, options?: StreamStepOptions): Tensor {
+    const [data, shape] = this.#data(x);
+    return this.#stream.stepDataSync(data, shape, this.#output(options));
   }
   reset(): void {
     this.#stream.reset();

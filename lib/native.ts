@@ -115,6 +115,10 @@ export interface NativeNetwork {
 export interface NativeStream {
   step(input: NativeSequenceInput): Promise<{ output: Tensor }>;
   stepSync(input: NativeSequenceInput): { output: Tensor };
+  /** One step in the lean form: a dense model's { data, shape } as two arguments (a token model's ids alone), and
+   *  optionally the Float32Array the output is written into; gives the output tensor itself. */
+  stepData(data: unknown, shape: unknown, output?: Float32Array): Promise<Tensor>;
+  stepDataSync(data: unknown, shape: unknown, output?: Float32Array): Tensor;
   reset(): void;
   dispose(): void;
 }

@@ -1,5 +1,7 @@
 #include "stream_handle.h"
 
+#include <cstring>
+
 #include "../core/error.h"
 #include "js_convert.h"
 #include "js_errors.h"
@@ -18,10 +20,107 @@ Napi::Value dispatch(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] { return (StreamHandle::fromThis(info)->*Method)(info); });
 }
 
+// The floats of one step's output per batch row, and whether the output keeps a time axis: the last stage's
+// features (a recurrent stage that returns only its last step ends the time axis).
+struct OutputForm {
+  long long features = 0;
+  bool sequence = true;
+};
+
+OutputForm outputForm(const ModelSpec& spec) {
+  OutputForm f{spec.inputSize, true};
+  for (const StageSpec& st : spec.stages) {
+    switch (st.kind) {
+      case StageKind::Embedding: f.features = st.embeddingDim; break;
+      case StageKind::Recurrent:
+        f.features = st.recurrentOutputSize();
+        if (!st.returnSequences) f.sequence = false;
+        break;
+      case StageKind::Dense: f.features = st.units; break;
+      case StageKind::Dropout: break;
+    }
+  }
+  return f;
+}
+
+// The bytes a typed array's elements occupy (whatever backs it: an ArrayBuffer or a SharedArrayBuffer).
+struct ElementBytes {
+  const unsigned char* begin = nullptr;
+  std::size_t bytes = 0;
+};
+
+ElementBytes elementBytes(const Napi::Value& v) {
+  napi_typedarray_type type;
+  std::size_t n = 0;
+  void* data = nullptr;
+  if (!v.IsTypedArray() || napi_get_typedarray_info(v.Env(), v, &type, &n, &data, nullptr, nullptr) != napi_ok) return {};
+  std::size_t width = 1;
+  switch (type) {
+    case napi_int16_array: case napi_uint16_array: width = 2; break;
+    case napi_int32_array: case napi_uint32_array: case napi_float32_array: width = 4; break;
+    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: width = 8; break;
+    default: break;
+  }
+  return {static_cast<const unsigned char*>(data), n * width};
+}
+
+// The caller's Float32Array that a step writes its output into (instead of a new array each step): exactly the
+// output's length, not detached, sharing no memory with the step's input (the input is copied before the step
+// runs, so an overlap would be harmless, but it is almost certainly a mistake: refused rather than guessed at).
+float* outputTarget(const Napi::Value& out, std::size_t floats, const Napi::Value& input) {
+  if (!out.IsTypedArray() || out.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    fail(ErrorCode::Type, "options.output must be a Float32Array, got " + typeName(out));
+  napi_typedarray_type type;
+  std::size_t n = 0;
+  void* data = nullptr;
+  napi_value buffer = nullptr;
+  if (napi_get_typedarray_info(out.Env(), out, &type, &n, &data, &buffer, nullptr) != napi_ok)
+    fail(ErrorCode::Type, "options.output could not be read as a Float32Array");
+  bool detached = false;
+  if (buffer && napi_is_detached_arraybuffer(out.Env(), buffer, &detached) == napi_ok && detached)
+    fail(ErrorCode::State, "options.output is detached (its ArrayBuffer was transferred or its memory released)");
+  if (n != floats)
+    fail(ErrorCode::Shape, "options.output has " + std::to_string(n) + " elements, this step's output has " +
+                               std::to_string(floats));
+  const ElementBytes in = elementBytes(input);
+  const auto* o = static_cast<const unsigned char*>(data);
+  if (in.bytes && floats && o < in.begin + in.bytes && in.begin < o + floats * sizeof(float))
+    fail(ErrorCode::Argument, "options.output shares memory with the step's input; pass a separate array");
+  return static_cast<float*>(data);
+}
+
 // A forward over the stream's state: it starts from the kept state and leaves the final state there.
 struct StreamStepJob : JobBase {
   StreamStepJob(StreamHandle::Use u, const Napi::CallbackInfo& info, int vocabSize)
       : use(std::move(u)), input(parseSequenceInput(info.Length() > 0 ? info[0] : info.Env().Undefined(), vocabSize)) {}
+  // The lean form of a step (ModelStream's): the input tensor's data and shape as given, no options object to
+  // parse; and optionally the Float32Array to write the output into.
+  StreamStepJob(StreamHandle::Use u, const Network& net, const Napi::Value& data, const Napi::Value& shape,
+                const Napi::Value& output)
+      : use(std::move(u)), lean(true) {
+    input.batchFirst = true;
+    if (net.vocabSize() > 0) {
+      // One row of token ids, any number of steps.
+      input.tokens = readInt32(data, "the step's token ids");
+      input.shape = {1, (long long)input.tokens.size()};
+    } else {
+      input.x = readFloat32(data, "the step's input data");
+      input.shape = readShape(shape, "the step's input shape");
+      // [batch, features] is one step of each row.
+      if (input.shape.size() == 2) input.shape = {input.shape[0], 1, input.shape[1]};
+      long long count = 1;
+      for (long long d : input.shape) count = d > 0 && count > (1LL << 40) / d ? (1LL << 41) : count * d;
+      if (input.shape.size() != 3 || count != (long long)input.x.size())
+        fail(ErrorCode::Shape, "a step takes { data, shape } with shape [batch, features] or [batch, time, features] "
+                               "and as many values as the shape says");
+    }
+    if (!output.IsUndefined()) {
+      const OutputForm form = outputForm(net.modelSpec());
+      const long long rows = input.shape[0], steps = form.sequence ? input.shape[1] : 1;
+      outputRef = Napi::Persistent(output.As<Napi::Object>());
+      outputTarget(output, (std::size_t)(rows * steps * form.features), data);
+    }
+  }
   void run(Network& net) { result = net.forward(input, false, use.state()); }
   // About one multiply-add per parameter and input row-step (NetworkHandle::run runs small steps inline).
   double multiplyAdds(const Network& net) const {
@@ -31,10 +130,22 @@ struct StreamStepJob : JobBase {
     for (std::size_t i = 0; i < dims; ++i) rowSteps *= (double)input.shape[i];
     return rowSteps * (double)net.layout().total();
   }
+  // { output: tensor } for the object form; the lean form resolves to the tensor itself.
   Napi::Value toJs(Napi::Env env) const {
-    Napi::Object out = Napi::Object::New(env);
-    setField(out, Key::Output, toTensor(env, result.output, result.shape));
-    return out;
+    if (!lean) {
+      Napi::Object out = Napi::Object::New(env);
+      setField(out, Key::Output, toTensor(env, result.output, result.shape));
+      return out;
+    }
+    if (outputRef.IsEmpty()) return toTensor(env, result.output, result.shape);
+    // Checked again: an awaited step's array may have been detached while the step waited or ran.
+    const Napi::Value given = outputRef.Value();
+    float* dst = outputTarget(given, result.output.size(), env.Undefined());
+    if (!result.output.empty()) std::memcpy(dst, result.output.data(), result.output.size() * sizeof(float));
+    Napi::Object t = Napi::Object::New(env);
+    setField(t, Key::Data, given);
+    setField(t, Key::Shape, toShape(env, result.shape));
+    return t;
   }
   // A step still queued when its stream is disposed does not run.
   const char* cancelReason() const { return use.disposed() ? "this stream has been disposed (before the step ran)" : nullptr; }
@@ -42,6 +153,8 @@ struct StreamStepJob : JobBase {
   StreamHandle::Use use;
   SequenceInput input;
   SequenceOutput result;
+  Napi::ObjectReference outputRef;  // the caller's Float32Array, or empty: a new array
+  bool lean = false;                // made by stepData: resolves to the tensor itself
 };
 
 // A model whose outputs at a step depend on later steps (a bidirectional or backwards layer) cannot be fed one step
@@ -56,6 +169,22 @@ void requireStreamable(const Network& net) {
                                        (st.bidirectional ? "in both directions" : "backwards") +
                                        ": its output at a step needs the whole sequence, so the model cannot be run "
                                        "one step at a time (stream, generate); use predict on whole sequences");
+  }
+}
+
+// A Promise method's errors before its work is queued (the stream disposed, a bad argument) reject its Promise.
+template <typename Fn>
+Napi::Value asPromise(Napi::Env env, Fn fn) {
+  try {
+    return fn();
+  } catch (const Error& e) {
+    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+    d.Reject(makeError(env, e.code(), e.what()).Value());
+    return d.Promise();
+  } catch (const Napi::Error& e) {
+    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+    d.Reject(e.Value());
+    return d.Promise();
   }
 }
 
@@ -79,6 +208,8 @@ Napi::Function StreamHandle::define(Napi::Env env) {
   Napi::Object proto = ctor.Get("prototype").As<Napi::Object>();
   proto.Set("step", Napi::Function::New(env, dispatch<&StreamHandle::Step>, "step"));
   proto.Set("stepSync", Napi::Function::New(env, dispatch<&StreamHandle::StepSync>, "stepSync"));
+  proto.Set("stepData", Napi::Function::New(env, dispatch<&StreamHandle::StepData>, "stepData"));
+  proto.Set("stepDataSync", Napi::Function::New(env, dispatch<&StreamHandle::StepDataSync>, "stepDataSync"));
   proto.Set("reset", Napi::Function::New(env, dispatch<&StreamHandle::Reset>, "reset"));
   proto.Set("dispose", Napi::Function::New(env, dispatch<&StreamHandle::Dispose>, "dispose"));
   return ctor;
@@ -121,18 +252,27 @@ Napi::Value StreamHandle::run(const Napi::CallbackInfo& info, bool async) {
   });
 }
 
+Napi::Value StreamHandle::runData(const Napi::CallbackInfo& info, bool async) {
+  if (disposed_) fail(ErrorCode::Disposed, "this stream has been disposed");
+  NetworkHandle* net = network_;
+  return net->run<StreamStepJob>(info.Env(), async, info.This().As<Napi::Object>(), [&] {
+    Use use(this);  // before the arguments are read: a getter may dispose the stream
+    const Napi::Value undefined = info.Env().Undefined();
+    StreamStepJob job(std::move(use), net->network(), info.Length() > 0 ? info[0] : undefined,
+                      info.Length() > 1 ? info[1] : undefined, info.Length() > 2 ? info[2] : undefined);
+    if (job.use.disposed()) fail(ErrorCode::Disposed, "this stream has been disposed (while the step read its arguments)");
+    return job;
+  });
+}
+
+Napi::Value StreamHandle::StepData(const Napi::CallbackInfo& info) {
+  return asPromise(info.Env(), [&] { return runData(info, true); });
+}
+
+Napi::Value StreamHandle::StepDataSync(const Napi::CallbackInfo& info) { return runData(info, false); }
+
 Napi::Value StreamHandle::Step(const Napi::CallbackInfo& info) {
-  try {
-    return run(info, true);
-  } catch (const Error& e) {
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(info.Env());
-    d.Reject(makeError(info.Env(), e.code(), e.what()).Value());
-    return d.Promise();
-  } catch (const Napi::Error& e) {
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(info.Env());
-    d.Reject(e.Value());
-    return d.Promise();
-  }
+  return asPromise(info.Env(), [&] { return run(info, true); });
 }
 
 Napi::Value StreamHandle::StepSync(const Napi::CallbackInfo& info) { return run(info, false); }

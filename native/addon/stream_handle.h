@@ -40,7 +40,11 @@ class StreamHandle : public Napi::ObjectWrap<StreamHandle> {
   Napi::Value StepSync(const Napi::CallbackInfo& info);
   Napi::Value Reset(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+  // The lean form ModelStream uses: stepData(data, shape, output?) (token models: stepData(ids)).
+  Napi::Value StepData(const Napi::CallbackInfo& info);
+  Napi::Value StepDataSync(const Napi::CallbackInfo& info);
   Napi::Value run(const Napi::CallbackInfo& info, bool async);
+  Napi::Value runData(const Napi::CallbackInfo& info, bool async);
   void releaseState();
 
   Napi::ObjectReference networkRef_;
