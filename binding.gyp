@@ -39,6 +39,7 @@
         "native/cpu/int8_gemm.cc",
         "native/cpu/layer_kernels.cc",
         "native/cpu/simd_dispatch.cc",
+        "native/cpu/step_gemv.cc",
         "native/cpu/optimizer_kernels.cc",
         "native/cpu/system_blas.cc",
         "native/cpu/thread_pool.cc",

@@ -132,6 +132,8 @@ export interface BackendInfo {
   builtinKernel: string;
   /** The kernel of int8 inference (setInferencePrecision): "avx512vnni", "avx2" or "scalar". */
   int8Kernel: string;
+  /** The kernel of a float32 stream step of one row: "avx512", "avx2" or "scalar". */
+  stepKernel: string;
   threads: number;
   hardwareThreads: number;
 }

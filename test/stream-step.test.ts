@@ -9,6 +9,8 @@
 //   alone; a synchronous step called while an awaited one of the same network is in flight is ERR_RNNKIT_BUSY, and
 //   one called from a getter of a Promise step's arguments too.
 import t from 'tap';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import * as rk from '../lib/index';
 import { native } from '../lib/native';
 import { throwsCode, rejectsCode } from './helpers/expect-error';
@@ -211,4 +213,53 @@ t.test('a synchronous step while an awaited step of the network is in flight, or
   s.dispose();
   other.dispose();
   model.dispose();
+});
+
+// The float32 step kernel is chosen at run time: each one the CPU can run gives steps equal to the whole sequence;
+// forced alone (RNNKIT_STEP_KERNEL, everything else unchanged) each gives the same bits as the scalar loop, since
+// every kernel sums in the same order; RNNKIT_SIMD (the ceiling of every kernel) lowers it too.
+t.test('float32 step kernels (AVX-512, AVX2, scalar): the same bits, and equal to the sequence', async (t) => {
+  const child = `
+    const rk = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'index.js'))});
+    const rng = new rk.SeededRandom(12);
+    const F = 19, T = 3, out = [];
+    let worst = 0;
+    for (const [cell, units] of [['lstm', 75], ['rnn', 70], ['lstm', 256]]) {
+      const rec = cell === 'lstm' ? rk.layers.lstm : rk.layers.simpleRNN;
+      const m = rk.sequential({ inputSize: F, layers: [rec({ units, numLayers: 2, returnSequences: true })], seed: 8 });
+      const x = Float32Array.from({ length: T * F }, () => rng.next() * 2 - 1);
+      const whole = m.predictSync({ data: x, shape: [1, T, F] }).data;
+      const s = m.stream();
+      for (let i = 0; i < T; i++) {
+        const step = s.stepSync({ data: x.slice(i * F, (i + 1) * F), shape: [1, F] }).data;
+        for (let j = 0; j < units; j++) worst = Math.max(worst, Math.abs(step[j] - whole[i * units + j]));
+        out.push(Buffer.from(step.buffer).toString('base64'));
+      }
+    }
+    process.stdout.write(JSON.stringify({ kernel: rk.backendInfo().stepKernel, worst, out }));
+  `;
+  const run = (vars: Record<string, string>) => {
+    const env = { ...process.env };
+    delete env.RNNKIT_SIMD;
+    delete env.RNNKIT_STEP_KERNEL;
+    Object.assign(env, vars);
+    const r = spawnSync(process.execPath, ['-e', child], { env, encoding: 'utf8', timeout: 60000 });
+    t.equal(r.status, 0, `child (${JSON.stringify(vars)}) ran: ${r.stderr}`);
+    return JSON.parse(r.stdout || '{}') as { kernel: string; worst: number; out: string[] };
+  };
+  const reference = run({ RNNKIT_STEP_KERNEL: 'scalar' });
+  t.equal(reference.kernel, 'scalar', 'RNNKIT_STEP_KERNEL=scalar runs the scalar loop');
+  t.ok(reference.worst < 1e-5, `scalar: steps equal the sequence (max |diff| ${reference.worst.toExponential(2)})`);
+  const seen = new Set(['scalar']);
+  for (const vars of [{ RNNKIT_STEP_KERNEL: 'avx2' }, {}]) {
+    const r = run(vars);
+    seen.add(r.kernel);
+    t.same(r.out, reference.out, `the ${r.kernel} kernel (${JSON.stringify(vars)}) gives the scalar loop's bits`);
+    t.ok(r.worst < 1e-5, `${r.kernel}: steps equal the sequence (max |diff| ${r.worst.toExponential(2)})`);
+  }
+  t.comment(`float32 step kernels compared: ${[...seen].join(', ')}`);
+  t.equal(run({ RNNKIT_SIMD: 'baseline' }).kernel, 'scalar', 'RNNKIT_SIMD=baseline: the scalar step kernel');
+  const avx2 = run({ RNNKIT_SIMD: 'avx2' });
+  t.ok(avx2.kernel === 'avx2' || avx2.kernel === 'scalar', `RNNKIT_SIMD=avx2: at most the AVX2 step kernel (${avx2.kernel})`);
+  t.ok(avx2.worst < 1e-5, 'and its steps equal the sequence');
 });

@@ -11,6 +11,7 @@
 #include "../cpu/cpu_backend.h"
 #include "../cpu/gemm.h"
 #include "../cpu/int8_gemm.h"
+#include "../cpu/step_gemv.h"
 #include "../cpu/thread_pool.h"
 #include "addon_data.h"
 #include "device.h"
@@ -36,6 +37,7 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   o.Set("blasDetail", blas.detail());
   o.Set("builtinKernel", cpu::builtinKernelName());
   o.Set("int8Kernel", cpu::int8KernelName());
+  o.Set("stepKernel", cpu::stepGemvKernelName());
   o.Set("threads", cpu::ThreadPool::instance().size());
   o.Set("hardwareThreads", (double)std::thread::hardware_concurrency());
   return o;

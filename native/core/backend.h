@@ -169,6 +169,17 @@ class Backend {
     }
   }
 
+  // The float32 product of a batch-1 step, y[N] = [W1 | W2] [x1; x2] (a layer's input and recurrent weights in one
+  // pass), over weights packed once into the backend's step form. A backend without that form returns 0 from
+  // stepGemvFloats and is never asked for the rest.
+  virtual std::size_t stepGemvFloats(int N, int K1, int K2) const { return (void)N, (void)K1, (void)K2, 0; }
+  virtual void stepGemvPack(const float* W1, int K1, const float* W2, int K2, int N, float* packed) {
+    (void)W1, (void)K1, (void)W2, (void)K2, (void)N, (void)packed;
+  }
+  virtual void stepGemv(const float* packed, int N, const float* x1, int K1, const float* x2, int K2, float* y) {
+    (void)packed, (void)N, (void)x1, (void)K1, (void)x2, (void)K2, (void)y;
+  }
+
   // Independent products of one time step, which a backend may run as one pass over all their weights (one
   // parallel region instead of one per product); by default one gemm each.
   virtual void gemmRowProducts(const RowProduct* products, int count) {

@@ -141,6 +141,10 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
       } else {
         be_.gemmInt8(B, step.hPrev, H, w.qwhh, GH, H, beta, gh, GH);
       }
+    } else if (w.stepPacked && B == 1 && T == 1) {
+      // A stream step of one row: gh = [W_ih | W_hh] [x; h] in one pass (gi holds the folded biases), or
+      // gh = W_hh h after a one-hot input (gi holds the looked-up columns). Only cells that sum gi and gh get here.
+      be_.stepGemv(w.stepPacked, GH, in.tokens ? nullptr : in.x, in.tokens ? 0 : input_, step.hPrev, H, gh);
     } else if (singleStep) {
       if (!foldsBiases(cell_)) be_.broadcastRows(gh, B, GH, GH, w.bhh);
       const RowProduct products[2] = {

@@ -23,6 +23,9 @@ struct LayerWeights {
   // a one-hot input too (a lookup, no product).
   const void* qwih = nullptr;
   const void* qwhh = nullptr;
+  // [W_ih | W_hh] (W_hh alone after a one-hot input) in the backend's step form (Backend::stepGemvPack) for a
+  // float32 inference pass of one step of one row, else null.
+  const float* stepPacked = nullptr;
 };
 
 // The layer's input, time-major [T*B, I]: dense rows, or token ids of a one-hot input over `inputSize` symbols.

@@ -79,6 +79,28 @@ void RecurrentStage::quantize(const PassContext& ctx) {
   quantized_ = ctx.paramsVersion;
 }
 
+bool RecurrentStage::packForSteps(const PassContext& ctx) {
+  // The cells whose input and recurrent products only ever appear summed (a GRU keeps W_hn h apart for r * (...)).
+  if (spec_.cell == CellKind::Gru) return false;
+  const int H = spec_.hiddenSize, G = gateCount(spec_.cell), D = spec_.directions();
+  if (be_.stepGemvFloats(G * H, in_, H) == 0) return false;
+  if (stepPackedVersion_ == ctx.paramsVersion) return true;
+  const std::size_t count = (std::size_t)spec_.numLayers * D;
+  while (stepPacked_.size() < count) stepPacked_.emplace_back(&be_);
+  for (int k = 0; k < spec_.numLayers; ++k) {
+    // A one-hot first layer looks its input columns up: only W_hh is multiplied.
+    const int input = k == 0 ? (oneHot_ ? 0 : in_) : H * D;
+    for (int d = 0; d < D; ++d) {
+      const std::size_t i = (std::size_t)k * D + d;
+      const Offsets& o = offsets_[i];
+      float* dst = stepPacked_[i].reserveFloats(be_.stepGemvFloats(G * H, input, H));
+      be_.stepGemvPack(input ? ctx.params + o.wih : nullptr, input, ctx.params + o.whh, H, G * H, dst);
+    }
+  }
+  stepPackedVersion_ = ctx.paramsVersion;
+  return true;
+}
+
 LayerInput RecurrentStage::layerInput(const Activations& in, int k) {
   if (k == 0) return oneHot_ ? LayerInput{nullptr, 0, in.tokens} : LayerInput{in.data, in_, nullptr};
   const int DH = spec_.hiddenSize * spec_.directions();
@@ -93,6 +115,8 @@ Activations RecurrentStage::forward(const PassContext& ctx, const Activations& i
   train_ = ctx.train;
   const bool int8 = ctx.int8 && !ctx.train && be_.supportsInt8();
   if (int8) quantize(ctx);
+  // One step of one row (a stream step) in float32: the products over the step form of the weights.
+  const bool stepPacked = !int8 && !ctx.train && T == 1 && B == 1 && packForSteps(ctx);
   dropoutApplied_ = ctx.train && spec_.interLayerDropout > 0.f && L > 1;
 
   const std::size_t buffers = train_ ? (std::size_t)L : std::min<std::size_t>(2, L);
@@ -122,6 +146,7 @@ Activations RecurrentStage::forward(const PassContext& ctx, const Activations& i
         w.qwih = k == 0 && oneHot_ ? nullptr : qwih_[i].floats();
         w.qwhh = qwhh_[i].floats();
       }
+      if (stepPacked) w.stepPacked = stepPacked_[(std::size_t)k * D + d].floats();
       layer(k, d).forward(w, li, T, B, ctx.lengths, state.h0 ? state.h0 + slot : nullptr,
                           state.c0 ? state.c0 + slot : nullptr, y + (std::size_t)d * H, (int)DH, hn + slot,
                           cn ? cn + slot : nullptr, train_);

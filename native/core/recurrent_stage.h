@@ -27,6 +27,9 @@ class RecurrentStage final : public Stage {
   LayerInput layerInput(const Activations& in, int k);
   // The int8 forms of every layer's weights, made (again) when the parameters' version differs from quantized_.
   void quantize(const PassContext& ctx);
+  // The float32 step forms ([W_ih | W_hh] per layer, Backend::stepGemvPack) for batch-1 steps, made (again) when the
+  // parameters' version differs from stepPackedVersion_. False when the backend or the cell has no such form.
+  bool packForSteps(const PassContext& ctx);
 
   Backend& be_;
   StageSpec spec_;
@@ -49,6 +52,8 @@ class RecurrentStage final : public Stage {
   DeviceBuffer out_, hn_, cn_, dTop_, dhn_, dys_[2], dIn_;
   std::vector<DeviceBuffer> qwih_, qwhh_;  // per (layer, direction), for int8 inference
   uint64_t quantized_ = 0;                 // the parameters' version they were made from (0: none)
+  std::vector<DeviceBuffer> stepPacked_;   // per (layer, direction), for float32 batch-1 steps
+  uint64_t stepPackedVersion_ = 0;
 };
 
 }  // namespace rnnkit

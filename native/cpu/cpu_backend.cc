@@ -9,6 +9,7 @@
 #include "../core/error.h"
 #include "gemm.h"
 #include "int8_gemm.h"
+#include "step_gemv.h"
 #include "thread_pool.h"
 
 namespace rnnkit::cpu {
@@ -206,6 +207,16 @@ double CpuBackend::sumSquares(const float* p, std::size_t n) {
 
 void CpuBackend::scale(float* p, std::size_t n, float s) {
   for (std::size_t i = 0; i < n; ++i) p[i] *= s;
+}
+
+std::size_t CpuBackend::stepGemvFloats(int N, int K1, int K2) const { return cpu::stepGemvFloats(N, K1, K2); }
+
+void CpuBackend::stepGemvPack(const float* W1, int K1, const float* W2, int K2, int N, float* packed) {
+  cpu::stepGemvPack(W1, K1, W2, K2, N, packed);
+}
+
+void CpuBackend::stepGemv(const float* packed, int N, const float* x1, int K1, const float* x2, int K2, float* y) {
+  cpu::stepGemv(packed, N, x1, K1, x2, K2, y, ThreadPool::instance());
 }
 
 std::size_t CpuBackend::int8WeightsBytes(int N, int K) const { return cpu::int8WeightsBytes(N, K); }

@@ -29,6 +29,9 @@ class CpuBackend final : public Backend {
   std::size_t stepWeightsBytes(const StepWeights& w, int rows, int steps) const override;
   void packStepWeights(const StepWeights& w) override;
   void gemmRowProducts(const RowProduct* products, int count) override;
+  std::size_t stepGemvFloats(int N, int K1, int K2) const override;
+  void stepGemvPack(const float* W1, int K1, const float* W2, int K2, int N, float* packed) override;
+  void stepGemv(const float* packed, int N, const float* x1, int K1, const float* x2, int K2, float* y) override;
   bool supportsInt8() const override { return true; }
   std::size_t int8WeightsBytes(int N, int K) const override;
   void int8PackWeights(const float* W, int N, int K, void* dst) override;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "simd_dispatch.h"
+#include "step_gemv.h"
 #include "thread_pool.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -71,6 +72,12 @@ RNNKIT_INLINE float quantizeRowImpl(const float* x, int count, int8_t* q) {
 // comparison does (vmaxps returns its second operand when either is NaN); the clamp keeps a NaN (vminps/vmaxps with
 // the constant first), which converts to 0x80000000 and truncates to the byte 0, as (int8_t)(int)NaN does on x86.
 // Clamping before the rounding conversion gives the same integers as rounding first: the bounds are integers.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+// (The same GCC 12 false positive as below, from its own _mm512_undefined_* inside the maximum and the reduction.)
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"))) float quantizeRowAvx512Vec(const float* x,
                                                                                                   int count,
                                                                                                   int8_t* q) {
@@ -96,6 +103,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"))) float qua
   }
   return scale;
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 __attribute__((target("avx2,fma"))) float quantizeRowAvx2Vec(const float* x, int count, int8_t* q) {
   __m256 m = _mm256_setzero_ps();
@@ -200,10 +210,11 @@ __attribute__((target("avx2,fma"))) void blockAvx2(const int8_t* qa, int Kpad, i
 }
 
 // GCC 12 warns about its own _mm512_undefined_epi32() inside _mm512_slli_epi32 and the broadcasts (a known false
-// positive of -Wmaybe-uninitialized in avx512fintrin.h), not about anything of ours.
+// positive of -Wmaybe-uninitialized, or -Wuninitialized, in avx512fintrin.h), not about anything of ours.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 // AVX-512 VNNI: vpdpbusd multiplies unsigned by signed bytes, 4 per int32 lane, into int32 without saturation. The
 // activations are made unsigned by adding 128 (in the kernel), and 128 * sum_k w[n][k] (colSums, computed when the
@@ -468,8 +479,9 @@ void int8Products(const Int8Product* products, int count, ThreadPool& pool) {
     }
   }
   const std::size_t* cutAt = cuts.data();
-  pool.parallelFor(chunks, 1, [&](std::size_t c0, std::size_t c1) {
-    const std::size_t b0 = cutAt[c0], b1 = cutAt[c1];
+  // Each share stays with one core from step to step (parallelShares), as the float32 step's halves do.
+  parallelShares(pool, (int)chunks, [&](int c) {
+    const std::size_t b0 = cutAt[c], b1 = cutAt[c + 1];
     int32_t acc[4][kInt8Cols];
     int32_t acc2[4][2 * kInt8Cols];
     for (int i = 0, j = 0; i < count; ++i) {
