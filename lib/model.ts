@@ -1152,9 +1152,15 @@ export class ModelStream {
     return checkOptions(options, 'stream step options', STEP_OPTIONS).output;
   }
   /** Feed token ids (one row) or features `[batch, features]` / `[batch, time, features]`; resolves to the outputs. */
-  async step(x: ArrayLike<number> | Tensor, options?: StreamStepOptions): Promise<Tensor> {
-    const [data, shape] = this.#data(x);
-    return this.#stream.stepData(data, shape, this.#output(options));
+  step(x: ArrayLike<number> | Tensor, options?: StreamStepOptions): Promise<Tensor> {
+    // Not an async function: the native Promise is returned as it is (no second Promise to resolve through), and
+    // an argument error becomes a rejection as an async function would make it.
+    try {
+      const [data, shape] = this.#data(x);
+      return this.#stream.stepData(data, shape, this.#output(options));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
   stepSync(x: ArrayLike<number> | Tensor, options?: StreamStepOptions): Tensor {
     const [data, shape] = this.#data(x);
