@@ -3,9 +3,13 @@
 // the gradients that flow into initial states (from a dense projection and from another layer's returned state);
 // a graph with fan-out and two outputs that trains; coded errors that name the layer.
 import t, { type Test } from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as rk from '../lib';
 import { Lcg, centralDifference, compareProbes } from './helpers/finite-difference';
 import { compilePlan, topoSort } from '../lib/graph';
+import { graphToJSON } from '../lib/io/graph-file';
 
 const { layers, input, model } = rk;
 type Sym = rk.SymbolicTensor;
@@ -223,7 +227,7 @@ t.test('a chain run by the graph executor matches the layer pipeline (sequential
   const seq = model({ inputs: x, outputs: y, seed: 4 }) as rk.Sequential;
   t.ok(seq instanceof rk.Sequential);
   const order = topoSort([x], [y]);
-  const graph = new rk.GraphModel(compilePlan([x], [y], order, { seed: 4 }), [y.name]);
+  const graph = new rk.GraphModel(compilePlan([x], [y], order, { seed: 4 }), [y.name], graphToJSON([x], [y], order));
   const ids = { data: Int32Array.from({ length: 3 * 5 }, (_, i) => (i * 4) % 9), shape: [3, 5] };
   const lengths = [5, 2, 4];
   const a = await seq.predict(ids, { lengths });
@@ -246,4 +250,40 @@ t.test('a chain run by the graph executor matches the layer pipeline (sequential
   }
   seq.dispose();
   graph.dispose();
+});
+
+t.test('save and load: the same graph, names and outputs; a damaged file is a coded error', async (t) => {
+  const v = input({ dtype: 'float32', features: 3, sequence: false, name: 'v' });
+  const s = input({ dtype: 'int32', vocabSize: 7, name: 's' });
+  const h0 = layers.dense({ units: 5, activation: 'tanh', name: 'proj' }).apply(v) as Sym;
+  const [seq, hN] = layers.gru({ units: 5, returnSequences: true, returnState: true, name: 'enc' })
+    .apply(layers.embedding({ outputDim: 4, name: 'emb' }).apply(s) as Sym, { initialState: h0 }) as Sym[];
+  const dec = layers.lstm({ units: 5, returnSequences: true, name: 'dec' }).apply(layers.repeatVector({ n: 4, name: 'rep' }).apply(hN) as Sym) as Sym;
+  const [ctx, w] = layers.attention({ name: 'att' }).apply([dec, seq]) as Sym[];
+  const logits = layers.dense({ units: 7, name: 'out' }).apply(layers.concatenate({ name: 'cat' }).apply([ctx, dec]) as Sym) as Sym;
+  const m = model({ inputs: [v, s], outputs: [logits, w], seed: 2 }) as rk.GraphModel;
+  m.compile({ optimizer: adam, loss: ['softmaxCrossEntropy', null] });
+  const B = 2, T = 5;
+  const x = { v: { data: Float32Array.of(0.1, -0.2, 0.3, 0.5, 0.4, -0.1), shape: [B, 3] }, s: { data: Int32Array.from({ length: B * T }, (_, i) => i % 7), shape: [B, T] } };
+  await m.trainOnBatch(x, [{ data: Int32Array.from({ length: B * 4 }, (_, i) => i % 7), shape: [B, 4] }, null], { lengths: { s: [5, 3] } });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-graph-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'graph.safetensors');
+  await m.save(file);
+  const loaded = await rk.GraphModel.load(file);
+  t.same(loaded.inputNames, m.inputNames);
+  t.same(loaded.outputNames, m.outputNames);
+  t.same(loaded.paramNames(), m.paramNames());
+  const a = (await m.predict(x, { lengths: { s: [5, 3] } })) as rk.Tensor[];
+  const b = (await loaded.predict(x, { lengths: { s: [5, 3] } })) as rk.Tensor[];
+  for (let k = 0; k < a.length; k++) t.same(Array.from(b[k].data), Array.from(a[k].data), `output ${m.outputNames[k]} identical`);
+  t.throws(() => rk.GraphSeq2Seq.fromBuffer(m.toBuffer()), { code: 'ERR_RNNKIT_FORMAT' }, 'not an encoder-decoder');
+  // A file whose tensor does not fit its graph.
+  const weights = m.getWeights();
+  const { serializeSafetensors } = await import('../lib/io/safetensors');
+  const bad = serializeSafetensors(Object.entries(weights).map(([name, tt]) => (name === 'proj.weight' ? { name, shape: [3, 5], data: tt.data } : { name, shape: tt.shape, data: tt.data })),
+    { format: 'rnnkit', formatVersion: '1', kind: 'graph', graph: JSON.stringify(m.graph) });
+  t.throws(() => rk.GraphModel.fromBuffer(bad), { code: 'ERR_RNNKIT_FORMAT', message: /proj\.weight/ });
+  m.dispose();
+  loaded.dispose();
 });

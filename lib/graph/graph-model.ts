@@ -9,7 +9,13 @@ import { native, type NativeGraph, type NativeGraphInput, type NativeGraphLoss, 
 import type { OptimizerConfig } from '../optimizers';
 import { SeededRandom } from '../random';
 import type { Tensor, IntTensor } from '../tensor';
-import type { GraphPlan } from './compile';
+import { readModelFile, writeFileAtomic } from '../io/files';
+import { graphFileBuffer, readGraphFile, type GraphJSON } from '../io/graph-file';
+import type { NamedTensor } from '../io/safetensors';
+import type { DeviceName } from '../native';
+import { compilePlan, type GraphPlan } from './compile';
+import { rebuildGraph } from './rebuild';
+import { isChain, topoSort } from './symbolic';
 
 export type GraphLossName = 'softmaxCrossEntropy' | 'mse';
 /** Per-row lengths of a sequence input (packed-sequence semantics): each in [1, steps]. */
@@ -97,22 +103,24 @@ function takeRows(data: ArrayLike<number>, per: number, rows: number[], Ctor: Fl
 }
 
 /**
- * A graph model over the native graph executor. To rebuild one (save/load), three things suffice: the plan (`plan`,
- * plain JSON, or the symbolic graph it was compiled from: rebuilding that through the layer constructors and
- * `model()` gives the same plan), the output names (`outputNames`) and the weights (`getWeights` / `setWeights`, by
- * PyTorch-style name). The optimizer state is not part of it.
+ * A graph model over the native graph executor. What rebuilds one (`save` / `load`): the symbolic graph as
+ * lib/io/graph-file.ts stores it (`graph`: inputs, layers with their configs and names, edges, outputs), rebuilt
+ * through the layer constructors and compiled again to the same plan, and the weights by PyTorch-style name
+ * (`getWeights` / `setWeights`). The optimizer state is not part of it.
  */
 export class GraphModel {
   readonly #net: NativeGraph;
   readonly #plan: GraphPlan;
   readonly #inputNames: string[];
   readonly #outputNames: string[];
+  readonly #graph: GraphJSON;
   #losses: NativeGraphLoss[] | null = null;
   #compiled: { clipNorm: number; accuracy: boolean } | null = null;
 
   /** @internal Made by `model()`. */
-  constructor(plan: GraphPlan, outputNames: string[]) {
+  constructor(plan: GraphPlan, outputNames: string[], graph: GraphJSON) {
     this.#plan = plan;
+    this.#graph = graph;
     this.#net = new native.Graph(plan);
     this.#inputNames = plan.inputs.map((i) => i.name);
     this.#outputNames = outputNames;
@@ -125,6 +133,10 @@ export class GraphModel {
   /** The output names (the output tensors' names: `<layer>` or `<layer>/h`, `<layer>/weights`...), in order. */
   get outputNames(): readonly string[] {
     return this.#outputNames;
+  }
+  /** The symbolic graph as a file stores it (plain JSON): inputs, layers with configs and names, edges, outputs. */
+  get graph(): GraphJSON {
+    return JSON.parse(JSON.stringify(this.#graph)) as GraphJSON;
   }
   /** The native plan this model runs (plain data: inputs, numbered tensors, nodes with their layer specs). */
   get plan(): GraphPlan {
@@ -471,6 +483,63 @@ export class GraphModel {
       `Total params: ${total}`,
     ];
     return lines.join('\n');
+  }
+
+  /**
+   * Save as safetensors, atomically: the graph in the header (`graph`) and the weights under their PyTorch-style
+   * names. `GraphModel.load` rebuilds the same model, addressed by the same input and output names.
+   */
+  async save(file: string): Promise<void> {
+    await writeFileAtomic(file, this.toBuffer());
+  }
+  toBuffer(): Buffer {
+    const tensors: NamedTensor[] = this.#net.paramNames().map((name) => {
+      const t = this.#net.getParam(name);
+      return { name, shape: t.shape, data: t.data };
+    });
+    return graphFileBuffer(this.#graph, tensors, { compiled: 'graph' });
+  }
+  /** A graph model saved by `save` (or the bytes of one): the graph rebuilt and compiled again, then its weights. */
+  static async load(file: string | URL | Uint8Array, options: { device?: DeviceName } = {}): Promise<GraphModel> {
+    const buf = file instanceof Uint8Array ? file : await readModelFile(file);
+    return GraphModel.fromBuffer(buf, options);
+  }
+  static fromBuffer(buf: Uint8Array, options: { device?: DeviceName } = {}): GraphModel {
+    checkOptions(options, 'GraphModel.load options', ['device']);
+    const file = readGraphFile(buf);
+    let built: GraphModel;
+    try {
+      const { inputs, outputs } = rebuildGraph(file.graph);
+      const order = topoSort(inputs, outputs);
+      if (isChain(inputs, outputs, order))
+        throw rnnkitError('ERR_RNNKIT_FORMAT', 'graph file: the stored graph is a chain of layers, which is saved and loaded as a sequential model (rnnkit.load)');
+      built = new GraphModel(compilePlan(inputs, outputs, order, options.device ? { device: options.device } : {}), outputs.map((o) => o.name), file.graph);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'ERR_RNNKIT_ARGUMENT' || code === 'ERR_RNNKIT_SHAPE' || code === 'ERR_RNNKIT_TYPE')
+        throw rnnkitError('ERR_RNNKIT_FORMAT', `graph file: the stored graph does not compile: ${(e as Error).message} (${code})`);
+      throw e;
+    }
+    try {
+      // Every parameter from the file, with its shape; nothing the model does not have.
+      const names = built.paramNames();
+      for (const name of file.tensors.keys())
+        if (!names.includes(name)) throw rnnkitError('ERR_RNNKIT_FORMAT', `graph file: tensor '${name}' is no parameter of the stored graph`);
+      const weights: Record<string, Float32Array> = {};
+      for (const name of names) {
+        const t = file.tensors.get(name);
+        const want = built.#net.paramShape(name);
+        if (!t) throw rnnkitError('ERR_RNNKIT_FORMAT', `graph file: the parameter '${name}' is missing`);
+        if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i]))
+          throw rnnkitError('ERR_RNNKIT_FORMAT', `graph file: '${name}' has shape [${t.shape.join(', ')}], the graph's is [${want.join(', ')}]`);
+        weights[name] = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>);
+      }
+      built.setWeights(weights);
+    } catch (e) {
+      built.dispose();
+      throw e;
+    }
+    return built;
   }
 
   dispose(): void {

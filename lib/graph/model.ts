@@ -9,6 +9,7 @@ import type { LayerConfig } from '../layers';
 import type { DeviceName } from '../native';
 import { SymbolicTensor, graphError, isChain, topoSort } from './symbolic';
 import { compilePlan } from './compile';
+import { graphToJSON } from '../io/graph-file';
 import { GraphModel } from './graph-model';
 import { compileSeq2Seq, GraphSeq2Seq } from './seq2seq-graph';
 
@@ -53,5 +54,5 @@ export function model(options: ModelGraphOptions): Sequential | GraphSeq2Seq | G
     // Not an encoder-decoder of the native Seq2Seq's shape: the general executor runs it.
     if ((e as { code?: string }).code !== 'ERR_RNNKIT_ARGUMENT' && (e as { code?: string }).code !== 'ERR_RNNKIT_SHAPE') throw e;
   }
-  return new GraphModel(compilePlan(inputs, outputs, order, options), outputs.map((o) => o.name));
+  return new GraphModel(compilePlan(inputs, outputs, order, options), outputs.map((o) => o.name), graphToJSON(inputs, outputs, order));
 }

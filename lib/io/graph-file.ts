@@ -29,6 +29,8 @@ export interface GraphInputJSON {
   vocabSize?: number;
   /** float32 inputs: features per step. */
   features?: number;
+  /** float32 inputs: false for one vector per row (`[batch, features]`); absent for a sequence. */
+  sequence?: false;
 }
 
 export interface GraphLayerJSON {
@@ -66,7 +68,7 @@ export interface NodeView {
 
 /** The layer constructors and input() of lib/graph.ts, through which a graph is rebuilt. */
 export interface GraphBuilders<T> {
-  input(options: { name: string; dtype: 'int32' | 'float32'; vocabSize?: number; features?: number }): T;
+  input(options: { name: string; dtype: 'int32' | 'float32'; vocabSize?: number; features?: number; sequence?: boolean }): T;
   /** Build the layer that `config` describes (the kind and cell pick the constructor) and apply it. */
   apply(config: Record<string, unknown>, inputs: T[], options: { initialState?: T[]; attendTo?: T }): T | T[];
 }
@@ -75,7 +77,7 @@ export interface GraphBuilders<T> {
 const MAX_NODES = 4096;
 const MAX_EDGES = 256;
 const MAX_NAME = 256;
-const LAYER_KINDS = new Set(['embedding', 'recurrent', 'dense', 'dropout', 'attention', 'concatenate']);
+const LAYER_KINDS = new Set(['embedding', 'recurrent', 'dense', 'dropout', 'attention', 'concatenate', 'repeatVector']);
 const CELLS = new Set(['lstm', 'gru', 'rnn_tanh', 'rnn_relu']);
 
 function formatError(message: string): Error {
@@ -90,7 +92,7 @@ export function graphToJSON(inputs: readonly TensorView[], outputs: readonly Ten
     version: GRAPH_FORMAT_VERSION,
     inputs: inputs.map((t) => (t.kind === 'tokens'
       ? { name: t.node.name, dtype: 'int32' as const, vocabSize: t.size }
-      : { name: t.node.name, dtype: 'float32' as const, features: t.size })),
+      : { name: t.node.name, dtype: 'float32' as const, features: t.size, ...(t.kind === 'vector' ? { sequence: false as const } : {}) })),
     layers: order.filter((n) => n.layer).map((n) => ({
       name: n.name,
       // The description's own fields (apply is not enumerable), named as the node is so that loading keeps the name.
@@ -153,7 +155,10 @@ export function parseGraphJSON(text: string): GraphJSON {
     if (!isObject(i)) throw formatError(`inputs[${k}] must be an object`);
     const name = unique(checkName(i.name, `inputs[${k}].name`));
     if (i.dtype === 'int32') return { name, dtype: 'int32', vocabSize: checkSize(i.vocabSize, `input '${name}' vocabSize`) };
-    if (i.dtype === 'float32') return { name, dtype: 'float32', features: checkSize(i.features, `input '${name}' features`) };
+    if (i.dtype === 'float32') {
+      if (i.sequence !== undefined && i.sequence !== false) throw formatError(`input '${name}' has sequence ${JSON.stringify(i.sequence)?.slice(0, 40)}: false or absent`);
+      return { name, dtype: 'float32', features: checkSize(i.features, `input '${name}' features`), ...(i.sequence === false ? { sequence: false as const } : {}) };
+    }
     throw formatError(`input '${name}' has dtype ${JSON.stringify(i.dtype)}: 'int32' or 'float32'`);
   });
   const layers: GraphLayerJSON[] = raw.layers.map((l: unknown, k: number) => {
@@ -217,7 +222,7 @@ export function parseGraphJSON(text: string): GraphJSON {
 export function graphFromJSON<T extends TensorView>(graph: GraphJSON, builders: GraphBuilders<T>): { inputs: T[]; outputs: T[] } {
   const produced = new Map<string, T[]>();
   const inputs = graph.inputs.map((i) => {
-    const t = builders.input({ name: i.name, dtype: i.dtype, ...(i.dtype === 'int32' ? { vocabSize: i.vocabSize } : { features: i.features }) });
+    const t = builders.input({ name: i.name, dtype: i.dtype, ...(i.dtype === 'int32' ? { vocabSize: i.vocabSize } : { features: i.features, ...(i.sequence === false ? { sequence: false } : {}) }) });
     produced.set(i.name, [t]);
     return t;
   });
