@@ -230,6 +230,8 @@ export interface NativeGraphLoss {
   kind: 'crossEntropy' | 'mse' | 'none';
   ignoreIndex?: number;
   weight?: number;
+  /** Cross-entropy: also count the positions whose largest logit is the target class (stats.correct). */
+  accuracy?: boolean;
 }
 
 export interface NativeGraphInput {

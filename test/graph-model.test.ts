@@ -287,3 +287,36 @@ t.test('save and load: the same graph, names and outputs; a damaged file is a co
   m.dispose();
   loaded.dispose();
 });
+
+t.test('hostile arguments: getters that dispose or call again, Proxies, wrong types', async (t) => {
+  const x = input({ dtype: 'float32', features: 2, name: 'x' });
+  const y = layers.dense({ units: 2, name: 'y' }).apply(layers.gru({ units: 3, name: 'g' }).apply(x) as Sym) as Sym;
+  const make = (): rk.GraphModel => {
+    const m = model({ inputs: x, outputs: layers.concatenate({ name: 'c' }).apply([y, y]) as Sym, seed: 1 }) as rk.GraphModel;
+    m.compile({ optimizer: adam, loss: 'mse' });
+    return m;
+  };
+  const target = { data: new Float32Array(8), shape: [2, 4] };
+  const data = new Float32Array(12).fill(0.25);
+  // A getter that disposes the model while its arguments are read.
+  const m1 = make();
+  const disposing = { get data() { m1.dispose(); return data; }, shape: [2, 3, 2] };
+  await t.rejects(m1.trainOnBatch(disposing as rk.Tensor, target), { code: 'ERR_RNNKIT_DISPOSED' });
+  t.throws(() => m1.predictSync({ data, shape: [2, 3, 2] }), { code: 'ERR_RNNKIT_DISPOSED' });
+  // A getter that makes another call on the same model while the arguments are read: it runs first (the arguments
+  // are read before the native call starts), then the outer call.
+  const m2 = make();
+  let innerShape: number[] | null = null;
+  const reentrant = { get data() { innerShape = (m2.predictSync({ data, shape: [2, 3, 2] }) as rk.Tensor).shape; return data; }, shape: [2, 3, 2] };
+  const r = await m2.trainOnBatch(reentrant as rk.Tensor, target);
+  t.ok(Number.isFinite(r.loss), 'the outer call completes');
+  t.same(innerShape, [2, 4], 'the inner call completed too');
+  // Proxies and wrong types.
+  const proxied = new Proxy({ data, shape: [2, 3, 2] }, {});
+  t.ok(Number.isFinite((await m2.trainOnBatch(proxied, target)).loss), 'a Proxy of a tensor works');
+  await t.rejects(m2.trainOnBatch({ data: new Float64Array(12) as unknown as Float32Array, shape: [2, 3, 2] }, target), { code: 'ERR_RNNKIT_TYPE' });
+  await t.rejects(m2.trainOnBatch({ data, shape: [2, 3, 2] }, { data: Int32Array.of(1), shape: [1] }), { code: 'ERR_RNNKIT_TYPE' });
+  await t.rejects(m2.trainOnBatch({ data, shape: [2, 3, 2] }, { data: new Float32Array(3), shape: [3] }), { code: 'ERR_RNNKIT_SHAPE' });
+  t.throws(() => m2.compile({ optimizer: adam, loss: 'hinge' as rk.GraphLossName }), { code: 'ERR_RNNKIT_ARGUMENT' });
+  m2.dispose();
+});

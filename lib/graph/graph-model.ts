@@ -274,6 +274,7 @@ export class GraphModel {
     }
     const clipNorm = options.clipNorm ?? 0;
     if (typeof clipNorm !== 'number' || !(clipNorm >= 0) || !Number.isFinite(clipNorm)) throw rnnkitError('ERR_RNNKIT_VALUE', 'clipNorm must be a finite number >= 0');
+    if (accuracy) for (const l of losses) if (l.kind === 'crossEntropy') l.accuracy = true;
     this.#net.setOptimizer(options.optimizer);
     this.#losses = losses;
     this.#compiled = { clipNorm, accuracy };

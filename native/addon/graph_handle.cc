@@ -155,13 +155,14 @@ std::vector<GraphLossSpec> parseLosses(const Napi::Value& value, std::size_t out
   for (uint32_t i = 0; i < arr.Length(); ++i) {
     const std::string at = "losses[" + std::to_string(i) + "]";
     Napi::Object o = requireObject(arr.Get(i), at);
-    checkOptionNames(o, at, {"kind", "ignoreIndex", "weight"});
+    checkOptionNames(o, at, {"kind", "ignoreIndex", "weight", "accuracy"});
     const std::string kind = optionalString(o, "kind", "none");
     if (kind == "crossEntropy") out[i].kind = GraphLossKind::SoftmaxCrossEntropy;
     else if (kind == "mse") out[i].kind = GraphLossKind::MeanSquaredError;
     else if (kind != "none") fail(ErrorCode::Argument, at + ".kind must be crossEntropy, mse or none");
     out[i].ignoreIndex = optionalInt(o, "ignoreIndex", kDefaultIgnoreIndex);
     out[i].weight = optionalNumber(o, "weight", 1.0);
+    out[i].accuracy = optionalBool(o, "accuracy", false);
     if (!std::isfinite(out[i].weight) || out[i].weight < 0) fail(ErrorCode::Value, at + ".weight must be a finite number >= 0");
   }
   return out;

@@ -623,19 +623,22 @@ double GraphNetwork::outputLoss(std::size_t k, const GraphLossSpec& loss, const 
     int kc = 0;
     const double total = be_.softmaxCrossEntropy(logits, (int)rows, F, classes, dOut, &kc);
     // Accuracy: the first largest score at the target class, as argmax in PyTorch.
-    std::vector<float> z(rows * F);
-    be_.download(z.data(), logits, z.size() * sizeof(float));
-    std::size_t right = 0;
-    for (std::size_t r = 0; r < rows; ++r) {
-      if (kernel[r] < 0) continue;
-      const float* p = z.data() + r * F;
-      int best = 0;
-      for (int c = 1; c < F; ++c)
-        if (p[c] > p[best]) best = c;
-      right += best == kernel[r] ? 1 : 0;
-    }
-    *correct = right;
+    *correct = 0;
     const double value = *counted > 0 ? total / (double)*counted : 0.0;
+    if (loss.accuracy) {
+      std::vector<float> z(rows * F);
+      be_.download(z.data(), logits, z.size() * sizeof(float));
+      std::size_t right = 0;
+      for (std::size_t r = 0; r < rows; ++r) {
+        if (kernel[r] < 0) continue;
+        const float* p = z.data() + r * F;
+        int best = 0;
+        for (int c = 1; c < F; ++c)
+          if (p[c] > p[best]) best = c;
+        right += best == kernel[r] ? 1 : 0;
+      }
+      *correct = right;
+    }
     if (wantGradient) {
       if (loss.weight != 1.0) be_.scale(dOut, rows * F, (float)loss.weight);
       if (softmaxHead) {

@@ -82,6 +82,7 @@ struct GraphLossSpec {
   GraphLossKind kind = GraphLossKind::None;
   int32_t ignoreIndex = kDefaultIgnoreIndex;
   double weight = 1.0;
+  bool accuracy = false;  // cross-entropy: also count the positions whose largest logit is the target (a download)
 };
 
 struct GraphTarget {
