@@ -373,9 +373,7 @@ void Seq2Seq::decodeTrainBahdanau(int B, int S, int T, const int32_t* lengths, b
     float* ct = x + (std::size_t)t * B * XI + E;
     be_.broadcastRows(qt, B, H, H, p + ba_);
     loopForward_.multiply(0, B, hTopPrev, H, 1.f, qt, H);
-    be_.additiveScores(qt, kp, p + va_, p + bva_, B, S, H, at);
-    be_.maskedSoftmax(at, B, S, lengths, B);
-    be_.gemmBatched(false, false, 1, H, S, 1.f, at, S, S, K, B * H, H, 0.f, ct, XI, XI, B);
+    be_.additiveAttention(qt, kp, K, p + va_, p + bva_, B, 1, S, H, lengths, at, ct, XI);
     loopForward_.multiply(1, B, ct, XI, 1.f, gi0 + (std::size_t)t * B * GH, GH);
     for (int l = 0; l < L; ++l) {
       const Layer& layer = dec_.layers[l];
@@ -724,18 +722,38 @@ std::unique_ptr<DecoderState> Seq2Seq::beginDecode(const std::vector<int32_t>& s
   return st;
 }
 
-// Slots: 0 Wa, 1 Wc, 2 out, then per layer 3 + 2l W_ih and 4 + 2l W_hh.
+// Slots: 0 Wa, 1 Wc, 2 out, then per layer 3 + 2l W_ih (layer 0: its embedding columns) and 4 + 2l W_hh, then
+// (Bahdanau) layer 0's context columns of W_ih.
 void Seq2Seq::prepareStepWeights(DecoderState& st, int steps) {
-  const int H = spec_.hiddenSize, L = spec_.numLayers, V = spec_.tgtVocab, GH = gateCount(spec_.cell) * H;
+  const int E = spec_.embedSize, H = spec_.hiddenSize, L = spec_.numLayers, V = spec_.tgtVocab;
+  const int GH = gateCount(spec_.cell) * H;
   const float* p = params_.floats();
   if (spec_.attention == AttentionKind::Bahdanau) st.weights.set(0, p + wa_, true, H, H, H, st.R, steps);
   if (spec_.attention == AttentionKind::Luong) st.weights.set(1, p + wc_, true, H, 2 * H, 2 * H, st.R, steps);
   st.weights.set(2, p + outW_, true, V, H, H, st.R, steps);
   for (int l = 0; l < L; ++l) {
     const Layer& layer = dec_.layers[l];
-    st.weights.set(3 + 2 * l, p + layer.wih, true, GH, layer.input, layer.input, st.R, steps);
+    // With a per-token table layer 0's embedding columns are never multiplied during the decode.
+    if (l > 0 || !st.embTableReady)
+      st.weights.set(3 + 2 * l, p + layer.wih, true, GH, l == 0 ? E : layer.input, layer.input, st.R, steps);
     st.weights.set(4 + 2 * l, p + layer.whh, true, GH, H, H, st.R, steps);
   }
+  if (spec_.attention == AttentionKind::Bahdanau)
+    st.weights.set(contextSlot(), p + dec_.layers[0].wih + E, true, GH, H, dec_.layers[0].input, st.R, steps);
+}
+
+// A whole decode reads layer 0's input projection of every token from one table, [V, G*H] = b_ih + emb W_ih[:, :E]^T,
+// when making it costs no more than the rows it saves (V <= rows x steps).
+void Seq2Seq::prepareEmbeddingTable(DecoderState& st, int steps) {
+  const int E = spec_.embedSize, V = spec_.tgtVocab, GH = gateCount(spec_.cell) * spec_.hiddenSize;
+  st.embTableReady = false;
+  if ((long long)V > (long long)st.R * steps) return;
+  const float* p = params_.floats();
+  const Layer& l0 = dec_.layers[0];
+  float* table = st.embTable.reserveFloats((std::size_t)V * GH);
+  be_.broadcastRows(table, V, GH, GH, p + l0.bih);
+  be_.gemm(false, true, V, GH, E, 1.f, p + decEmb_, E, p + l0.wih, l0.input, 1.f, table, GH);
+  st.embTableReady = true;
 }
 
 void Seq2Seq::stepRows(DecoderState& st) {
@@ -745,25 +763,27 @@ void Seq2Seq::stepRows(DecoderState& st) {
   const bool lstm = hasCellState(spec_.cell);
   float* p = params_.floats();
   const int32_t* lengths = st.hasLengths ? st.lengths.ints() : nullptr;
-  float* emb = st.emb.reserveFloats((std::size_t)R * E);
-  be_.gatherRows(p + decEmb_, E, st.tokens.ints(), R, emb);
   float* scores = spec_.attention != AttentionKind::None ? st.scores.reserveFloats((std::size_t)R * S) : nullptr;
-  const float* input = emb;
-  int ldIn = E;
+  float* gi = st.gi.reserveFloats((std::size_t)R * GH);
+  // Layer 0's input projection: b_ih + W_ih [e; c], its embedding part looked up in the per-token table when the
+  // decode made one (prepareEmbeddingTable), else multiplied here.
+  if (st.embTableReady) {
+    be_.gatherRows(st.embTable.floats(), GH, st.tokens.ints(), R, gi);
+  } else {
+    float* emb = st.emb.reserveFloats((std::size_t)R * E);
+    be_.gatherRows(p + decEmb_, E, st.tokens.ints(), R, emb);
+    be_.broadcastRows(gi, R, GH, GH, p + dec_.layers[0].bih);
+    st.weights.multiply(3, R, emb, E, 1.f, gi, GH);
+  }
   if (spec_.attention == AttentionKind::Bahdanau) {
-    const int XI = E + H;
-    float* x = st.x.reserveFloats((std::size_t)R * XI);
+    float* ctx = st.x.reserveFloats(RH);
     float* q = st.q.reserveFloats(RH);
     be_.broadcastRows(q, R, H, H, p + ba_);
     st.weights.multiply(0, R, st.h[st.cur].floats() + (L - 1) * RH, H, 1.f, q, H);
-    be_.additiveScores(q, st.keysProj.floats(), p + va_, p + bva_, R, S, H, scores);
-    be_.maskedSoftmax(scores, R, S, lengths, R);
-    be_.copy2d(R, E, emb, E, x, XI);
-    be_.gemmBatched(false, false, 1, H, S, 1.f, scores, S, S, st.keys.floats(), R * H, H, 0.f, x + E, XI, XI, R);
-    input = x;
-    ldIn = XI;
+    be_.additiveAttention(q, st.keysProj.floats(), st.keys.floats(), p + va_, p + bva_, R, st.group, S, H, lengths,
+                          scores, ctx, H);
+    st.weights.multiply(contextSlot(), R, ctx, H, 1.f, gi, GH);
   }
-  float* gi = st.gi.reserveFloats((std::size_t)R * GH);
   float* gh = st.gh.reserveFloats((std::size_t)R * GH);
   const std::size_t LRH = (std::size_t)L * RH;
   st.h[st.cur ^ 1].reserveFloats(LRH);
@@ -774,10 +794,13 @@ void Seq2Seq::stepRows(DecoderState& st) {
   step.hidden = H;
   step.ldgi = GH;
   step.ldgh = GH;
+  const float* input = nullptr;
   for (int l = 0; l < L; ++l) {
     const Layer& layer = dec_.layers[l];
-    be_.broadcastRows(gi, R, GH, GH, p + layer.bih);
-    st.weights.multiply(3 + 2 * l, R, input, ldIn, 1.f, gi, GH);
+    if (l > 0) {
+      be_.broadcastRows(gi, R, GH, GH, p + layer.bih);
+      st.weights.multiply(3 + 2 * l, R, input, H, 1.f, gi, GH);
+    }
     const float* hPrev = st.h[st.cur].floats() + l * RH;
     be_.broadcastRows(gh, R, GH, GH, p + layer.bhh);
     st.weights.multiply(4 + 2 * l, R, hPrev, H, 1.f, gh, GH);
@@ -789,7 +812,6 @@ void Seq2Seq::stepRows(DecoderState& st) {
     step.cNext = lstm ? st.c[st.cur ^ 1].floats() + l * RH : nullptr;
     be_.cellForward(step);
     input = step.hNext;
-    ldIn = H;
   }
   st.cur ^= 1;
   const float* top = st.h[st.cur].floats() + (L - 1) * RH;
@@ -872,6 +894,7 @@ DecodeResult Seq2Seq::decode(const std::vector<int32_t>& src, int B, int S, cons
   std::vector<float> logits, attn;
   std::vector<double> lp;
 
+  prepareEmbeddingTable(*st, M);
   if (o.beamWidth == 1) {
     prepareStepWeights(*st, M);
     std::vector<int32_t> tokens(B, o.sos);
@@ -919,8 +942,11 @@ DecodeResult Seq2Seq::decode(const std::vector<int32_t>& src, int B, int S, cons
       be_.gatherRows(buf.floats(), H, idx.ints(), n, out);
       std::swap(buf, tmp);
     };
-    expand(st->keys, S * R);
-    if (spec_.attention == AttentionKind::Bahdanau) expand(st->keysProj, S * R);
+    if (spec_.attention == AttentionKind::Bahdanau) {
+      st->group = K;  // the K hypotheses of a source row read its keys in place
+    } else {
+      expand(st->keys, S * R);
+    }
     be_.upload(idx.reserveInts(stateIdx.size()), stateIdx.data(), stateIdx.size() * sizeof(int32_t));
     expand(st->h[0], L * R);
     if (hasCellState(spec_.cell)) expand(st->c[0], L * R);

@@ -103,14 +103,18 @@ struct DecoderState {
   explicit DecoderState(Backend* be)
       : keys(be), keysProj(be), lengths(be), h{DeviceBuffer(be), DeviceBuffer(be)}, c{DeviceBuffer(be), DeviceBuffer(be)},
         x(be), emb(be), gi(be), gh(be), q(be), scores(be), concat(be), o(be), logits(be), tokens(be), index(be),
-        weights(be) {}
+        embTable(be), weights(be) {}
   int R = 0, S = 0;
+  int group = 1;  // consecutive rows sharing one source row of keys / keysProj (a beam's hypotheses, Bahdanau)
   bool hasLengths = false;
   std::vector<int32_t> hostLengths;
   DeviceBuffer keys, keysProj, lengths;  // [S*R, H] time-major, [R]
   DeviceBuffer h[2], c[2];               // [L, R, H]
   int cur = 0;
   DeviceBuffer x, emb, gi, gh, q, scores, concat, o, logits, tokens, index;
+  // Layer 0's input projection of every target token (Seq2Seq::prepareEmbeddingTable), for a whole decode.
+  DeviceBuffer embTable;
+  bool embTableReady = false;
   // The step's weights (Seq2Seq::prepareStepWeights): packed for a whole decode, read in place for single steps.
   StepWeightSet weights;
 };
@@ -182,6 +186,8 @@ class Seq2Seq {
   void stepRows(DecoderState& st);
   // The decoder's step weights for `steps` steps of st.R rows (slots: see the definition).
   void prepareStepWeights(DecoderState& st, int steps);
+  void prepareEmbeddingTable(DecoderState& st, int steps);
+  std::size_t contextSlot() const { return 3 + 2 * (std::size_t)spec_.numLayers; }
 
   Backend& be_;
   Seq2SeqSpec spec_;

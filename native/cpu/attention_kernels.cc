@@ -6,6 +6,8 @@
 #include <mutex>
 #include <vector>
 
+#include "../core/attention_kernels.h"
+#include "../core/error.h"
 #include "cpu_backend.h"
 #include "fast_math.h"
 #include "simd_dispatch.h"
@@ -14,22 +16,62 @@ namespace rnnkit::cpu {
 
 namespace {
 
+// v . tanh(q + k) over one row. The sum runs in 16 partial sums (one vector register) so that the loop vectorizes
+// without reassociation flags; a single running sum would serialize it.
+RNNKIT_INLINE float additiveScore(const float* q, const float* k, const float* v, int hidden) {
+  float part[16] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  int h = 0;
+  for (; h + 16 <= hidden; h += 16)
+    for (int j = 0; j < 16; ++j) part[j] += v[h + j] * fastTanh(q[h + j] + k[h + j]);
+  for (int j = 0; h < hidden; ++h, ++j) part[j] += v[h] * fastTanh(q[h] + k[h]);
+  float acc = 0.f;
+  for (int j = 0; j < 16; ++j) acc += part[j];
+  return acc;
+}
+
 RNNKIT_INLINE void additiveRowsImpl(const float* q, const float* keysProj, const float* v, float bias, int batch,
                                     int steps, int hidden, float* scores, int b0, int b1) {
   for (int b = b0; b < b1; ++b) {
     const float* qb = q + (std::size_t)b * hidden;
-    for (int s = 0; s < steps; ++s) {
-      const float* k = keysProj + ((std::size_t)s * batch + b) * hidden;
-      float acc = 0.f;
-      for (int h = 0; h < hidden; ++h) acc += v[h] * fastTanh(qb[h] + k[h]);
-      scores[(std::size_t)b * steps + s] = acc + bias;
-    }
+    for (int s = 0; s < steps; ++s)
+      scores[(std::size_t)b * steps + s] =
+          additiveScore(qb, keysProj + ((std::size_t)s * batch + b) * hidden, v, hidden) + bias;
   }
 }
 RNNKIT_SIMD_VARIANTS(void, additiveRows, additiveRowsImpl,
                      (const float* q, const float* keysProj, const float* v, float bias, int batch, int steps,
                       int hidden, float* scores, int b0, int b1),
                      (q, keysProj, v, bias, batch, steps, hidden, scores, b0, b1))
+
+// Rows b0..b1 of one attention step: scores, the masked softmax (the portable rule, per row), the context.
+// Rows of a group share their source row (keyBatch = batch / group rows per source step), read while in cache.
+RNNKIT_INLINE void attendRowsImpl(const float* q, const float* keysProj, const float* keys, const float* v, float bias,
+                                  int keyBatch, int group, int steps, int hidden, const int32_t* lengths,
+                                  float* weights, float* context, int ldContext, int b0, int b1) {
+  for (int b = b0; b < b1; ++b) {
+    const float* qb = q + (std::size_t)b * hidden;
+    float* a = weights + (std::size_t)b * steps;
+    const int kb = b / group;
+    for (int s = 0; s < steps; ++s)
+      a[s] = additiveScore(qb, keysProj + ((std::size_t)s * keyBatch + kb) * hidden, v, hidden) + bias;
+    attention::maskedSoftmax(a, 1, steps, lengths ? lengths + b : nullptr, 1);
+    float* c = context + (std::size_t)b * ldContext;
+    for (int h = 0; h < hidden; ++h) c[h] = 0.f;
+    for (int s = 0; s < steps; ++s) {
+      const float w = a[s];
+      if (w == 0.f) continue;  // past the row's length
+      const float* k = keys + ((std::size_t)s * keyBatch + kb) * hidden;
+      RNNKIT_LOOP_INDEPENDENT
+      for (int h = 0; h < hidden; ++h) c[h] += w * k[h];
+    }
+  }
+}
+RNNKIT_SIMD_VARIANTS(void, attendRows, attendRowsImpl,
+                     (const float* q, const float* keysProj, const float* keys, const float* v, float bias,
+                      int keyBatch, int group, int steps, int hidden, const int32_t* lengths, float* weights,
+                      float* context, int ldContext, int b0, int b1),
+                     (q, keysProj, keys, v, bias, keyBatch, group, steps, hidden, lengths, weights, context, ldContext,
+                      b0, b1))
 
 RNNKIT_INLINE void additiveBackwardRowsImpl(const float* dScores, const float* q, const float* keysProj,
                                             const float* v, int batch, int steps, int hidden, float* dKeysProj,
@@ -67,6 +109,17 @@ void CpuBackend::additiveScores(const float* q, const float* keysProj, const flo
   const float bias = vBias ? vBias[0] : 0.f;
   parallelRows(batch, (std::size_t)steps * hidden * 8, [&](std::size_t b0, std::size_t b1) {
     additiveRows(q, keysProj, v, bias, batch, steps, hidden, scores, (int)b0, (int)b1);
+  });
+}
+
+void CpuBackend::additiveAttention(const float* q, const float* keysProj, const float* keys, const float* v,
+                                   const float* vBias, int batch, int group, int steps, int hidden,
+                                   const int32_t* lengths, float* weights, float* context, int ldContext) {
+  const float bias = vBias ? vBias[0] : 0.f;
+  if (group < 1 || batch % group != 0) fail(ErrorCode::Internal, "additiveAttention: rows not in whole groups");
+  parallelRows(batch, (std::size_t)steps * hidden * 10, [&](std::size_t b0, std::size_t b1) {
+    attendRows(q, keysProj, keys, v, bias, batch / group, group, steps, hidden, lengths, weights, context, ldContext,
+               (int)b0, (int)b1);
   });
 }
 
