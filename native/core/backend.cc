@@ -43,25 +43,25 @@ void Backend::additiveScores(const float* q, const float* keysProj, const float*
   upload(scores, hs.data(), hs.size() * sizeof(float));
 }
 
-void Backend::additiveAttention(const float* q, const float* keysProj, const float* keys, const float* v,
+void Backend::additiveAttention(const float* q, const float* keysProj, const float* values, int width, const float* v,
                                 const float* vBias, int batch, int group, int steps, int hidden,
-                                const int32_t* lengths, float* weights, float* context, int ldContext) {
-  DeviceBuffer index(this), keysRows(this), projRows(this);
+                                const int32_t* lengths, float* weights, float beta, float* context, int ldContext) {
+  DeviceBuffer index(this), valueRows(this), projRows(this);
   if (group > 1) {
     // One copy of every shared source row per row of the batch.
     std::vector<int32_t> idx((std::size_t)steps * batch);
     for (int s = 0; s < steps; ++s)
       for (int b = 0; b < batch; ++b) idx[(std::size_t)s * batch + b] = s * (batch / group) + b / group;
     upload(index.reserveInts(idx.size()), idx.data(), idx.size() * sizeof(int32_t));
-    gatherRows(keys, hidden, index.ints(), steps * batch, keysRows.reserveFloats((std::size_t)steps * batch * hidden));
+    gatherRows(values, width, index.ints(), steps * batch, valueRows.reserveFloats((std::size_t)steps * batch * width));
     gatherRows(keysProj, hidden, index.ints(), steps * batch,
                projRows.reserveFloats((std::size_t)steps * batch * hidden));
-    keys = keysRows.floats();
+    values = valueRows.floats();
     keysProj = projRows.floats();
   }
   additiveScores(q, keysProj, v, vBias, batch, steps, hidden, weights);
   maskedSoftmax(weights, batch, steps, lengths, batch);
-  gemmBatched(false, false, 1, hidden, steps, 1.f, weights, steps, steps, keys, batch * hidden, hidden, 0.f, context,
+  gemmBatched(false, false, 1, width, steps, 1.f, weights, steps, steps, values, batch * width, width, beta, context,
               ldContext, ldContext, batch);
 }
 

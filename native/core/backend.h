@@ -239,12 +239,13 @@ class Backend {
                               int steps, int hidden, float* scores);
   // One decoder step of additive attention in one pass: the scores above, their softmax masked to each row's
   // lengths[b] (null: all steps), written into weights [batch, steps], and the context
-  // context[b] = sum_s weights[b, s] keys[s, b / group] (keys and keysProj time-major [steps, batch / group,
-  // hidden]: `group` consecutive rows, a beam's hypotheses, share one source row; row stride ldContext).
-  // The default runs additiveScores, maskedSoftmax and gemmBatched; the CPU backend fuses them per row.
-  virtual void additiveAttention(const float* q, const float* keysProj, const float* keys, const float* v,
+  // context[b] = beta * context[b] + sum_s weights[b, s] values[s, b / group] (values [steps, batch / group, width]
+  // time-major, the keys or a projection of them; keysProj [steps, batch / group, hidden]: `group` consecutive rows,
+  // a beam's hypotheses, share one source row; context's row stride ldContext). The default runs additiveScores,
+  // maskedSoftmax and gemmBatched; the CPU backend fuses them per row.
+  virtual void additiveAttention(const float* q, const float* keysProj, const float* values, int width, const float* v,
                                  const float* vBias, int batch, int group, int steps, int hidden,
-                                 const int32_t* lengths, float* weights, float* context, int ldContext);
+                                 const int32_t* lengths, float* weights, float beta, float* context, int ldContext);
   // Its gradient from dScores [batch, steps]: dKeysProj += and dv += (accumulating), dq = (written). vBias has none:
   // it shifts every score of a row alike, which the softmax that follows cancels exactly (summing the rounding noise
   // of its zero gradient would move it under Adam, whose step does not shrink with the gradient).

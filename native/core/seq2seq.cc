@@ -373,7 +373,7 @@ void Seq2Seq::decodeTrainBahdanau(int B, int S, int T, const int32_t* lengths, b
     float* ct = x + (std::size_t)t * B * XI + E;
     be_.broadcastRows(qt, B, H, H, p + ba_);
     loopForward_.multiply(0, B, hTopPrev, H, 1.f, qt, H);
-    be_.additiveAttention(qt, kp, K, p + va_, p + bva_, B, 1, S, H, lengths, at, ct, XI);
+    be_.additiveAttention(qt, kp, K, H, p + va_, p + bva_, B, 1, S, H, lengths, at, 0.f, ct, XI);
     loopForward_.multiply(1, B, ct, XI, 1.f, gi0 + (std::size_t)t * B * GH, GH);
     for (int l = 0; l < L; ++l) {
       const Layer& layer = dec_.layers[l];
@@ -738,8 +738,22 @@ void Seq2Seq::prepareStepWeights(DecoderState& st, int steps) {
       st.weights.set(3 + 2 * l, p + layer.wih, true, GH, l == 0 ? E : layer.input, layer.input, st.R, steps);
     st.weights.set(4 + 2 * l, p + layer.whh, true, GH, H, H, st.R, steps);
   }
-  if (spec_.attention == AttentionKind::Bahdanau)
+  if (spec_.attention == AttentionKind::Bahdanau && !st.keyGatesReady)
     st.weights.set(contextSlot(), p + dec_.layers[0].wih + E, true, GH, H, dec_.layers[0].input, st.R, steps);
+}
+
+// Bahdanau, a whole decode: every source row's keys through layer 0's context columns of W_ih, [S, B, G*H], when
+// that costs fewer rows than the contexts it replaces (S x source rows < decoder rows x steps: a beam's hypotheses
+// share their source row).
+void Seq2Seq::prepareKeyGates(DecoderState& st, int sourceRows, int steps) {
+  const int E = spec_.embedSize, H = spec_.hiddenSize, GH = gateCount(spec_.cell) * H, S = st.S;
+  st.keyGatesReady = false;
+  if (spec_.attention != AttentionKind::Bahdanau || (long long)S * sourceRows >= (long long)st.R * steps) return;
+  const Layer& l0 = dec_.layers[0];
+  float* kg = st.keyGates.reserveFloats((std::size_t)S * sourceRows * GH);
+  be_.gemm(false, true, S * sourceRows, GH, H, 1.f, st.keys.floats(), H, params_.floats() + l0.wih + E, l0.input, 0.f,
+           kg, GH);
+  st.keyGatesReady = true;
 }
 
 // A whole decode reads layer 0's input projection of every token from one table, [V, G*H] = b_ih + emb W_ih[:, :E]^T,
@@ -776,13 +790,19 @@ void Seq2Seq::stepRows(DecoderState& st) {
     st.weights.multiply(3, R, emb, E, 1.f, gi, GH);
   }
   if (spec_.attention == AttentionKind::Bahdanau) {
-    float* ctx = st.x.reserveFloats(RH);
     float* q = st.q.reserveFloats(RH);
     be_.broadcastRows(q, R, H, H, p + ba_);
     st.weights.multiply(0, R, st.h[st.cur].floats() + (L - 1) * RH, H, 1.f, q, H);
-    be_.additiveAttention(q, st.keysProj.floats(), st.keys.floats(), p + va_, p + bva_, R, st.group, S, H, lengths,
-                          scores, ctx, H);
-    st.weights.multiply(contextSlot(), R, ctx, H, 1.f, gi, GH);
+    if (st.keyGatesReady) {
+      // W_ih c = sum_s a_s (W_ih k_s): the weights sum the keys' projections straight into the gates.
+      be_.additiveAttention(q, st.keysProj.floats(), st.keyGates.floats(), GH, p + va_, p + bva_, R, st.group, S, H,
+                            lengths, scores, 1.f, gi, GH);
+    } else {
+      float* ctx = st.x.reserveFloats(RH);
+      be_.additiveAttention(q, st.keysProj.floats(), st.keys.floats(), H, p + va_, p + bva_, R, st.group, S, H,
+                            lengths, scores, 0.f, ctx, H);
+      st.weights.multiply(contextSlot(), R, ctx, H, 1.f, gi, GH);
+    }
   }
   float* gh = st.gh.reserveFloats((std::size_t)R * GH);
   const std::size_t LRH = (std::size_t)L * RH;
@@ -958,6 +978,7 @@ DecodeResult Seq2Seq::decode(const std::vector<int32_t>& src, int B, int S, cons
     }
     st->R = R;
     st->cur = 0;
+    prepareKeyGates(*st, B, M);
     prepareStepWeights(*st, M);
   }
   struct Hyp {

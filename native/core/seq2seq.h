@@ -103,7 +103,7 @@ struct DecoderState {
   explicit DecoderState(Backend* be)
       : keys(be), keysProj(be), lengths(be), h{DeviceBuffer(be), DeviceBuffer(be)}, c{DeviceBuffer(be), DeviceBuffer(be)},
         x(be), emb(be), gi(be), gh(be), q(be), scores(be), concat(be), o(be), logits(be), tokens(be), index(be),
-        embTable(be), weights(be) {}
+        embTable(be), keyGates(be), weights(be) {}
   int R = 0, S = 0;
   int group = 1;  // consecutive rows sharing one source row of keys / keysProj (a beam's hypotheses, Bahdanau)
   bool hasLengths = false;
@@ -115,6 +115,9 @@ struct DecoderState {
   // Layer 0's input projection of every target token (Seq2Seq::prepareEmbeddingTable), for a whole decode.
   DeviceBuffer embTable;
   bool embTableReady = false;
+  // Bahdanau: the keys through layer 0's context columns of W_ih (Seq2Seq::prepareKeyGates), for a whole decode.
+  DeviceBuffer keyGates;
+  bool keyGatesReady = false;
   // The step's weights (Seq2Seq::prepareStepWeights): packed for a whole decode, read in place for single steps.
   StepWeightSet weights;
 };
@@ -187,6 +190,7 @@ class Seq2Seq {
   // The decoder's step weights for `steps` steps of st.R rows (slots: see the definition).
   void prepareStepWeights(DecoderState& st, int steps);
   void prepareEmbeddingTable(DecoderState& st, int steps);
+  void prepareKeyGates(DecoderState& st, int sourceRows, int steps);
   std::size_t contextSlot() const { return 3 + 2 * (std::size_t)spec_.numLayers; }
 
   Backend& be_;

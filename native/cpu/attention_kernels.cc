@@ -45,9 +45,9 @@ RNNKIT_SIMD_VARIANTS(void, additiveRows, additiveRowsImpl,
 
 // Rows b0..b1 of one attention step: scores, the masked softmax (the portable rule, per row), the context.
 // Rows of a group share their source row (keyBatch = batch / group rows per source step), read while in cache.
-RNNKIT_INLINE void attendRowsImpl(const float* q, const float* keysProj, const float* keys, const float* v, float bias,
-                                  int keyBatch, int group, int steps, int hidden, const int32_t* lengths,
-                                  float* weights, float* context, int ldContext, int b0, int b1) {
+RNNKIT_INLINE void attendRowsImpl(const float* q, const float* keysProj, const float* values, int width, const float* v,
+                                  float bias, int keyBatch, int group, int steps, int hidden, const int32_t* lengths,
+                                  float* weights, float beta, float* context, int ldContext, int b0, int b1) {
   for (int b = b0; b < b1; ++b) {
     const float* qb = q + (std::size_t)b * hidden;
     float* a = weights + (std::size_t)b * steps;
@@ -56,22 +56,26 @@ RNNKIT_INLINE void attendRowsImpl(const float* q, const float* keysProj, const f
       a[s] = additiveScore(qb, keysProj + ((std::size_t)s * keyBatch + kb) * hidden, v, hidden) + bias;
     attention::maskedSoftmax(a, 1, steps, lengths ? lengths + b : nullptr, 1);
     float* c = context + (std::size_t)b * ldContext;
-    for (int h = 0; h < hidden; ++h) c[h] = 0.f;
+    if (beta == 0.f) {
+      for (int h = 0; h < width; ++h) c[h] = 0.f;
+    } else if (beta != 1.f) {
+      for (int h = 0; h < width; ++h) c[h] *= beta;
+    }
     for (int s = 0; s < steps; ++s) {
       const float w = a[s];
       if (w == 0.f) continue;  // past the row's length
-      const float* k = keys + ((std::size_t)s * keyBatch + kb) * hidden;
+      const float* k = values + ((std::size_t)s * keyBatch + kb) * width;
       RNNKIT_LOOP_INDEPENDENT
-      for (int h = 0; h < hidden; ++h) c[h] += w * k[h];
+      for (int h = 0; h < width; ++h) c[h] += w * k[h];
     }
   }
 }
 RNNKIT_SIMD_VARIANTS(void, attendRows, attendRowsImpl,
-                     (const float* q, const float* keysProj, const float* keys, const float* v, float bias,
-                      int keyBatch, int group, int steps, int hidden, const int32_t* lengths, float* weights,
-                      float* context, int ldContext, int b0, int b1),
-                     (q, keysProj, keys, v, bias, keyBatch, group, steps, hidden, lengths, weights, context, ldContext,
-                      b0, b1))
+                     (const float* q, const float* keysProj, const float* values, int width, const float* v,
+                      float bias, int keyBatch, int group, int steps, int hidden, const int32_t* lengths,
+                      float* weights, float beta, float* context, int ldContext, int b0, int b1),
+                     (q, keysProj, values, width, v, bias, keyBatch, group, steps, hidden, lengths, weights, beta,
+                      context, ldContext, b0, b1))
 
 RNNKIT_INLINE void additiveBackwardRowsImpl(const float* dScores, const float* q, const float* keysProj,
                                             const float* v, int batch, int steps, int hidden, float* dKeysProj,
@@ -112,14 +116,14 @@ void CpuBackend::additiveScores(const float* q, const float* keysProj, const flo
   });
 }
 
-void CpuBackend::additiveAttention(const float* q, const float* keysProj, const float* keys, const float* v,
-                                   const float* vBias, int batch, int group, int steps, int hidden,
-                                   const int32_t* lengths, float* weights, float* context, int ldContext) {
+void CpuBackend::additiveAttention(const float* q, const float* keysProj, const float* values, int width,
+                                   const float* v, const float* vBias, int batch, int group, int steps, int hidden,
+                                   const int32_t* lengths, float* weights, float beta, float* context, int ldContext) {
   const float bias = vBias ? vBias[0] : 0.f;
   if (group < 1 || batch % group != 0) fail(ErrorCode::Internal, "additiveAttention: rows not in whole groups");
-  parallelRows(batch, (std::size_t)steps * hidden * 10, [&](std::size_t b0, std::size_t b1) {
-    attendRows(q, keysProj, keys, v, bias, batch / group, group, steps, hidden, lengths, weights, context, ldContext,
-               (int)b0, (int)b1);
+  parallelRows(batch, (std::size_t)steps * (hidden * 10 + width), [&](std::size_t b0, std::size_t b1) {
+    attendRows(q, keysProj, values, width, v, bias, batch / group, group, steps, hidden, lengths, weights, beta,
+               context, ldContext, (int)b0, (int)b1);
   });
 }
 

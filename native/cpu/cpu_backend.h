@@ -68,9 +68,9 @@ class CpuBackend final : public Backend {
   void maskedSoftmax(float* x, int rows, int cols, const int32_t* lengths, int batch) override;
   void additiveScores(const float* q, const float* keysProj, const float* v, const float* vBias, int batch,
                       int steps, int hidden, float* scores) override;
-  void additiveAttention(const float* q, const float* keysProj, const float* keys, const float* v, const float* vBias,
-                         int batch, int group, int steps, int hidden, const int32_t* lengths, float* weights,
-                         float* context, int ldContext) override;
+  void additiveAttention(const float* q, const float* keysProj, const float* values, int width, const float* v,
+                         const float* vBias, int batch, int group, int steps, int hidden, const int32_t* lengths,
+                         float* weights, float beta, float* context, int ldContext) override;
   void additiveScoresBackward(const float* dScores, const float* q, const float* keysProj, const float* v, int batch,
                               int steps, int hidden, float* dKeysProj, float* dq, float* dv) override;
 
