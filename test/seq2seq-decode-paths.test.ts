@@ -1,0 +1,84 @@
+// A whole decode (greedy and beam search) takes shortcuts the step-by-step decoder does not: layer 0's embedding
+// projection looked up in a per-token table (when the vocabulary is small against rows x steps), a beam's hypotheses
+// reading their source row's keys in place, and (Bahdanau, beam) the keys projected through W_ih once per decode so
+// that the attention weights sum them straight into the gates. Every returned row is re-scored here by the stepping
+// decoder, which takes none of them: the summed log-probabilities, each token's attention weights, and (greedy) each
+// token being the argmax, on both sides of the table's size rule.
+import t from 'tap';
+import { Seq2Seq, type AttentionKind } from '../lib/seq2seq';
+import { Lcg } from './helpers/finite-difference';
+
+interface Case {
+  cell: 'gru' | 'lstm';
+  attention: AttentionKind;
+  layers: number;
+  batch: number;
+  tgtVocab: number;
+  maxLength: number;
+}
+
+const CASES: Case[] = [
+  { cell: 'gru', attention: 'bahdanau', layers: 1, batch: 3, tgtVocab: 6, maxLength: 5 },
+  { cell: 'lstm', attention: 'bahdanau', layers: 2, batch: 2, tgtVocab: 6, maxLength: 4 },
+  { cell: 'gru', attention: 'none', layers: 1, batch: 3, tgtVocab: 6, maxLength: 4 },
+  { cell: 'lstm', attention: 'luong', layers: 2, batch: 2, tgtVocab: 6, maxLength: 4 },
+  // A vocabulary larger than rows x steps: no table.
+  { cell: 'gru', attention: 'bahdanau', layers: 1, batch: 1, tgtVocab: 40, maxLength: 3 },
+];
+
+function logSoftmax(z: Float32Array, off: number, V: number): number[] {
+  let m = -Infinity;
+  for (let v = 0; v < V; ++v) m = Math.max(m, z[off + v]);
+  let s = 0;
+  for (let v = 0; v < V; ++v) s += Math.exp(z[off + v] - m);
+  const lse = m + Math.log(s);
+  return Array.from({ length: V }, (_, v) => z[off + v] - lse);
+}
+
+for (const [ci, c] of CASES.entries()) {
+  const label = `${c.cell}/${c.attention}/L${c.layers}/B${c.batch}/V${c.tgtVocab}`;
+  t.test(`${label}: greedy and beam results re-scored by the stepping decoder`, async (t) => {
+    const rng = new Lcg(900 + ci);
+    const S = 5;
+    const V = c.tgtVocab;
+    const model = new Seq2Seq({
+      cell: c.cell, attention: c.attention, srcVocab: 7, tgtVocab: V, embedSize: 5, hiddenSize: 8, numLayers: c.layers,
+      seed: 40 + ci,
+    });
+    const B = c.batch;
+    const source = { data: Int32Array.from({ length: B * S }, () => rng.int(7)), shape: [B, S] };
+    const sourceLengths = Int32Array.from({ length: B }, (_, b) => Math.max(1, S - 2 * b));
+    for (const beamWidth of [1, 3]) {
+      const M = c.maxLength;
+      const r = model.decodeSync(source, { startToken: 0, endToken: 1, maxLength: M, beamWidth, sourceLengths });
+      let worstScore = 0;
+      let worstAttention = 0;
+      let notArgmax = 0;
+      for (let b = 0; b < B; ++b) {
+        const row = { data: (source.data as Int32Array).slice(b * S, (b + 1) * S), shape: [1, S] };
+        const dec = model.beginDecode(row, { sourceLengths: [sourceLengths[b]] });
+        let token = 0;
+        let score = 0;
+        for (let step = 0; step < r.lengths[b]; ++step) {
+          const out = dec.step([token]);
+          const next = r.tokens[b * M + step];
+          const lp = logSoftmax(out.logits.data, 0, V);
+          score += lp[next];
+          if (beamWidth === 1 && lp.some((x) => x > lp[next] + 1e-6)) ++notArgmax;
+          if (r.attention && out.attention)
+            for (let s = 0; s < S; ++s)
+              worstAttention = Math.max(worstAttention, Math.abs(r.attention.data[(b * M + step) * S + s] - out.attention.data[s]));
+          token = next;
+        }
+        dec.dispose();
+        worstScore = Math.max(worstScore, Math.abs(score - r.scores[b]));
+      }
+      t.ok(r.lengths.every((n) => n >= 1), `beam ${beamWidth}: every row produced tokens`);
+      t.ok(worstScore < 1e-4, `beam ${beamWidth}: scores agree (worst ${worstScore})`);
+      if (c.attention !== 'none') t.ok(worstAttention < 1e-5, `beam ${beamWidth}: attention agrees (worst ${worstAttention})`);
+      else t.equal(r.attention, null, 'no attention without an attention layer');
+      if (beamWidth === 1) t.equal(notArgmax, 0, 'greedy took the argmax at every step');
+    }
+    model.dispose();
+  });
+}
