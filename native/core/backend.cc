@@ -5,6 +5,7 @@
 
 #include "attention_kernels.h"
 #include "device_buffer.h"
+#include "model_spec.h"
 
 namespace rnnkit {
 
@@ -63,6 +64,20 @@ void Backend::additiveAttention(const float* q, const float* keysProj, const flo
   maskedSoftmax(weights, batch, steps, lengths, batch);
   gemmBatched(false, false, 1, width, steps, 1.f, weights, steps, steps, values, batch * width, width, beta, context,
               ldContext, ldContext, batch);
+}
+
+void Backend::additiveAttentionBackward(const float* dContext, int ldDContext, const float* weights, const float* q,
+                                        const float* keysProj, const float* keys, const float* v, int batch, int steps,
+                                        int hidden, float* dKeys, float* dKeysProj, float* dq, float* dv) {
+  DeviceBuffer dWeights(this);
+  float* dA = dWeights.reserveFloats((std::size_t)batch * steps);
+  // context = a K: da = dc K^T, dK += a^T dc (per batch row); then the softmax and the scores.
+  gemmBatched(false, true, 1, steps, hidden, 1.f, dContext, ldDContext, ldDContext, keys, batch * hidden, hidden, 0.f,
+              dA, steps, steps, batch);
+  gemmBatched(true, false, steps, hidden, 1, 1.f, weights, steps, steps, dContext, ldDContext, ldDContext, 1.f, dKeys,
+              batch * hidden, hidden, batch);
+  activationBackward((int)Activation::Softmax, weights, dA, dA, batch, steps);
+  additiveScoresBackward(dA, q, keysProj, v, batch, steps, hidden, dKeysProj, dq, dv);
 }
 
 void Backend::additiveScoresBackward(const float* dScores, const float* q, const float* keysProj, const float* v,

@@ -246,6 +246,13 @@ class Backend {
   virtual void additiveAttention(const float* q, const float* keysProj, const float* values, int width, const float* v,
                                  const float* vBias, int batch, int group, int steps, int hidden,
                                  const int32_t* lengths, float* weights, float beta, float* context, int ldContext);
+  // additiveAttention's gradient for one step (values = keys, group 1) from dContext [batch, ldDContext]: through
+  // the context dKeys += (accumulating), through the softmax and the scores as additiveScoresBackward below
+  // (dKeysProj +=, dv +=, dq =). The default runs gemmBatched, activationBackward and additiveScoresBackward; the CPU
+  // backend does it in one pass per row.
+  virtual void additiveAttentionBackward(const float* dContext, int ldDContext, const float* weights, const float* q,
+                                         const float* keysProj, const float* keys, const float* v, int batch,
+                                         int steps, int hidden, float* dKeys, float* dKeysProj, float* dq, float* dv);
   // Its gradient from dScores [batch, steps]: dKeysProj += and dv += (accumulating), dq = (written). vBias has none:
   // it shifts every score of a row alike, which the softmax that follows cancels exactly (summing the rounding noise
   // of its zero gradient would move it under Adam, whose step does not shrink with the gradient).

@@ -521,7 +521,6 @@ void Seq2Seq::backwardBahdanau(int B, int S, int T, const int32_t* lengths) {
   be_.fill(dKp, (std::size_t)S * B * H, 0.f);
   float* dQ = dQuery_.reserveFloats(N * H);
   float* dX = dX_.reserveFloats(N * XI);
-  float* dA = dAttn_.reserveFloats((std::size_t)B * S);
   float* carryH = carryH_.reserveFloats(2 * LBH);
   be_.fill(carryH, 2 * LBH, 0.f);
   float* carryC = lstm ? carryC_.reserveFloats(2 * LBH) : nullptr;
@@ -576,10 +575,8 @@ void Seq2Seq::backwardBahdanau(int B, int S, int T, const int32_t* lengths) {
     const float* dc = dX + (std::size_t)t * B * XI + E;
     const float* at = attn + (std::size_t)t * B * S;
     float* dQt = dQ + (std::size_t)t * BH;
-    be_.gemmBatched(false, true, 1, S, H, 1.f, dc, XI, XI, K, B * H, H, 0.f, dA, S, S, B);
-    be_.gemmBatched(true, false, S, H, 1, 1.f, at, S, S, dc, XI, XI, 1.f, dKeys, B * H, H, B);
-    be_.activationBackward(kSoftmax, at, dA, dA, B, S);
-    be_.additiveScoresBackward(dA, q + (std::size_t)t * BH, kp, p + va_, B, S, H, dKp, dQt, g + va_);
+    be_.additiveAttentionBackward(dc, XI, at, q + (std::size_t)t * BH, kp, K, p + va_, B, S, H, dKeys, dKp, dQt,
+                                  g + va_);
     loopBackward_.multiply(0, B, dQt, H, 1.f, carryH + (cur ^ 1) * LBH + (L - 1) * BH, H);
     cur ^= 1;
   }

@@ -106,7 +106,84 @@ RNNKIT_SIMD_VARIANTS(void, additiveBackwardRows, additiveBackwardRowsImpl,
                       int steps, int hidden, float* dKeysProj, float* dq, float* dv, int b0, int b1),
                      (dScores, q, keysProj, v, batch, steps, hidden, dKeysProj, dq, dv, b0, b1))
 
+// Rows b0..b1 of one step's attention backward: through the context (da_s = dc . k_s, dk_s += a_s dc), the softmax
+// (ds_s = a_s (da_s - a . da)) and the scores (as additiveBackwardRows). dv accumulates into the caller's share.
+RNNKIT_INLINE void attendBackwardRowsImpl(const float* dContext, int ldDContext, const float* weights, const float* q,
+                                          const float* keysProj, const float* keys, const float* v, int batch,
+                                          int steps, int hidden, float* dKeys, float* dKeysProj, float* dq, float* dv,
+                                          float* dScores, int b0, int b1) {
+  for (int b = b0; b < b1; ++b) {
+    const float* dc = dContext + (std::size_t)b * ldDContext;
+    const float* a = weights + (std::size_t)b * steps;
+    double dot = 0;
+    for (int s = 0; s < steps; ++s) {
+      const std::size_t row = ((std::size_t)s * batch + b) * hidden;
+      const float w = a[s];
+      if (w == 0.f) {  // masked: no gradient through it
+        dScores[s] = 0.f;
+        continue;
+      }
+      const float* k = keys + row;
+      float* dk = dKeys + row;
+      float part[16] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+      int h = 0;
+      for (; h + 16 <= hidden; h += 16)
+        for (int j = 0; j < 16; ++j) {
+          part[j] += dc[h + j] * k[h + j];
+          dk[h + j] += w * dc[h + j];
+        }
+      for (int j = 0; h < hidden; ++h, ++j) {
+        part[j] += dc[h] * k[h];
+        dk[h] += w * dc[h];
+      }
+      float da = 0.f;
+      for (int j = 0; j < 16; ++j) da += part[j];
+      dScores[s] = da;
+      dot += (double)da * w;
+    }
+    const float* qb = q + (std::size_t)b * hidden;
+    float* dqb = dq + (std::size_t)b * hidden;
+    for (int h = 0; h < hidden; ++h) dqb[h] = 0.f;
+    for (int s = 0; s < steps; ++s) {
+      const float ds = a[s] * (dScores[s] - (float)dot);
+      if (ds == 0.f) continue;  // a masked step (weight 0) sends nothing back
+      const std::size_t row = ((std::size_t)s * batch + b) * hidden;
+      const float* k = keysProj + row;
+      float* dk = dKeysProj + row;
+      RNNKIT_LOOP_INDEPENDENT
+      for (int h = 0; h < hidden; ++h) {
+        const float e = fastTanh(qb[h] + k[h]);
+        dv[h] += ds * e;
+        const float de = ds * v[h] * (1.f - e * e);
+        dk[h] += de;
+        dqb[h] += de;
+      }
+    }
+  }
+}
+RNNKIT_SIMD_VARIANTS(void, attendBackwardRows, attendBackwardRowsImpl,
+                     (const float* dContext, int ldDContext, const float* weights, const float* q,
+                      const float* keysProj, const float* keys, const float* v, int batch, int steps, int hidden,
+                      float* dKeys, float* dKeysProj, float* dq, float* dv, float* dScores, int b0, int b1),
+                     (dContext, ldDContext, weights, q, keysProj, keys, v, batch, steps, hidden, dKeys, dKeysProj, dq,
+                      dv, dScores, b0, b1))
+
 }  // namespace
+
+void CpuBackend::additiveAttentionBackward(const float* dContext, int ldDContext, const float* weights, const float* q,
+                                           const float* keysProj, const float* keys, const float* v, int batch,
+                                           int steps, int hidden, float* dKeys, float* dKeysProj, float* dq,
+                                           float* dv) {
+  // Each share of the rows sums its part of dv apart; the parts are added under a lock.
+  std::mutex merge;
+  parallelRows(batch, (std::size_t)steps * hidden * 14, [&](std::size_t b0, std::size_t b1) {
+    std::vector<float> scratch((std::size_t)hidden + steps, 0.f);
+    attendBackwardRows(dContext, ldDContext, weights, q, keysProj, keys, v, batch, steps, hidden, dKeys, dKeysProj, dq,
+                       scratch.data(), scratch.data() + hidden, (int)b0, (int)b1);
+    std::lock_guard<std::mutex> lock(merge);
+    for (int h = 0; h < hidden; ++h) dv[h] += scratch[h];
+  });
+}
 
 void CpuBackend::additiveScores(const float* q, const float* keysProj, const float* v, const float* vBias, int batch,
                                 int steps, int hidden, float* scores) {

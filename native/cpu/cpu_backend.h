@@ -71,6 +71,9 @@ class CpuBackend final : public Backend {
   void additiveAttention(const float* q, const float* keysProj, const float* values, int width, const float* v,
                          const float* vBias, int batch, int group, int steps, int hidden, const int32_t* lengths,
                          float* weights, float beta, float* context, int ldContext) override;
+  void additiveAttentionBackward(const float* dContext, int ldDContext, const float* weights, const float* q,
+                                 const float* keysProj, const float* keys, const float* v, int batch, int steps,
+                                 int hidden, float* dKeys, float* dKeysProj, float* dq, float* dv) override;
   void additiveScoresBackward(const float* dScores, const float* q, const float* keysProj, const float* v, int batch,
                               int steps, int hidden, float* dKeysProj, float* dq, float* dv) override;
 
