@@ -114,6 +114,24 @@ function targetsWithPadding(rng: Lcg, B: number, T: number): rk.IntTensor {
   return { data: d, shape: [B, T] };
 }
 
+t.test('gradients: a stacked bidirectional LSTM state handed to another, one-hot token input, sequence concatenation', async (t) => {
+  const rng = new Lcg(3);
+  const a = input({ dtype: 'int32', vocabSize: 5, name: 'a' });
+  const b = input({ dtype: 'float32', features: 2, name: 'b' });
+  const [encSeq, h, c] = layers.lstm({ units: 3, numLayers: 2, bidirectional: true, returnSequences: true, returnState: true, name: 'enc' }).apply(a) as Sym[];
+  const dec = layers.lstm({ units: 3, numLayers: 2, bidirectional: { mergeMode: 'sum' }, returnSequences: true, name: 'dec' }).apply(b, { initialState: [h, c] }) as Sym;
+  const joined = layers.concatenate({ name: 'join' }).apply([encSeq, b]) as Sym;
+  const out1 = layers.dense({ units: 3, name: 'o1' }).apply(dec) as Sym;
+  const out2 = layers.dense({ units: 4, activation: 'softmax', name: 'o2' }).apply(joined) as Sym;
+  const m = model({ inputs: [a, b], outputs: [out1, out2], seed: 8 }) as rk.GraphModel;
+  m.compile({ optimizer: adam, loss: ['mse', 'softmaxCrossEntropy'] });
+  const B = 2, T = 3;
+  const x = { a: { data: ints(rng, B * T, 5), shape: [B, T] }, b: { data: floats(rng, B * T * 2), shape: [B, T, 2] } };
+  const y = { o1: { data: floats(rng, B * T * 3, 4), shape: [B, T, 3] }, o2: { data: ints(rng, B * T, 4), shape: [B, T] } };
+  gradientCheck(t, m, x, y, { a: [3, 2] });
+  m.dispose();
+});
+
 t.test('a graph with fan-out and two outputs trains (loss falls) and reports accuracy', async (t) => {
   // Sequence classification and a per-step copy task from one encoder: the encoder's outputs feed two heads.
   const rng = new Lcg(11);
@@ -319,4 +337,21 @@ t.test('hostile arguments: getters that dispose or call again, Proxies, wrong ty
   await t.rejects(m2.trainOnBatch({ data, shape: [2, 3, 2] }, { data: new Float32Array(3), shape: [3] }), { code: 'ERR_RNNKIT_SHAPE' });
   t.throws(() => m2.compile({ optimizer: adam, loss: 'hinge' as rk.GraphLossName }), { code: 'ERR_RNNKIT_ARGUMENT' });
   m2.dispose();
+});
+
+t.test('fit with nonFinite: a batch with NaN is refused and changes nothing, or skipped and counted', async (t) => {
+  const x = input({ dtype: 'float32', features: 2, name: 'x' });
+  const m = model({ inputs: x, outputs: layers.dense({ units: 1, name: 'y' }).apply(layers.gru({ units: 3, name: 'g' }).apply(x) as Sym) as Sym, seed: 1 }) as rk.GraphModel;
+  m.compile({ optimizer: adam, loss: 'mse' });
+  const data = Float32Array.from({ length: 4 * 3 * 2 }, (_, i) => Math.sin(i));
+  data[7] = NaN;  // row 1
+  const xs = { data, shape: [4, 3, 2] };
+  const ys = { data: new Float32Array(4), shape: [4, 1] };
+  const before = m.getWeights();
+  await t.rejects(m.fit(xs, ys, { batchSize: 2, shuffle: false }), { code: 'ERR_RNNKIT_NON_FINITE' });
+  t.same(Array.from(m.getWeights()['g.weight_hh_l0'].data), Array.from(before['g.weight_hh_l0'].data), 'nothing applied');
+  const h = await m.fit(xs, ys, { batchSize: 2, shuffle: false, epochs: 2, nonFinite: 'skip' });
+  t.equal(h.skippedSteps, 2, 'the NaN batch skipped in each epoch');
+  t.ok(h.loss.every(Number.isFinite), 'the epochs report the applied steps');
+  m.dispose();
 });

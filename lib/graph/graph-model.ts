@@ -65,9 +65,16 @@ export interface GraphFitOptions {
     onStepEnd?: (step: number, logs: GraphLogs) => void | Promise<void>;
   };
   signal?: AbortSignal;
+  /**
+   * A batch whose loss or gradient norm is not finite is never applied (the weights and the optimizer state stay as
+   * they were): 'error' (default) rejects with ERR_RNNKIT_NON_FINITE, 'skip' goes on and counts it.
+   */
+  nonFinite?: 'error' | 'skip';
 }
 
 export interface GraphHistory {
+  /** Steps not applied because their loss or gradient norm was not finite (with `nonFinite: 'skip'`). */
+  skippedSteps: number;
   loss: number[];
   accuracy?: number[];
   valLoss: number[];
@@ -340,7 +347,8 @@ export class GraphModel {
 
   /** Epochs over the rows of x / y in batches; the mean loss of each epoch (weighted by rows) in the history. */
   async fit(x: GraphData, y: GraphTargets, options: GraphFitOptions = {}): Promise<GraphHistory> {
-    checkOptions(options, 'fit options', ['epochs', 'batchSize', 'shuffle', 'seed', 'lengths', 'validationData', 'callbacks', 'signal']);
+    checkOptions(options, 'fit options', ['epochs', 'batchSize', 'shuffle', 'seed', 'lengths', 'validationData', 'callbacks', 'signal', 'nonFinite']);
+    const skip = choiceOption(options.nonFinite, 'nonFinite', ['error', 'skip'] as const, 'error') === 'skip';
     const losses = this.#requireCompiled();
     const epochs = integerOption(options.epochs, 'epochs', 1, 1);
     const batchSize = integerOption(options.batchSize, 'batchSize', 1, 32);
@@ -356,7 +364,7 @@ export class GraphModel {
     })();
     const rng = new SeededRandom(integerOption(options.seed, 'seed', 0, (Math.random() * 0x7fffffff) | 0));
     const rows = Array.from({ length: all.rows }, (_, i) => i);
-    const history: GraphHistory = { loss: [], valLoss: [] };
+    const history: GraphHistory = { skippedSteps: 0, loss: [], valLoss: [] };
     if (this.#compiled!.accuracy) {
       history.accuracy = [];
       history.valAccuracy = [];
@@ -372,21 +380,34 @@ export class GraphModel {
       let lossSum = 0;
       let accSum = 0;
       let seen = 0;
+      let skippedRows = 0;
       for (let start = 0; start < all.rows; start += batchSize) {
         if (options.signal?.aborted) break;
         const idx = rows.slice(start, start + batchSize);
         const b = this.#slice(all, idx);
-        const logs = this.#logs(await this.#net.trainStep(b.inputs, losses, b.targets, { clipNorm: this.#compiled!.clipNorm }));
+        let stats: NativeGraphStats;
+        try {
+          stats = await this.#net.trainStep(b.inputs, losses, b.targets, { clipNorm: this.#compiled!.clipNorm });
+        } catch (e) {
+          if (!skip || (e as { code?: string }).code !== 'ERR_RNNKIT_NON_FINITE') throw e;
+          history.skippedSteps++;
+          seen += idx.length;
+          skippedRows += idx.length;
+          continue;
+        }
+        const logs = this.#logs(stats);
         seen += idx.length;
         lossSum += logs.loss * idx.length;
         accSum += (logs.accuracy ?? 0) * idx.length;
         await cb.onStepEnd?.(step++, logs);
       }
       if (seen < all.rows) break;
-      history.loss.push(lossSum / seen);
-      if (history.accuracy) history.accuracy.push(accSum / seen);
-      const epochLogs: GraphLogs & { valLoss?: number; valAccuracy?: number } = { loss: lossSum / seen, losses: {} };
-      if (history.accuracy) epochLogs.accuracy = accSum / seen;
+      // The mean over the rows of the applied steps (NaN when none was).
+      const applied = seen - skippedRows;
+      history.loss.push(lossSum / applied);
+      if (history.accuracy) history.accuracy.push(accSum / applied);
+      const epochLogs: GraphLogs & { valLoss?: number; valAccuracy?: number } = { loss: lossSum / applied, losses: {} };
+      if (history.accuracy) epochLogs.accuracy = accSum / applied;
       if (val) {
         const v = await this.#evaluateBatch(val, 256);
         history.valLoss.push(v.loss);
