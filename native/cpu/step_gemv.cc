@@ -49,6 +49,13 @@ void blocksScalar(const float* P, int K, const float* v, int b0, int b1, float* 
 }
 
 #ifdef RNNKIT_STEP_X86
+// Block b's 16 sums into y (fewer at the end of y).
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) inline void storeBlockAvx512(__m512 sums, int b, float* y, int N) {
+  const int n0 = b * kCols, cols = std::min(kCols, N - n0);
+  if (cols == kCols) _mm512_storeu_ps(y + n0, sums);
+  else if (cols > 0) _mm512_mask_storeu_ps(y + n0, (__mmask16)((1u << cols) - 1), sums);
+}
+
 // Four blocks (64 outputs) at a time: eight independent chains, one broadcast per k for four products.
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) void blocksAvx512(const float* P, int K, const float* v, int b0,
                                                                       int b1, float* y, int N) {
@@ -83,13 +90,19 @@ __attribute__((target("avx512f,avx512vl,avx2,fma"))) void blocksAvx512(const flo
     }
     const __m512 sums[4] = {_mm512_add_ps(e0, o0), _mm512_add_ps(e1, o1), _mm512_add_ps(e2, o2),
                             _mm512_add_ps(e3, o3)};
-    for (int q = 0; q < 4; ++q) {
-      const int n0 = (b + q) * kCols, cols = std::min(kCols, N - n0);
-      if (cols == kCols) _mm512_storeu_ps(y + n0, sums[q]);
-      else if (cols > 0) _mm512_mask_storeu_ps(y + n0, (__mmask16)((1u << cols) - 1), sums[q]);
-    }
+    for (int q = 0; q < 4; ++q) storeBlockAvx512(sums[q], b + q, y, N);
   }
-  if (b < b1) blocksScalar(P, K, v, b, b1, y, N);
+  for (; b < b1; ++b) {  // the last blocks one at a time, in the same order
+    const float* w = P + (std::size_t)b * blockFloats;
+    __m512 e = _mm512_setzero_ps(), o = e;
+    int k = 0;
+    for (; k + 2 <= K; k += 2) {
+      e = _mm512_fmadd_ps(_mm512_loadu_ps(w + (std::size_t)k * kCols), _mm512_set1_ps(v[k]), e);
+      o = _mm512_fmadd_ps(_mm512_loadu_ps(w + (std::size_t)(k + 1) * kCols), _mm512_set1_ps(v[k + 1]), o);
+    }
+    if (k < K) e = _mm512_fmadd_ps(_mm512_loadu_ps(w + (std::size_t)k * kCols), _mm512_set1_ps(v[k]), e);
+    storeBlockAvx512(_mm512_add_ps(e, o), b, y, N);
+  }
 }
 
 // Two blocks (32 outputs, four vectors of 8) at a time: eight chains.
@@ -128,7 +141,30 @@ __attribute__((target("avx2,fma"))) void blocksAvx2(const float* P, int K, const
     const int n0 = b * kCols, cols = std::min(2 * kCols, N - n0);
     std::memcpy(y + n0, out, sizeof(float) * (std::size_t)std::max(cols, 0));
   }
-  if (b < b1) blocksScalar(P, K, v, b, b1, y, N);
+  if (b < b1) {  // the last block, in the same order
+    const float* w = P + (std::size_t)b * blockFloats;
+    __m256 e0 = _mm256_setzero_ps(), e1 = e0, o0 = e0, o1 = e0;
+    int k = 0;
+    for (; k + 2 <= K; k += 2) {
+      const std::size_t at = (std::size_t)k * kCols;
+      const __m256 xe = _mm256_set1_ps(v[k]), xo = _mm256_set1_ps(v[k + 1]);
+      e0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + at), xe, e0);
+      e1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + at + 8), xe, e1);
+      o0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + at + kCols), xo, o0);
+      o1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + at + kCols + 8), xo, o1);
+    }
+    if (k < K) {
+      const std::size_t at = (std::size_t)k * kCols;
+      const __m256 xe = _mm256_set1_ps(v[k]);
+      e0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + at), xe, e0);
+      e1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + at + 8), xe, e1);
+    }
+    alignas(32) float out[kCols];
+    _mm256_store_ps(out, _mm256_add_ps(e0, o0));
+    _mm256_store_ps(out + 8, _mm256_add_ps(e1, o1));
+    const int n0 = b * kCols, cols = std::min(kCols, N - n0);
+    std::memcpy(y + n0, out, sizeof(float) * (std::size_t)std::max(cols, 0));
+  }
 }
 #endif
 
