@@ -657,7 +657,12 @@ function targetChecks(report: Report): Report['targets'] {
     add(`${n} >= 2.5x PyTorch`, vsTorch(n), (v) => v >= 2.5);
     add(`${n} >= 70% of the SGEMM roofline`, W[n].roofline_fraction, (v) => v >= 0.7);
   }
-  if (W.step_lstm2x256_b1) add('step_lstm2x256_b1 <= 20 us per step (synchronous)', W.step_lstm2x256_b1.us_per_step_sync ?? W.step_lstm2x256_b1.us_per_step, (v) => v <= 20);
+  if (W.step_lstm2x256_b1) {
+    // The issue's target: the synchronous step at most 20 us, float32 or int8 (each checked, the name says which).
+    add('step_lstm2x256_b1 float32 <= 20 us per step (synchronous)', W.step_lstm2x256_b1.us_per_step_sync ?? W.step_lstm2x256_b1.us_per_step, (v) => v <= 20);
+    if (W.step_lstm2x256_b1.int8_us_per_step_sync !== undefined)
+      add('step_lstm2x256_b1 int8 <= 20 us per step (synchronous)', W.step_lstm2x256_b1.int8_us_per_step_sync, (v) => v <= 20);
+  }
   // Against ONNX Runtime, measured in the same process, alternating: every inference workload at least 1.3x; the
   // awaited step at least 2x session.run and within 15 us of rnnkit's own synchronous step.
   const vsOrt = (n: string) => W[n]?.vs?.onnxruntime as number | undefined;
