@@ -82,3 +82,44 @@ for (const [ci, c] of CASES.entries()) {
     model.dispose();
   });
 }
+
+// The model keeps a decode's packed step weights and embedding table for the next decode of the same shape: a weight
+// changed in between (setParam, a training step) must reach the next decode.
+t.test('a decode after the weights change reads the new weights', async (t) => {
+  const spec = { cell: 'gru', attention: 'bahdanau', srcVocab: 7, tgtVocab: 6, embedSize: 5, hiddenSize: 8, numLayers: 1 } as const;
+  const rng = new Lcg(77);
+  const B = 3, S = 5, T = 4;
+  const source = { data: Int32Array.from({ length: B * S }, () => rng.int(7)), shape: [B, S] };
+  const opts = { startToken: 0, maxLength: 6 };
+  const copyInto = (from: Seq2Seq, to: Seq2Seq): void => {
+    for (const name of from.paramNames()) to.setParam(name, Float32Array.from(from.getParam(name).data));
+  };
+  const a = new Seq2Seq({ ...spec, seed: 1 });
+  for (const beamWidth of [1, 3]) {
+    a.decodeSync(source, { ...opts, beamWidth });  // fills what the model keeps
+    const w = Float32Array.from(a.getParam('decoder.rnn.weight_ih_l0').data, (x, i) => x + (i % 3 === 0 ? 0.5 : -0.25));
+    a.setParam('decoder.rnn.weight_ih_l0', w);
+    const e = Float32Array.from(a.getParam('decoder.embedding.weight').data, (x) => -x);
+    a.setParam('decoder.embedding.weight', e);
+    const fresh = new Seq2Seq({ ...spec, seed: 2 });
+    copyInto(a, fresh);
+    const got = a.decodeSync(source, { ...opts, beamWidth });
+    const want = fresh.decodeSync(source, { ...opts, beamWidth });
+    t.same(Array.from(got.tokens), Array.from(want.tokens), `beam ${beamWidth}: setParam reaches the next decode (tokens)`);
+    t.same(Array.from(got.scores), Array.from(want.scores), `beam ${beamWidth}: and its scores`);
+    fresh.dispose();
+  }
+  a.compile({ optimizer: { type: 'adam', lr: 0.05 } });
+  const batch = {
+    source, decoderInput: { data: Int32Array.from({ length: B * T }, () => rng.int(6)), shape: [B, T] },
+    targets: Int32Array.from({ length: B * T }, () => rng.int(6)),
+  };
+  a.decodeSync(source, opts);
+  for (let i = 0; i < 3; ++i) a.trainOnBatchSync(batch);
+  const fresh = new Seq2Seq({ ...spec, seed: 3 });
+  copyInto(a, fresh);
+  t.same(Array.from(a.decodeSync(source, opts).scores), Array.from(fresh.decodeSync(source, opts).scores),
+    'a training step reaches the next decode');
+  fresh.dispose();
+  a.dispose();
+});

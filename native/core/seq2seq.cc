@@ -75,6 +75,8 @@ Seq2Seq::Seq2Seq(Backend& backend, const Seq2SeqSpec& spec)
       spec_((spec.validate(), spec)),
       params_(&backend),
       grads_(&backend),
+      decodeWeights_(&backend),
+      embTable_(&backend),
       srcTok_(&backend),
       tgtTok_(&backend),
       lengths_(&backend),
@@ -190,6 +192,7 @@ void Seq2Seq::initParams() {
     }
   }
   be_.upload(params_.floats(), host.data(), host.size() * sizeof(float));
+  ++paramsVersion_;
 }
 
 std::size_t Seq2Seq::memoryBytes() const {
@@ -661,6 +664,7 @@ void Seq2Seq::setOptimizer(const OptimizerConfig& config) {
 void Seq2Seq::optimizerStep() {
   if (!optimizer_) fail(ErrorCode::State, "seq2seq: no optimizer is set: call setOptimizer first");
   optimizer_->step(params_.floats(), grads_.floats());
+  ++paramsVersion_;
   haveTrainForward_ = false;
 }
 
@@ -683,6 +687,7 @@ void Seq2Seq::setParam(const std::string& name, const float* data, std::size_t n
   if (n != e.size)
     fail(ErrorCode::Shape, name + " has " + std::to_string(n) + " values, expected " + std::to_string(e.size));
   be_.upload(params_.floats() + e.offset, data, n * sizeof(float));
+  ++paramsVersion_;
   haveTrainForward_ = false;
 }
 
@@ -706,7 +711,7 @@ std::unique_ptr<DecoderState> Seq2Seq::beginDecode(const std::vector<int32_t>& s
     be_.upload(st->lengths.ints(), srcLengths.data(), B * sizeof(int32_t));
   }
   encode(B, S, false, lengths);
-  prepareStepWeights(*st, 1);  // a stepping decoder reads the weights in place: they may change between its steps
+  prepareStepWeights(*st, 1, st->weights);  // a stepping decoder reads the weights in place: they may change between its steps
   const std::size_t LBH = (std::size_t)L * B * H;
   be_.copy(st->keys.reserveFloats((std::size_t)S * B * H), encOut_[L - 1].floats(), (std::size_t)S * B * H * sizeof(float));
   be_.copy(st->h[0].reserveFloats(LBH), encH_.floats(), LBH * sizeof(float));
@@ -721,22 +726,22 @@ std::unique_ptr<DecoderState> Seq2Seq::beginDecode(const std::vector<int32_t>& s
 
 // Slots: 0 Wa, 1 Wc, 2 out, then per layer 3 + 2l W_ih (layer 0: its embedding columns) and 4 + 2l W_hh, then
 // (Bahdanau) layer 0's context columns of W_ih.
-void Seq2Seq::prepareStepWeights(DecoderState& st, int steps) {
+void Seq2Seq::prepareStepWeights(DecoderState& st, int steps, StepWeightSet& w) {
   const int E = spec_.embedSize, H = spec_.hiddenSize, L = spec_.numLayers, V = spec_.tgtVocab;
   const int GH = gateCount(spec_.cell) * H;
   const float* p = params_.floats();
-  if (spec_.attention == AttentionKind::Bahdanau) st.weights.set(0, p + wa_, true, H, H, H, st.R, steps);
-  if (spec_.attention == AttentionKind::Luong) st.weights.set(1, p + wc_, true, H, 2 * H, 2 * H, st.R, steps);
-  st.weights.set(2, p + outW_, true, V, H, H, st.R, steps);
+  if (spec_.attention == AttentionKind::Bahdanau) w.set(0, p + wa_, true, H, H, H, st.R, steps);
+  if (spec_.attention == AttentionKind::Luong) w.set(1, p + wc_, true, H, 2 * H, 2 * H, st.R, steps);
+  w.set(2, p + outW_, true, V, H, H, st.R, steps);
   for (int l = 0; l < L; ++l) {
     const Layer& layer = dec_.layers[l];
     // With a per-token table layer 0's embedding columns are never multiplied during the decode.
     if (l > 0 || !st.embTableReady)
-      st.weights.set(3 + 2 * l, p + layer.wih, true, GH, l == 0 ? E : layer.input, layer.input, st.R, steps);
-    st.weights.set(4 + 2 * l, p + layer.whh, true, GH, H, H, st.R, steps);
+      w.set(3 + 2 * l, p + layer.wih, true, GH, l == 0 ? E : layer.input, layer.input, st.R, steps);
+    w.set(4 + 2 * l, p + layer.whh, true, GH, H, H, st.R, steps);
   }
   if (spec_.attention == AttentionKind::Bahdanau && !st.keyGatesReady)
-    st.weights.set(contextSlot(), p + dec_.layers[0].wih + E, true, GH, H, dec_.layers[0].input, st.R, steps);
+    w.set(contextSlot(), p + dec_.layers[0].wih + E, true, GH, H, dec_.layers[0].input, st.R, steps);
 }
 
 // Bahdanau, a whole decode: every source row's keys through layer 0's context columns of W_ih, [S, B, G*H], when
@@ -754,17 +759,36 @@ void Seq2Seq::prepareKeyGates(DecoderState& st, int sourceRows, int steps) {
 }
 
 // A whole decode reads layer 0's input projection of every token from one table, [V, G*H] = b_ih + emb W_ih[:, :E]^T,
-// when making it costs no more than the rows it saves (V <= rows x steps).
+// when making it costs no more than the rows it saves (V <= rows x steps). The model keeps it until a weight changes.
 void Seq2Seq::prepareEmbeddingTable(DecoderState& st, int steps) {
   const int E = spec_.embedSize, V = spec_.tgtVocab, GH = gateCount(spec_.cell) * spec_.hiddenSize;
   st.embTableReady = false;
   if ((long long)V > (long long)st.R * steps) return;
+  st.embTableReady = true;
+  if (embTableVersion_ == paramsVersion_) return;
   const float* p = params_.floats();
   const Layer& l0 = dec_.layers[0];
-  float* table = st.embTable.reserveFloats((std::size_t)V * GH);
+  float* table = embTable_.reserveFloats((std::size_t)V * GH);
   be_.broadcastRows(table, V, GH, GH, p + l0.bih);
   be_.gemm(false, true, V, GH, E, 1.f, p + decEmb_, E, p + l0.wih, l0.input, 1.f, table, GH);
-  st.embTableReady = true;
+  embTableVersion_ = paramsVersion_;
+}
+
+// A whole decode's step weights: packed once and kept by the model for the next decode of the same shape (a server
+// decoding request after request), until a weight changes.
+void Seq2Seq::useDecodeWeights(DecoderState& st, int steps) {
+  const DecodeWeightsKey key{paramsVersion_, st.R, steps, st.embTableReady, st.keyGatesReady};
+  if (!(haveDecodeWeights_ && key == decodeWeightsKey_)) {
+    haveDecodeWeights_ = false;
+    DecoderState shape(&be_);
+    shape.R = st.R;
+    shape.embTableReady = st.embTableReady;
+    shape.keyGatesReady = st.keyGatesReady;
+    prepareStepWeights(shape, steps, decodeWeights_);
+    decodeWeightsKey_ = key;
+    haveDecodeWeights_ = true;
+  }
+  st.shared = &decodeWeights_;
 }
 
 void Seq2Seq::stepRows(DecoderState& st) {
@@ -779,17 +803,17 @@ void Seq2Seq::stepRows(DecoderState& st) {
   // Layer 0's input projection: b_ih + W_ih [e; c], its embedding part looked up in the per-token table when the
   // decode made one (prepareEmbeddingTable), else multiplied here.
   if (st.embTableReady) {
-    be_.gatherRows(st.embTable.floats(), GH, st.tokens.ints(), R, gi);
+    be_.gatherRows(embTable_.floats(), GH, st.tokens.ints(), R, gi);
   } else {
     float* emb = st.emb.reserveFloats((std::size_t)R * E);
     be_.gatherRows(p + decEmb_, E, st.tokens.ints(), R, emb);
     be_.broadcastRows(gi, R, GH, GH, p + dec_.layers[0].bih);
-    st.weights.multiply(3, R, emb, E, 1.f, gi, GH);
+    st.stepWeights().multiply(3, R, emb, E, 1.f, gi, GH);
   }
   if (spec_.attention == AttentionKind::Bahdanau) {
     float* q = st.q.reserveFloats(RH);
     be_.broadcastRows(q, R, H, H, p + ba_);
-    st.weights.multiply(0, R, st.h[st.cur].floats() + (L - 1) * RH, H, 1.f, q, H);
+    st.stepWeights().multiply(0, R, st.h[st.cur].floats() + (L - 1) * RH, H, 1.f, q, H);
     if (st.keyGatesReady) {
       // W_ih c = sum_s a_s (W_ih k_s): the weights sum the keys' projections straight into the gates.
       be_.additiveAttention(q, st.keysProj.floats(), st.keyGates.floats(), GH, p + va_, p + bva_, R, st.group, S, H,
@@ -798,7 +822,7 @@ void Seq2Seq::stepRows(DecoderState& st) {
       float* ctx = st.x.reserveFloats(RH);
       be_.additiveAttention(q, st.keysProj.floats(), st.keys.floats(), H, p + va_, p + bva_, R, st.group, S, H,
                             lengths, scores, 0.f, ctx, H);
-      st.weights.multiply(contextSlot(), R, ctx, H, 1.f, gi, GH);
+      st.stepWeights().multiply(contextSlot(), R, ctx, H, 1.f, gi, GH);
     }
   }
   float* gh = st.gh.reserveFloats((std::size_t)R * GH);
@@ -816,11 +840,11 @@ void Seq2Seq::stepRows(DecoderState& st) {
     const Layer& layer = dec_.layers[l];
     if (l > 0) {
       be_.broadcastRows(gi, R, GH, GH, p + layer.bih);
-      st.weights.multiply(3 + 2 * l, R, input, H, 1.f, gi, GH);
+      st.stepWeights().multiply(3 + 2 * l, R, input, H, 1.f, gi, GH);
     }
     const float* hPrev = st.h[st.cur].floats() + l * RH;
     be_.broadcastRows(gh, R, GH, GH, p + layer.bhh);
-    st.weights.multiply(4 + 2 * l, R, hPrev, H, 1.f, gh, GH);
+    st.stepWeights().multiply(4 + 2 * l, R, hPrev, H, 1.f, gh, GH);
     step.gi = gi;
     step.gh = gh;
     step.hPrev = hPrev;
@@ -841,13 +865,13 @@ void Seq2Seq::stepRows(DecoderState& st) {
     be_.copy2d(R, H, top, H, cat + H, 2 * H);
     float* o = st.o.reserveFloats(RH);
     be_.broadcastRows(o, R, H, H, p + bc_);
-    st.weights.multiply(1, R, cat, 2 * H, 1.f, o, H);
+    st.stepWeights().multiply(1, R, cat, 2 * H, 1.f, o, H);
     be_.activate(kTanh, o, R, H);
     headIn = o;
   }
   float* logits = st.logits.reserveFloats((std::size_t)R * V);
   be_.broadcastRows(logits, R, V, V, p + outB_);
-  st.weights.multiply(2, R, headIn, H, 1.f, logits, V);
+  st.stepWeights().multiply(2, R, headIn, H, 1.f, logits, V);
 }
 
 void Seq2Seq::decodeStep(DecoderState& st, const std::vector<int32_t>& tokens, std::vector<float>* logits,
@@ -913,7 +937,7 @@ DecodeResult Seq2Seq::decode(const std::vector<int32_t>& src, int B, int S, cons
 
   prepareEmbeddingTable(*st, M);
   if (o.beamWidth == 1) {
-    prepareStepWeights(*st, M);
+    useDecodeWeights(*st, M);
     std::vector<int32_t> tokens(B, o.sos);
     std::vector<char> done(B, 0);
     std::vector<double> score(B, 0.0);
@@ -976,7 +1000,7 @@ DecodeResult Seq2Seq::decode(const std::vector<int32_t>& src, int B, int S, cons
     st->R = R;
     st->cur = 0;
     prepareKeyGates(*st, B, M);
-    prepareStepWeights(*st, M);
+    useDecodeWeights(*st, M);
   }
   struct Hyp {
     std::vector<int32_t> tokens;

@@ -103,7 +103,7 @@ struct DecoderState {
   explicit DecoderState(Backend* be)
       : keys(be), keysProj(be), lengths(be), h{DeviceBuffer(be), DeviceBuffer(be)}, c{DeviceBuffer(be), DeviceBuffer(be)},
         x(be), emb(be), gi(be), gh(be), q(be), scores(be), concat(be), o(be), logits(be), tokens(be), index(be),
-        embTable(be), keyGates(be), weights(be) {}
+        keyGates(be), weights(be) {}
   int R = 0, S = 0;
   int group = 1;  // consecutive rows sharing one source row of keys / keysProj (a beam's hypotheses, Bahdanau)
   bool hasLengths = false;
@@ -112,9 +112,11 @@ struct DecoderState {
   DeviceBuffer h[2], c[2];               // [L, R, H]
   int cur = 0;
   DeviceBuffer x, emb, gi, gh, q, scores, concat, o, logits, tokens, index;
-  // Layer 0's input projection of every target token (Seq2Seq::prepareEmbeddingTable), for a whole decode.
-  DeviceBuffer embTable;
+  // A whole decode reads layer 0's input projection of every target token from the model's table
+  // (Seq2Seq::prepareEmbeddingTable) and its step weights from the model's packed set (Seq2Seq::useDecodeWeights).
   bool embTableReady = false;
+  const StepWeightSet* shared = nullptr;
+  const StepWeightSet& stepWeights() const { return shared ? *shared : weights; }
   // Bahdanau: the keys through layer 0's context columns of W_ih (Seq2Seq::prepareKeyGates), for a whole decode.
   DeviceBuffer keyGates;
   bool keyGatesReady = false;
@@ -188,7 +190,8 @@ class Seq2Seq {
   // One inference step of the decoder over R rows (see DecoderState).
   void stepRows(DecoderState& st);
   // The decoder's step weights for `steps` steps of st.R rows (slots: see the definition).
-  void prepareStepWeights(DecoderState& st, int steps);
+  void prepareStepWeights(DecoderState& st, int steps, StepWeightSet& w);
+  void useDecodeWeights(DecoderState& st, int steps);
   void prepareEmbeddingTable(DecoderState& st, int steps);
   void prepareKeyGates(DecoderState& st, int sourceRows, int steps);
   std::size_t contextSlot() const { return 3 + 2 * (std::size_t)spec_.numLayers; }
@@ -197,6 +200,22 @@ class Seq2Seq {
   Seq2SeqSpec spec_;
   ParamLayout layout_;
   DeviceBuffer params_, grads_;
+  // Bumped whenever a weight changes: what the model keeps for the next decode (below) is valid for one version.
+  uint64_t paramsVersion_ = 0;
+  struct DecodeWeightsKey {
+    uint64_t version;
+    int rows, steps;
+    bool embTable, keyGates;
+    bool operator==(const DecodeWeightsKey& o) const {
+      return version == o.version && rows == o.rows && steps == o.steps && embTable == o.embTable &&
+             keyGates == o.keyGates;
+    }
+  };
+  StepWeightSet decodeWeights_;
+  DecodeWeightsKey decodeWeightsKey_{};
+  bool haveDecodeWeights_ = false;
+  DeviceBuffer embTable_;
+  uint64_t embTableVersion_ = ~(uint64_t)0;
   std::size_t encEmb_, decEmb_, outW_, outB_;
   std::size_t wa_ = 0, ba_ = 0, ua_ = 0, bua_ = 0, va_ = 0, bva_ = 0, wc_ = 0, bc_ = 0;
   Stack enc_, dec_;
