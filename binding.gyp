@@ -41,6 +41,7 @@
         "native/cpu/simd_dispatch.cc",
         "native/cpu/step_gemv.cc",
         "native/cpu/optimizer_kernels.cc",
+        "native/cpu/recurrent_step.cc",
         "native/cpu/system_blas.cc",
         "native/cpu/thread_pool.cc",
         "native/cpu/thread_priority.cc",

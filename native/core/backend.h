@@ -87,6 +87,9 @@ struct StepWeights {
   bool transB = false;
   int N = 0, K = 0;
   float* panels = nullptr;
+  // > 0: B is the recurrent weight W_hh [G*H, H] of a cell with this many gates (transB, N = G*H, K = H), set up
+  // for recurrentStep, whose layout of the product's columns (gh) is then the backend's own.
+  int cellGates = 0;
 };
 
 // One product C[M, N] = A[M, K] * B[N, K]^T + beta * C of a time step with few rows of A (a stream step): the
@@ -148,6 +151,17 @@ class Backend {
   virtual void gemmStep(int M, float alpha, const float* A, int lda, const StepWeights& w, float beta, float* C,
                         int ldc) {
     gemm(false, w.transB, M, w.N, w.K, alpha, A, lda, w.B, w.ldb, beta, C, ldc);
+  }
+
+  // One forward time step of a cell whose recurrent product needs nothing from the same step (every cell but the
+  // reset-before GRU): gh = hPrev W_hh^T (+ bhh where given, else from zero), then cellForward(step), step.gh being
+  // gh's storage. whh comes from a StepWeights with cellGates set; a backend that laid it out for this may keep gh in
+  // its own column order and fuse the two (the CPU backend gives each thread a slice of the hidden units: their rows
+  // of W_hh for every gate, then their update, with no wait between the product and the update).
+  virtual void recurrentStep(const CellForwardStep& step, float* gh, const StepWeights& whh, const float* bhh) {
+    if (bhh) broadcastRows(gh, step.batch, whh.N, step.ldgh, bhh);
+    gemmStep(step.batch, 1.f, step.hPrev, step.hidden, whh, bhh ? 1.f : 0.f, gh, step.ldgh);
+    cellForward(step);
   }
 
   // int8 inference (dynamic quantization: weights int8 per output row with a float scale, activations quantized per

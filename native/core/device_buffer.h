@@ -66,9 +66,11 @@ class DeviceBuffer {
 
 // A weight matrix that a time loop multiplies by at every step (op(W) is N x K, row stride ldb), set up for `steps`
 // products of `rows` rows: packed into `panels` in the backend's step layout where it has one, else read in place.
+// cellGates > 0: W is a cell's W_hh for Backend::recurrentStep (StepWeights::cellGates).
 inline StepWeights prepareStepWeights(Backend& be, DeviceBuffer& panels, const float* W, bool transB, int N, int K,
-                                      int ldb, int rows, int steps) {
+                                      int ldb, int rows, int steps, int cellGates = 0) {
   StepWeights sw;
+  sw.cellGates = cellGates;
   sw.B = W;
   sw.ldb = ldb;
   sw.transB = transB;

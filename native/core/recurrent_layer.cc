@@ -39,8 +39,9 @@ void RecurrentLayer::releaseWorkspace() {
     b->release();
 }
 
-StepWeights RecurrentLayer::prepareStepWeights(const float* W, bool transB, int N, int K, int rows, int steps) {
-  return rnnkit::prepareStepWeights(be_, stepPanels_, W, transB, N, K, transB ? K : N, rows, steps);
+StepWeights RecurrentLayer::prepareStepWeights(const float* W, bool transB, int N, int K, int rows, int steps,
+                                               int cellGates) {
+  return rnnkit::prepareStepWeights(be_, stepPanels_, W, transB, N, K, transB ? K : N, rows, steps, cellGates);
 }
 
 void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T, int B, const int32_t* lengths,
@@ -101,7 +102,8 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
   }
 
   // Every step multiplies by W_hh^T (reset-before GRU: two row blocks of it, left as they are).
-  const StepWeights whh = gruBefore || int8 ? StepWeights{} : prepareStepWeights(w.whh, true, GH, H, B, T);
+  const StepWeights whh =
+      gruBefore || int8 ? StepWeights{} : prepareStepWeights(w.whh, true, GH, H, B, T, singleStep ? 0 : gates_);
 
   CellForwardStep step;
   step.cell = cell_;
@@ -152,11 +154,10 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
           {B, GH, H, step.hPrev, H, w.whh, H, foldsBiases(cell_) ? 0.f : 1.f, gh, GH},
       };
       be_.gemmRowProducts(products, 2);
-    } else if (foldsBiases(cell_)) {
-      be_.gemmStep(B, 1.f, step.hPrev, H, whh, 0.f, gh, GH);
     } else {
-      be_.broadcastRows(gh, B, GH, GH, w.bhh);
-      be_.gemmStep(B, 1.f, step.hPrev, H, whh, 1.f, gh, GH);
+      // The recurrent product and the cell update, which the backend may fuse.
+      be_.recurrentStep(step, gh, whh, foldsBiases(cell_) ? nullptr : w.bhh);
+      continue;
     }
     be_.cellForward(step);
   }

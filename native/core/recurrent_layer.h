@@ -56,8 +56,8 @@ class RecurrentLayer {
 
  private:
   // W (op(W) is N x K) set up for `steps` products with `rows` rows each, packed into stepPanels_ where the backend
-  // has a faster layout for it.
-  StepWeights prepareStepWeights(const float* W, bool transB, int N, int K, int rows, int steps);
+  // has a faster layout for it; cellGates > 0: W_hh for Backend::recurrentStep.
+  StepWeights prepareStepWeights(const float* W, bool transB, int N, int K, int rows, int steps, int cellGates = 0);
 
   // The state slot before / after time step t in the training layout [T+1, B, H].
   int prevSlot(int t) const { return reverse_ ? t + 1 : t; }

@@ -7,6 +7,7 @@
 #include "cpu_backend.h"
 #include "fast_math.h"
 #include "gate_activation.h"
+#include "recurrent_step.h"
 #include "simd_dispatch.h"
 
 namespace rnnkit::cpu {
@@ -29,15 +30,16 @@ void holdRow(const CellForwardStep& s, int b) {
 
 // One row of the LSTM update; Save keeps i, f, g, o for backward. A template rather than a run-time test so that
 // the loop has no branch and vectorizes.
+// n units; H is the gate stride of gi and sv, Hh that of gh (H too, except in the fused step's unit blocks).
 template <bool Save, typename Gate>
-__attribute__((always_inline)) inline void lstmRow(int H, const float* __restrict gi, const float* __restrict gh,
-                                                   const float* __restrict cp, float* __restrict cn,
-                                                   float* __restrict hn, float* __restrict sv) {
-  for (int j = 0; j < H; ++j) {
+__attribute__((always_inline)) inline void lstmRow(int n, int H, int Hh, const float* __restrict gi,
+                                                   const float* __restrict gh, const float* __restrict cp,
+                                                   float* __restrict cn, float* __restrict hn, float* __restrict sv) {
+  for (int j = 0; j < n; ++j) {
     float i = Gate::forward(gi[j] + gh[j]);
-    float f = Gate::forward(gi[H + j] + gh[H + j]);
-    float g = tanhf(gi[2 * H + j] + gh[2 * H + j]);
-    float o = Gate::forward(gi[3 * H + j] + gh[3 * H + j]);
+    float f = Gate::forward(gi[H + j] + gh[Hh + j]);
+    float g = tanhf(gi[2 * H + j] + gh[2 * Hh + j]);
+    float o = Gate::forward(gi[3 * H + j] + gh[3 * Hh + j]);
     float c = f * cp[j] + i * g;
     cn[j] = c;
     hn[j] = o * tanhf(c);
@@ -52,14 +54,15 @@ __attribute__((always_inline)) inline void lstmRow(int H, const float* __restric
 
 // One row of the GRU update. Reset-after: r scales the recurrent projection of n; reset-before: gh's n column
 // already holds W_hn(r*h) + b_hn.
+// Strides as in lstmRow.
 template <bool Save, bool ResetAfter, typename Gate>
-__attribute__((always_inline)) inline void gruRow(int H, const float* __restrict gi, const float* __restrict gh,
-                                                  const float* __restrict hp, float* __restrict hn,
-                                                  float* __restrict sv) {
-  for (int j = 0; j < H; ++j) {
+__attribute__((always_inline)) inline void gruRow(int n, int H, int Hh, const float* __restrict gi,
+                                                  const float* __restrict gh, const float* __restrict hp,
+                                                  float* __restrict hn, float* __restrict sv) {
+  for (int j = 0; j < n; ++j) {
     float r = Gate::forward(gi[j] + gh[j]);
-    float z = Gate::forward(gi[H + j] + gh[H + j]);
-    float ghn = gh[2 * H + j];
+    float z = Gate::forward(gi[H + j] + gh[Hh + j]);
+    float ghn = gh[2 * Hh + j];
     float n = tanhf(gi[2 * H + j] + (ResetAfter ? r * ghn : ghn));
     hn[j] = (1.f - z) * n + z * hp[j];
     if (Save) {
@@ -71,44 +74,75 @@ __attribute__((always_inline)) inline void gruRow(int H, const float* __restrict
   }
 }
 
+// Units [u0, u0 + n) of row b, gh pointing at the row's gate columns for those units with gate stride Hh (H in the
+// usual layout; n in the fused step's unit blocks); everything else in the usual layout.
 template <typename Gate>
-RNNKIT_INLINE void forwardRowImpl(const CellForwardStep& s, int b) {
+RNNKIT_INLINE void forwardUnitsOfRow(const CellForwardStep& s, int b, const float* ghRow, int Hh, int u0, int n) {
   const int H = s.hidden;
-  const float* __restrict gi = s.gi + (std::size_t)b * s.ldgi;
-  const float* __restrict gh = s.gh + (std::size_t)b * s.ldgh;
-  const float* __restrict hp = s.hPrev + (std::size_t)b * H;
-  float* __restrict hn = s.hNext + (std::size_t)b * H;
-  float* y = s.y ? s.y + (std::size_t)b * s.ldy : nullptr;
+  const float* __restrict gi = s.gi + (std::size_t)b * s.ldgi + u0;
+  const float* __restrict gh = ghRow;
+  const float* __restrict hp = s.hPrev + (std::size_t)b * H + u0;
+  float* __restrict hn = s.hNext + (std::size_t)b * H + u0;
   switch (s.cell) {
     case CellKind::RnnTanh:
-      for (int j = 0; j < H; ++j) hn[j] = tanhf(gi[j] + gh[j]);
+      for (int j = 0; j < n; ++j) hn[j] = tanhf(gi[j] + gh[j]);
       break;
     case CellKind::RnnRelu:
-      for (int j = 0; j < H; ++j) {
+      for (int j = 0; j < n; ++j) {
         float a = gi[j] + gh[j];
         hn[j] = a > 0.f ? a : 0.f;
       }
       break;
     case CellKind::Lstm: {
-      const float* cp = s.cPrev + (std::size_t)b * H;
-      float* cn = s.cNext + (std::size_t)b * H;
-      if (s.saved) lstmRow<true, Gate>(H, gi, gh, cp, cn, hn, s.saved + (std::size_t)b * 4 * H);
-      else lstmRow<false, Gate>(H, gi, gh, cp, cn, hn, nullptr);
+      const float* cp = s.cPrev + (std::size_t)b * H + u0;
+      float* cn = s.cNext + (std::size_t)b * H + u0;
+      if (s.saved) lstmRow<true, Gate>(n, H, Hh, gi, gh, cp, cn, hn, s.saved + (std::size_t)b * 4 * H + u0);
+      else lstmRow<false, Gate>(n, H, Hh, gi, gh, cp, cn, hn, nullptr);
       break;
     }
     case CellKind::Gru: {
-      float* sv = s.saved ? s.saved + (std::size_t)b * 4 * H : nullptr;
+      float* sv = s.saved ? s.saved + (std::size_t)b * 4 * H + u0 : nullptr;
       if (s.resetAfter) {
-        if (sv) gruRow<true, true, Gate>(H, gi, gh, hp, hn, sv);
-        else gruRow<false, true, Gate>(H, gi, gh, hp, hn, nullptr);
+        if (sv) gruRow<true, true, Gate>(n, H, Hh, gi, gh, hp, hn, sv);
+        else gruRow<false, true, Gate>(n, H, Hh, gi, gh, hp, hn, nullptr);
       } else {
-        if (sv) gruRow<true, false, Gate>(H, gi, gh, hp, hn, sv);
-        else gruRow<false, false, Gate>(H, gi, gh, hp, hn, nullptr);
+        if (sv) gruRow<true, false, Gate>(n, H, Hh, gi, gh, hp, hn, sv);
+        else gruRow<false, false, Gate>(n, H, Hh, gi, gh, hp, hn, nullptr);
       }
       break;
     }
   }
-  if (y) std::memcpy(y, hn, sizeof(float) * H);
+  if (s.y) std::memcpy(s.y + (std::size_t)b * s.ldy + u0, hn, sizeof(float) * n);
+}
+
+template <typename Gate>
+RNNKIT_INLINE void forwardRowImpl(const CellForwardStep& s, int b) {
+  forwardUnitsOfRow<Gate>(s, b, s.gh + (std::size_t)b * s.ldgh, s.hidden, 0, s.hidden);
+}
+
+void holdUnits(const CellForwardStep& s, int b, int u0, int n);
+
+// The fused step's update of units [u0, u0 + n) of every row: ghBlock points at row 0's unit block, gate g's columns
+// at ghBlock[g * n] (row stride ldgh). One call per block rather than per row, so that the kernel's set-up (its
+// constants) is paid once for all rows.
+template <typename Gate>
+RNNKIT_INLINE void forwardUnitsImpl(const CellForwardStep& s, const float* ghBlock, int u0, int n) {
+  for (int b = 0; b < s.batch; ++b) {
+    if (rowActive(s.lengths, b, s.t)) forwardUnitsOfRow<Gate>(s, b, ghBlock + (std::size_t)b * s.ldgh, n, u0, n);
+    else holdUnits(s, b, u0, n);
+  }
+}
+
+// A row that does not take part, for units [u0, u0 + n) only.
+void holdUnits(const CellForwardStep& s, int b, int u0, int n) {
+  const int H = s.hidden;
+  const std::size_t at = (std::size_t)b * H + u0;
+  std::memcpy(s.hNext + at, s.hPrev + at, sizeof(float) * n);
+  if (s.cNext) std::memcpy(s.cNext + at, s.cPrev + at, sizeof(float) * n);
+  if (s.y) std::memset(s.y + (std::size_t)b * s.ldy + u0, 0, sizeof(float) * n);
+  const int width = savedWidth(s.cell);
+  if (s.saved)
+    for (int q = 0; q < width; ++q) std::memset(s.saved + ((std::size_t)b * width + q) * H + u0, 0, sizeof(float) * n);
 }
 
 void holdRowBackward(const CellBackwardStep& s, int b) {
@@ -261,6 +295,10 @@ void resetGateBackwardRows(const CellBackwardStep& s, const float* drh, std::siz
 RNNKIT_SIMD_VARIANTS(void, forwardRowSigmoid, forwardRowImpl<SigmoidGate>, (const CellForwardStep& s, int b), (s, b))
 RNNKIT_SIMD_VARIANTS(void, forwardRowHardSigmoid, forwardRowImpl<HardSigmoidGate>, (const CellForwardStep& s, int b),
                      (s, b))
+RNNKIT_SIMD_VARIANTS(void, forwardUnitsSigmoid, forwardUnitsImpl<SigmoidGate>,
+                     (const CellForwardStep& s, const float* gh, int u0, int n), (s, gh, u0, n))
+RNNKIT_SIMD_VARIANTS(void, forwardUnitsHardSigmoid, forwardUnitsImpl<HardSigmoidGate>,
+                     (const CellForwardStep& s, const float* gh, int u0, int n), (s, gh, u0, n))
 RNNKIT_SIMD_VARIANTS(void, backwardRowSigmoid, backwardRowImpl<SigmoidGate>, (const CellBackwardStep& s, int b),
                      (s, b))
 RNNKIT_SIMD_VARIANTS(void, backwardRowHardSigmoid, backwardRowImpl<HardSigmoidGate>,
@@ -285,6 +323,11 @@ void CpuBackend::cellForward(const CellForwardStep& s) {
     if (s.gate == GateActivation::HardSigmoid) stepRows<CellForwardStep, forwardRowHardSigmoid, holdRow>(s, b0, b1);
     else stepRows<CellForwardStep, forwardRowSigmoid, holdRow>(s, b0, b1);
   });
+}
+
+void cellForwardUnits(const CellForwardStep& s, const float* ghBlock, int u0, int n) {
+  if (s.gate == GateActivation::HardSigmoid) forwardUnitsHardSigmoid(s, ghBlock, u0, n);
+  else forwardUnitsSigmoid(s, ghBlock, u0, n);
 }
 
 void CpuBackend::cellBackward(const CellBackwardStep& s) {

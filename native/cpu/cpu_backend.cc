@@ -9,6 +9,7 @@
 #include "../core/error.h"
 #include "gemm.h"
 #include "int8_gemm.h"
+#include "recurrent_step.h"
 #include "step_gemv.h"
 #include "thread_pool.h"
 
@@ -79,16 +80,36 @@ bool packedStepsEnabled() {
   }();
   return enabled;
 }
+
+// A cell's W_hh for recurrentStep: fused (recurrent_step.h) unless RNNKIT_FUSED_STEPS=0 (to measure what it buys).
+bool fusedSteps(const StepWeights& w) {
+  static const bool enabled = [] {
+    const char* v = std::getenv("RNNKIT_FUSED_STEPS");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return enabled && w.cellGates > 0 && w.transB && w.ldb == w.K && w.N == w.cellGates * w.K;
+}
 }  // namespace
 
 std::size_t CpuBackend::stepWeightsBytes(const StepWeights& w, int rows, int steps) const {
   // One packing pass costs about what one step's own packing would: worth it from two steps on.
   if (steps < 2 || !packedStepsEnabled()) return 0;
+  if (fusedSteps(w)) return fusedStepFloats(w.cellGates, w.K, rows) * sizeof(float);
   return builtinPackedBFloats(w.transB, w.N, w.K, rows) * sizeof(float);
 }
 
 void CpuBackend::packStepWeights(const StepWeights& w) {
-  if (w.panels) builtinPackB(w.transB, w.N, w.K, w.B, w.ldb, w.panels);
+  if (!w.panels) return;
+  if (fusedSteps(w)) packFusedStepWeights(w.cellGates, w.K, w.B, w.panels, ThreadPool::instance().size());
+  else builtinPackB(w.transB, w.N, w.K, w.B, w.ldb, w.panels);
+}
+
+void CpuBackend::recurrentStep(const CellForwardStep& step, float* gh, const StepWeights& whh, const float* bhh) {
+  if (!whh.panels || !fusedSteps(whh)) {
+    Backend::recurrentStep(step, gh, whh, bhh);
+    return;
+  }
+  fusedRecurrentStep(step, gh, whh.panels, bhh, ThreadPool::instance());
 }
 
 void CpuBackend::gemmStep(int M, float alpha, const float* A, int lda, const StepWeights& w, float beta, float* C,

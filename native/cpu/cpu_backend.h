@@ -28,6 +28,7 @@ class CpuBackend final : public Backend {
   // step's product runs on the built-in kernel, a system BLAS or not: a BLAS call re-packs them at every step.
   std::size_t stepWeightsBytes(const StepWeights& w, int rows, int steps) const override;
   void packStepWeights(const StepWeights& w) override;
+  void recurrentStep(const CellForwardStep& step, float* gh, const StepWeights& whh, const float* bhh) override;
   void gemmRowProducts(const RowProduct* products, int count) override;
   std::size_t stepGemvFloats(int N, int K1, int K2) const override;
   void stepGemvPack(const float* W1, int K1, const float* W2, int K2, int N, float* packed) override;

@@ -25,6 +25,18 @@ void builtinPackB(bool transB, int N, int K, const float* B, int ldb, float* pac
 void builtinSgemmPackedB(int M, int N, int K, float alpha, const float* A, int lda, const float* packedB, float beta,
                          float* C, int ldc, ThreadPool& pool);
 
+// The same panels with op(B)'s columns taken from rows of B in another order: column n is B[rowOf[n], 0..K) (a
+// transposed B, row stride ldb). Lets a caller group the columns one thread will compute (a recurrent layer's gate
+// rows of the same hidden units) into one contiguous range. Size: builtinPackedBFloats(true, N, K, rows).
+void builtinPackBRows(int N, int K, const float* B, int ldb, const int* rowOf, float* packed);
+// Columns [n0, n1) of C = alpha * A * op(B) + beta * C, op(B) packed by builtinPackB or builtinPackBRows, computed on
+// the calling thread alone (for a caller that splits the work across the pool itself). n0 must be a multiple of
+// builtinPanelWidth().
+void builtinSgemmPackedBColumns(int M, int N, int K, float alpha, const float* A, int lda, const float* packedB,
+                                float beta, float* C, int ldc, int n0, int n1);
+// Columns per packed panel of op(B) (the micro-kernel's NR): 32 for AVX-512, 16 otherwise.
+int builtinPanelWidth();
+
 // Products with at most kFewRows rows of A against B^T (B [N, K] read in place), all split across the pool in one
 // parallel region: each thread takes an equal share of the weights, in whichever products they lie. A batch-1
 // time step's input and recurrent products thus cost one hand-off to the workers instead of one each.

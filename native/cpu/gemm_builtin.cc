@@ -949,6 +949,50 @@ void builtinPackB(bool transB, int N, int K, const float* B, int ldb, float* pac
     packB(transB, B, ldb, pc, std::min(KC, K - pc), 0, N, ar.nr, packed + static_cast<std::ptrdiff_t>(pc) * paddedN);
 }
 
+void builtinPackBRows(int N, int K, const float* B, int ldb, const int* rowOf, float* packed) {
+  const Arch& ar = arch();
+  const int nr = ar.nr;
+  const int paddedN = (N + nr - 1) / nr * nr;
+  const int KC = balancedBlock(K, ar.kc, 8);
+  // One panel's rows gathered into a contiguous block, then interleaved as builtinPackB would from B itself.
+  float* rows = threadBuffers().edge.get(static_cast<std::size_t>(nr) * K);
+  for (int jp = 0; jp < N; jp += nr) {
+    const int w = std::min(nr, N - jp);
+    if (rows) {
+      for (int j = 0; j < w; ++j)
+        std::memcpy(rows + static_cast<std::ptrdiff_t>(j) * K, B + static_cast<std::ptrdiff_t>(rowOf[jp + j]) * ldb,
+                    sizeof(float) * static_cast<std::size_t>(K));
+    }
+    for (int pc = 0; pc < K; pc += KC) {
+      const int kc = std::min(KC, K - pc);
+      float* d = packed + static_cast<std::ptrdiff_t>(pc) * paddedN + static_cast<std::ptrdiff_t>(jp) * kc;
+      if (rows) {
+        ar.interleave(rows + pc, K, w, kc, d, nr);
+      } else {
+        for (int k = 0; k < kc; ++k)
+          for (int j = 0; j < w; ++j) d[k * nr + j] = B[static_cast<std::ptrdiff_t>(rowOf[jp + j]) * ldb + pc + k];
+      }
+      for (int k = 0; k < kc; ++k)
+        for (int j = w; j < nr; ++j) d[k * nr + j] = 0.f;
+    }
+  }
+}
+
+int builtinPanelWidth() { return arch().nr; }
+
+void builtinSgemmPackedBColumns(int M, int N, int K, float alpha, const float* A, int lda, const float* packedB,
+                                float beta, float* C, int ldc, int n0, int n1) {
+  if (M <= 0 || n1 <= n0) return;
+  if (K <= 0 || alpha == 0.f) {
+    scaleC(C + n0, ldc, 0, M, n1 - n0, beta);
+    return;
+  }
+  Problem p{false, false, M, N, K, alpha, beta, A, lda, nullptr, 0, C, ldc};
+  p.packedB = packedB;
+  p.paddedN = (N + arch().nr - 1) / arch().nr * arch().nr;
+  gemmBlock(p, 0, M, n0, n1);
+}
+
 void builtinSgemmPackedB(int M, int N, int K, float alpha, const float* A, int lda, const float* packedB, float beta,
                          float* C, int ldc, ThreadPool& pool) {
   if (M <= 0 || N <= 0) return;
