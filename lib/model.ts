@@ -1011,7 +1011,7 @@ export class Sequential {
   static fromFile(buf: Uint8Array): Sequential {
     const file = parseSafetensors(buf);
     if (file.metadata.kind === 'graph')
-      throw rnnkitError('ERR_RNNKIT_FORMAT', 'this file holds a graph model: load it with rnnkit.GraphSeq2Seq.load');
+      throw rnnkitError('ERR_RNNKIT_FORMAT', `this file holds a graph model: load it with rnnkit.${file.metadata.compiled === 'seq2seq' ? 'GraphSeq2Seq' : 'GraphModel'}.load`);
     if (file.metadata.format !== 'rnnkit' || typeof file.metadata.model !== 'string')
       throw rnnkitError('ERR_RNNKIT_FORMAT', 'not an rnnkit model file (no model description in __metadata__)');
     if (file.metadata.kind === 'seq2seq')

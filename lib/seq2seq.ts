@@ -220,7 +220,7 @@ export class Seq2Seq {
   static fromBuffer(buf: Uint8Array, options: { device?: DeviceName } = {}): Seq2Seq {
     const file = parseSafetensors(buf);
     if (file.metadata.kind === 'graph')
-      throw rnnkitError('ERR_RNNKIT_FORMAT', 'seq2seq: this file holds a graph model: load it with rnnkit.GraphSeq2Seq.load');
+      throw rnnkitError('ERR_RNNKIT_FORMAT', `seq2seq: this file holds a graph model: load it with rnnkit.${file.metadata.compiled === 'seq2seq' ? 'GraphSeq2Seq' : 'GraphModel'}.load`);
     if (file.metadata.kind !== FORMAT_KIND || typeof file.metadata.model !== 'string')
       throw rnnkitError('ERR_RNNKIT_FORMAT', 'seq2seq: this file holds no encoder-decoder (no seq2seq spec in its header)');
     let spec: Seq2SeqSpec;

@@ -201,3 +201,106 @@ t.test('random mutations of the graph description: a model or a coded error, eve
   t.ok(refused > 0, `${refused} mutated files refused with a coded error, ${loaded} loaded`);
   t.ok(parseGraphJSON(header(good).__metadata__.graph).layers.length === base.layers.length, 'the untouched description parses');
 });
+
+// ---- general graphs (GraphModel over the native graph executor) ----
+
+function rows(n: number, per: number, seed: number, below?: number): Float32Array | Int32Array {
+  let s = seed;
+  const next = (): number => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  return below === undefined ? Float32Array.from({ length: n * per }, () => next() * 2 - 1) : Int32Array.from({ length: n * per }, () => Math.floor(next() * below));
+}
+
+/** A vector input projected into a GRU's initial state, repeatVector into a simple RNN, a vector concatenation, two outputs. */
+function oneToMany(): rk.GraphModel {
+  const v = input({ dtype: 'float32', features: 3, sequence: false, name: 'v' });
+  const x = input({ dtype: 'float32', features: 2, name: 'x' });
+  const start = layers.dense({ units: 5, activation: 'tanh' }).apply(v) as Sym; // an automatic name, kept by the file
+  const steps = layers.gru({ units: 5, returnSequences: true, name: 'decoder' }).apply(x, { initialState: start }) as Sym;
+  const hum = layers.simpleRNN({ units: 3, name: 'hum' }).apply(layers.repeatVector({ n: 4, name: 'echo' }).apply(v) as Sym) as Sym;
+  const pooled = layers.concatenate({ name: 'pool' }).apply([hum, start]) as Sym;
+  return model({
+    inputs: [v, x],
+    outputs: [layers.dense({ units: 5, name: 'a' }).apply(steps) as Sym, layers.dense({ units: 2, activation: 'sigmoid', name: 'b' }).apply(pooled) as Sym],
+    seed: 3,
+  }) as rk.GraphModel;
+}
+
+/** Token inputs, an LSTM's [h, c] handed on, Luong attention in an order the native encoder-decoder does not take, fan-out. */
+function attentionGraph(): rk.GraphModel {
+  const question = input({ dtype: 'int32', vocabSize: 6, name: 'src' });
+  const prefix = input({ dtype: 'int32', vocabSize: 5, name: 'tgt' });
+  const embedded = layers.embedding({ outputDim: 3, name: 'src_emb' }).apply(question) as Sym;
+  const [memory, lastH, lastC] = layers.lstm({ units: 4, returnSequences: true, returnState: true, name: 'reader' }).apply(embedded) as Sym[];
+  const written = layers.lstm({ units: 4, returnSequences: true, name: 'writer' })
+    .apply(layers.embedding({ outputDim: 2, name: 'tgt_emb' }).apply(prefix) as Sym, { initialState: [lastH, lastC] }) as Sym;
+  const [glimpse, focus] = layers.attention({ name: 'look' }).apply([written, memory]) as Sym[];
+  const mixed = layers.dense({ units: 3, activation: 'relu', name: 'mix' }).apply(layers.concatenate({ name: 'both' }).apply([written, glimpse]) as Sym) as Sym;
+  const logits = layers.dense({ units: 5, name: 'out' }).apply(mixed) as Sym;
+  const side = layers.dense({ units: 2, name: 'aux' }).apply(lastC) as Sym;
+  return model({ inputs: [question, prefix], outputs: [logits, side, focus], seed: 5 }) as rk.GraphModel;
+}
+
+const GENERAL: { name: string; build: () => rk.GraphModel; x: rk.GraphData; y: rk.GraphTargets; loss: rk.GraphCompileOptions['loss']; lengths?: rk.GraphLengthsOption }[] = [
+  {
+    name: 'one-to-many from a vector (dense into an initial state, repeatVector, concatenate)', build: oneToMany,
+    x: { v: { data: rows(3, 3, 1) as Float32Array, shape: [3, 3] }, x: { data: rows(3, 8, 2) as Float32Array, shape: [3, 4, 2] } },
+    y: { a: { data: rows(3, 4, 3, 5) as Int32Array, shape: [3, 4] }, b: { data: rows(3, 2, 4) as Float32Array, shape: [3, 2] } },
+    loss: ['softmaxCrossEntropy', 'mse'], lengths: { x: [4, 2, 3] },
+  },
+  {
+    name: 'Luong attention, an LSTM state handed on, three outputs', build: attentionGraph,
+    x: [{ data: rows(3, 5, 5, 6) as Int32Array, shape: [3, 5] }, { data: rows(3, 4, 6, 5) as Int32Array, shape: [3, 4] }],
+    y: [{ data: rows(3, 4, 7, 5) as Int32Array, shape: [3, 4] }, { data: rows(3, 2, 8) as Float32Array, shape: [3, 2] }, null],
+    loss: { out: 'softmaxCrossEntropy', aux: 'mse' }, lengths: { src: [5, 2, 3] },
+  },
+];
+
+for (const g of GENERAL) {
+  t.test(`GraphModel, ${g.name}: save and load give back the same graph and weights`, async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rnnkit-graph-model-file-'));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const m = g.build();
+    t.ok(m instanceof rk.GraphModel, 'a general graph model');
+    m.compile({ optimizer: { type: 'adam', lr: 0.01 }, loss: g.loss });
+    for (let i = 0; i < 3; i++) await m.trainOnBatch(g.x, g.y, { lengths: g.lengths });
+    const file = path.join(dir, 'graph.safetensors');
+    await m.save(file);
+    const h = header(fs.readFileSync(file));
+    t.equal(h.__metadata__.kind, 'graph', 'a graph file');
+    t.same(Object.keys(h).filter((k) => k !== '__metadata__').sort(), m.paramNames().sort(), 'the tensors under the model\'s PyTorch-style names');
+
+    const back = await rk.GraphModel.load(file);
+    t.teardown(() => back.dispose());
+    t.same(back.inputNames, m.inputNames, 'the same input names');
+    t.same(back.outputNames, m.outputNames, 'the same output names');
+    t.equal(back.summary(), m.summary(), 'the same layers, names, edges and parameter counts');
+    const differ = m.paramNames().filter((n) => Buffer.compare(Buffer.from(back.getWeights()[n].data.buffer), Buffer.from(m.getWeights()[n].data.buffer)) !== 0);
+    t.same(differ, [], `all ${m.paramNames().length} weights restored bit for bit`);
+    const a = (await m.predict(g.x, { lengths: g.lengths })) as rk.Tensor[];
+    const b = (await back.predict(g.x, { lengths: g.lengths })) as rk.Tensor[];
+    t.same(b.map((o) => Array.from(o.data)), a.map((o) => Array.from(o.data)), 'the same outputs');
+    t.same(Buffer.from(back.toBuffer()), Buffer.from(m.toBuffer()), 'saving the loaded model writes the same bytes');
+    back.compile({ optimizer: { type: 'adam', lr: 0.01 }, loss: g.loss });
+    t.ok(Number.isFinite((await back.trainOnBatch(g.x, g.y, { lengths: g.lengths })).loss), 'the loaded model trains');
+    m.dispose();
+  });
+}
+
+t.test('GraphModel files: hostile headers and the wrong loader are coded errors', async (t) => {
+  const m = attentionGraph();
+  const good = m.toBuffer();
+  m.dispose();
+  const refuse = (buf: Uint8Array, code: string, re: RegExp, what: string): void => throwsCode(t, () => rk.GraphModel.fromBuffer(buf), code, re, what);
+  const layer = (g: GraphJSON, name: string) => g.layers.find((l) => l.name === name)!;
+  refuse(withGraph(good, (g) => { layer(g, 'both').config.kind = 'transformer'; }), 'ERR_RNNKIT_FORMAT', /unknown kind "transformer"/, 'an unknown layer kind');
+  refuse(withGraph(good, (g) => { layer(g, 'reader').inputs = [['mix', 0]]; }), 'ERR_RNNKIT_FORMAT', /cycle through/, 'a cycle');
+  refuse(withGraph(good, (g) => { layer(g, 'writer').initialState = [['nowhere', 1], ['reader', 2]]; }), 'ERR_RNNKIT_FORMAT', /'nowhere', which is no input or layer/, 'a dangling initial state');
+  refuse(withGraph(good, (g) => { layer(g, 'mix').config.units = 2 ** 30; }), 'ERR_RNNKIT_FORMAT', /parameters, the file holds/, 'huge units');
+  refuse(withGraph(good, (g) => { layer(g, 'aux').config.units = 3; }), 'ERR_RNNKIT_FORMAT', /'aux\.weight' has shape \[2, 4\], the graph's is \[3, 4\]/, 'a size the tensors do not have');
+  refuse(withGraph(good, (g) => { layer(g, 'look').inputs = [['writer', 0]]; }), 'ERR_RNNKIT_FORMAT', /layer 'look' cannot be rebuilt: .*takes \[query, keys\]/, 'an attention with one input');
+  throwsCode(t, () => rk.GraphSeq2Seq.fromBuffer(good), 'ERR_RNNKIT_FORMAT', /general graph model.*GraphModel\.load/, 'GraphSeq2Seq.load on a general graph');
+  await rejectsCode(t, () => rk.load(good), 'ERR_RNNKIT_FORMAT', /graph model.*GraphModel\.load/, 'rk.load on a general graph');
+  const s2s = buildGraph({ cell: 'gru', attention: 'bahdanau', numLayers: 1 });
+  throwsCode(t, () => rk.GraphModel.fromBuffer(s2s.toBuffer()), 'ERR_RNNKIT_FORMAT', /encoder-decoder graph.*GraphSeq2Seq\.load/, 'GraphModel.load on an encoder-decoder');
+  s2s.dispose();
+});

@@ -10,12 +10,11 @@ import type { OptimizerConfig } from '../optimizers';
 import { SeededRandom } from '../random';
 import type { Tensor, IntTensor } from '../tensor';
 import { readModelFile, writeFileAtomic } from '../io/files';
-import { graphFileBuffer, readGraphFile, type GraphJSON } from '../io/graph-file';
+import { graphFileBuffer, type GraphJSON } from '../io/graph-file';
 import type { NamedTensor } from '../io/safetensors';
 import type { DeviceName } from '../native';
 import { compilePlan, type GraphPlan } from './compile';
-import { rebuildGraph } from './rebuild';
-import { isChain, topoSort } from './symbolic';
+import { compileGraphFile } from './rebuild';
 
 export type GraphLossName = 'softmaxCrossEntropy' | 'mse';
 /** Per-row lengths of a sequence input (packed-sequence semantics): each in [1, steps]. */
@@ -528,20 +527,8 @@ export class GraphModel {
   }
   static fromBuffer(buf: Uint8Array, options: { device?: DeviceName } = {}): GraphModel {
     checkOptions(options, 'GraphModel.load options', ['device']);
-    const file = readGraphFile(buf);
-    let built: GraphModel;
-    try {
-      const { inputs, outputs } = rebuildGraph(file.graph);
-      const order = topoSort(inputs, outputs);
-      if (isChain(inputs, outputs, order))
-        throw rnnkitError('ERR_RNNKIT_FORMAT', 'graph file: the stored graph is a chain of layers, which is saved and loaded as a sequential model (rnnkit.load)');
-      built = new GraphModel(compilePlan(inputs, outputs, order, options.device ? { device: options.device } : {}), outputs.map((o) => o.name), file.graph);
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code === 'ERR_RNNKIT_ARGUMENT' || code === 'ERR_RNNKIT_SHAPE' || code === 'ERR_RNNKIT_TYPE')
-        throw rnnkitError('ERR_RNNKIT_FORMAT', `graph file: the stored graph does not compile: ${(e as Error).message} (${code})`);
-      throw e;
-    }
+    const { file, model: built } = compileGraphFile(buf, 'graph', 'GraphSeq2Seq', (inputs, outputs, order, graph) =>
+      new GraphModel(compilePlan(inputs, outputs, order, options.device ? { device: options.device } : {}), outputs.map((o) => o.name), graph));
     try {
       // Every parameter from the file, with its shape; nothing the model does not have.
       const names = built.paramNames();

@@ -1,9 +1,9 @@
 // A stored graph (lib/io/graph-file.ts's GraphJSON) rebuilt through the layer constructors and input(), so that a
 // loaded graph passes every check a graph built by hand does.
 import { rnnkitError } from '../errors';
-import { graphFromJSON, type GraphJSON } from '../io/graph-file';
+import { graphFromJSON, readGraphFile, type GraphFile, type GraphJSON } from '../io/graph-file';
 import { layers, type GraphLayer } from './layers';
-import { input, SymbolicTensor } from './symbolic';
+import { input, isChain, topoSort, SymbolicTensor, type GraphNode } from './symbolic';
 
 /** The layer a stored description (a GraphLayerConfig, as `graphToJSON` keeps it) stands for, built by its constructor. */
 export function layerFromConfig(config: Record<string, unknown>): GraphLayer {
@@ -32,4 +32,29 @@ export function rebuildGraph(graph: GraphJSON): { inputs: SymbolicTensor[]; outp
     input: (o) => input(o),
     apply: (config, ins, o) => layerFromConfig(config).apply(ins, o),
   });
+}
+
+/**
+ * A graph model file read for `load`: the checked file, its graph rebuilt and compiled by `compile` (which builds
+ * the model). `kind` is what the caller loads ('graph' or 'seq2seq', as the file's `compiled` says), `other` the
+ * loader of the other kind, for the hint. A stored chain (saved as a sequential model, never as a graph) and a graph
+ * that does not compile are ERR_RNNKIT_FORMAT.
+ */
+export function compileGraphFile<T>(buf: Uint8Array, kind: 'graph' | 'seq2seq', other: string,
+  compile: (inputs: SymbolicTensor[], outputs: SymbolicTensor[], order: GraphNode[], graph: GraphJSON) => T): { file: GraphFile; model: T } {
+  const file = readGraphFile(buf);
+  if (file.metadata.compiled !== undefined && file.metadata.compiled !== kind)
+    throw rnnkitError('ERR_RNNKIT_FORMAT', `graph file: it holds ${file.metadata.compiled === 'seq2seq' ? 'an encoder-decoder graph' : 'a general graph model'}: load it with rnnkit.${other}.load`);
+  try {
+    const { inputs, outputs } = rebuildGraph(file.graph);
+    const order = topoSort(inputs, outputs);
+    if (isChain(inputs, outputs, order))
+      throw rnnkitError('ERR_RNNKIT_FORMAT', 'graph file: the stored graph is a chain of layers, which is saved and loaded as a sequential model (rnnkit.load)');
+    return { file, model: compile(inputs, outputs, order, file.graph) };
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'ERR_RNNKIT_ARGUMENT' || code === 'ERR_RNNKIT_SHAPE' || code === 'ERR_RNNKIT_TYPE')
+      throw rnnkitError('ERR_RNNKIT_FORMAT', `graph file: the stored graph does not compile: ${(e as Error).message} (${code})`);
+    throw e;
+  }
 }

@@ -13,11 +13,11 @@ import { Seq2Seq, type AttentionKind, type DecodeOptions, type DecodeResult, typ
 import type { NativeOptimizerConfig, DeviceName } from '../native';
 import type { Tensor } from '../tensor';
 import { readModelFile, writeFileAtomic } from '../io/files';
-import { graphFileBuffer, graphToJSON, readGraphFile, type GraphJSON } from '../io/graph-file';
+import { graphFileBuffer, graphToJSON, type GraphJSON } from '../io/graph-file';
 import type { NamedTensor } from '../io/safetensors';
 import type { Seq2SeqOnnx } from '../io/onnx/seq2seq';
-import { graphError, isChain, topoSort, type GraphNode, type SymbolicTensor } from './symbolic';
-import { rebuildGraph } from './rebuild';
+import { graphError, type GraphNode, type SymbolicTensor } from './symbolic';
+import { compileGraphFile } from './rebuild';
 
 const isLayer = (n: GraphNode, kind: string): boolean => n.layer?.kind === kind;
 
@@ -235,20 +235,8 @@ export class GraphSeq2Seq {
   }
   static fromBuffer(buf: Uint8Array, options: { device?: DeviceName } = {}): GraphSeq2Seq {
     checkOptions(options, 'GraphSeq2Seq.load options', ['device']);
-    const file = readGraphFile(buf);
-    let built: GraphSeq2Seq;
-    try {
-      const { inputs, outputs } = rebuildGraph(file.graph);
-      const order = topoSort(inputs, outputs);
-      if (isChain(inputs, outputs, order))
-        throw rnnkitError('ERR_RNNKIT_FORMAT', 'graph file: the stored graph is a chain of layers, which is saved and loaded as a sequential model (rnnkit.load)');
-      built = compileSeq2Seq(inputs, outputs, order, options.device ? { device: options.device } : {});
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code === 'ERR_RNNKIT_ARGUMENT' || code === 'ERR_RNNKIT_SHAPE' || code === 'ERR_RNNKIT_TYPE')
-        throw rnnkitError('ERR_RNNKIT_FORMAT', `graph file: the stored graph does not compile: ${(e as Error).message} (${code})`);
-      throw e;
-    }
+    const { file, model: built } = compileGraphFile(buf, 'seq2seq', 'GraphModel', (inputs, outputs, order) =>
+      compileSeq2Seq(inputs, outputs, order, options.device ? { device: options.device } : {}));
     try {
       built.seq2seq.loadTensors(file.tensors);
     } catch (e) {
