@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "../core/attention_kernels.h"
 #include "../core/error.h"
@@ -148,6 +149,26 @@ void CpuBackend::columnSumAdd(const float* A, int rows, int cols, int lda, float
 
 void CpuBackend::gatherColumns(const float* W, int gates, int vocab, const float* bias, const int32_t* idx, int n,
                                float* out, int ldo) {
+  if (n >= vocab && vocab > 1) {
+    // A whole sequence of tokens (a one-hot layer's input projection): read down W's columns once into rows of a
+    // transposed copy, then every token's row is one contiguous run, instead of `gates` loads a column stride apart
+    // per token (3.5% of a 2x256 character model's inference). The sums are the same.
+    thread_local std::vector<float> transposed;
+    transposed.resize((std::size_t)gates * vocab);
+    float* wt = transposed.data();
+    for (int g = 0; g < gates; ++g) {
+      const float* row = W + (std::size_t)g * vocab;
+      for (int v = 0; v < vocab; ++v) wt[(std::size_t)v * gates + g] = row[v];
+    }
+    parallelRows(n, gates, [&](std::size_t i0, std::size_t i1) {
+      for (std::size_t i = i0; i < i1; ++i) {
+        const float* __restrict col = wt + (std::size_t)idx[i] * gates;
+        float* __restrict o = out + i * ldo;
+        for (int g = 0; g < gates; ++g) o[g] = col[g] + bias[g];
+      }
+    });
+    return;
+  }
   parallelRows(n, gates, [&](std::size_t i0, std::size_t i1) {
     for (std::size_t i = i0; i < i1; ++i) {
       const float* col = W + idx[i];
