@@ -6,10 +6,7 @@
 // the figure is the process's CPU time per training step of each, and their ratio.
 'use strict';
 const path = require('node:path');
-const dist = path.join(__dirname, '..', 'dist');
-const rk = require(path.join(dist, 'index.js'));
-const { compilePlan, topoSort } = require(path.join(dist, 'graph', 'index.js'));
-const { graphToJSON } = require(path.join(dist, 'io', 'graph-file.js'));
+const rk = require(path.join(__dirname, '..', 'dist', 'index.js'));
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => {
@@ -23,8 +20,7 @@ const x = input({ dtype: 'int32', vocabSize: V, name: 'ids' });
 const y = layers.dense({ units: V, name: 'out' }).apply(
   layers.lstm({ units: H, returnSequences: true, name: 'rnn' }).apply(layers.embedding({ outputDim: 32, name: 'emb' }).apply(x)));
 const pipeline = model({ inputs: x, outputs: y, seed: 4 });
-const order = topoSort([x], [y]);
-const graph = new rk.GraphModel(compilePlan([x], [y], order, { seed: 4 }), [y.name], graphToJSON([x], [y], order));
+const graph = rk.graphModel({ inputs: x, outputs: y, seed: 4 });
 for (const m of [pipeline, graph]) m.compile({ loss: 'softmaxCrossEntropy', optimizer: { type: 'adam' } });
 const ids = { data: Int32Array.from({ length: B * T }, (_, i) => (i * 7) % V), shape: [B, T] };
 const targets = { data: Int32Array.from({ length: B * T }, (_, i) => (i * 5) % V), shape: [B, T] };

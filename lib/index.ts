@@ -46,7 +46,7 @@ export type {
 } from './model';
 export type { OnnxExportOptions } from './io/onnx/export';
 // The layer constructors, each with `apply` for the functional graph (and usable in `sequential` as plain layers).
-export { layers, input, model, SymbolicTensor, GraphSeq2Seq, GraphModel } from './graph';
+export { layers, input, model, graphModel, SymbolicTensor, GraphSeq2Seq, GraphModel } from './graph';
 export type {
   InputOptions, ApplyOptions, GraphLayer, GraphLayerConfig, GraphInputs, GraphRecurrentOptions, TensorKind, ModelGraphOptions,
   GraphCompileOptions, GraphData, GraphTargets, GraphLengths, GraphLengthsOption, GraphLogs, GraphFitOptions, GraphHistory,

@@ -4,7 +4,7 @@ export { SymbolicTensor, input, topoSort } from './symbolic';
 export type { InputOptions, TensorKind, GraphNode } from './symbolic';
 export { layers } from './layers';
 export type { ApplyOptions, GraphLayer, GraphLayerConfig, GraphRecurrentOptions } from './layers';
-export { model } from './model';
+export { model, graphModel } from './model';
 export type { ModelGraphOptions } from './model';
 export { GraphModel } from './graph-model';
 export type { GraphCompileOptions, GraphData, GraphTargets, GraphLengths, GraphLengthsOption, GraphLogs, GraphFitOptions, GraphHistory, GraphLayerSummary, GraphLossName } from './graph-model';

@@ -4,6 +4,7 @@
 // `GraphSeq2Seq` (the native encoder-decoder, with greedy and beam decoding); every other acyclic graph is a
 // `GraphModel` over the native graph executor.
 import { rnnkitError } from '../errors';
+import { checkOptions } from '../options';
 import { Sequential } from '../model';
 import type { LayerConfig } from '../layers';
 import type { DeviceName } from '../native';
@@ -20,19 +21,34 @@ export interface ModelGraphOptions {
   device?: DeviceName;
 }
 
-/**
- * Build a model from symbolic inputs and outputs: a `Sequential` for a chain, a `GraphSeq2Seq` for an
- * encoder-decoder, a `GraphModel` for any other acyclic graph. Errors are coded and name the layer.
- */
-export function model(options: ModelGraphOptions): Sequential | GraphSeq2Seq | GraphModel {
+/** The inputs, outputs and ordered nodes of a graph, checked (cycles, disconnected outputs, unused inputs). */
+function checkGraph(options: ModelGraphOptions): { inputs: SymbolicTensor[]; outputs: SymbolicTensor[]; order: ReturnType<typeof topoSort> } {
   if (typeof options !== 'object' || options === null) throw rnnkitError('ERR_RNNKIT_TYPE', 'model() takes { inputs, outputs }');
+  checkOptions(options, 'model() options', ['inputs', 'outputs', 'seed', 'device']);
   const inputs = Array.isArray(options.inputs) ? options.inputs : [options.inputs];
   const outputs = Array.isArray(options.outputs) ? options.outputs : [options.outputs];
   if (!inputs.length || !outputs.length) throw graphError('a model needs at least one input and one output');
   for (const i of inputs) if (!(i instanceof SymbolicTensor) || i.node.layer) throw graphError(`'${(i as SymbolicTensor)?.name}' is not an input()`);
   if (new Set(inputs).size !== inputs.length) throw graphError('an input is listed twice');
-  const order = topoSort(inputs, outputs);
+  return { inputs, outputs, order: topoSort(inputs, outputs) };
+}
 
+/**
+ * Like `model()`, but always the native graph executor: a `GraphModel` (one class, with save/load) for any acyclic
+ * graph of these layers, a chain or an encoder-decoder included; only Bahdanau attention, which lives inside the
+ * native encoder-decoder, is refused.
+ */
+export function graphModel(options: ModelGraphOptions): GraphModel {
+  const { inputs, outputs, order } = checkGraph(options);
+  return new GraphModel(compilePlan(inputs, outputs, order, options), outputs.map((o) => o.name), graphToJSON(inputs, outputs, order));
+}
+
+/**
+ * Build a model from symbolic inputs and outputs: a `Sequential` for a chain, a `GraphSeq2Seq` for an
+ * encoder-decoder, a `GraphModel` for any other acyclic graph. Errors are coded and name the layer.
+ */
+export function model(options: ModelGraphOptions): Sequential | GraphSeq2Seq | GraphModel {
+  const { inputs, outputs, order } = checkGraph(options);
   if (isChain(inputs, outputs, order)) {
     const x = inputs[0];
     const layerConfigs = order.filter((n) => n.layer).map((n) => {

@@ -48,7 +48,8 @@ export function compileGraphFile<T>(buf: Uint8Array, kind: 'graph' | 'seq2seq', 
   try {
     const { inputs, outputs } = rebuildGraph(file.graph);
     const order = topoSort(inputs, outputs);
-    if (isChain(inputs, outputs, order))
+    // A chain is a Sequential (rnnkit.load), except as a GraphModel made by graphModel(), which runs any graph.
+    if (kind === 'seq2seq' && isChain(inputs, outputs, order))
       throw rnnkitError('ERR_RNNKIT_FORMAT', 'graph file: the stored graph is a chain of layers, which is saved and loaded as a sequential model (rnnkit.load)');
     return { file, model: compile(inputs, outputs, order, file.graph) };
   } catch (e) {
