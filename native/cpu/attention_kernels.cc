@@ -77,29 +77,34 @@ RNNKIT_SIMD_VARIANTS(void, attendRows, attendRowsImpl,
                      (q, keysProj, values, width, v, bias, keyBatch, group, steps, hidden, lengths, weights, beta,
                       context, ldContext, b0, b1))
 
+// One row's additive-score gradient from its dScores row: dq = (written), dKeysProj and dv += (accumulating).
+RNNKIT_INLINE void additiveBackwardRow(const float* dScoresRow, const float* qb, const float* keysProj, const float* v,
+                                       int batch, int b, int steps, int hidden, float* dKeysProj, float* dqb,
+                                       float* dv) {
+  for (int h = 0; h < hidden; ++h) dqb[h] = 0.f;
+  for (int s = 0; s < steps; ++s) {
+    const float ds = dScoresRow[s];
+    if (ds == 0.f) continue;  // a masked step (weight 0) sends nothing back
+    const std::size_t row = ((std::size_t)s * batch + b) * hidden;
+    const float* k = keysProj + row;
+    float* dk = dKeysProj + row;
+    RNNKIT_LOOP_INDEPENDENT
+    for (int h = 0; h < hidden; ++h) {
+      const float e = fastTanh(qb[h] + k[h]);
+      dv[h] += ds * e;
+      const float de = ds * v[h] * (1.f - e * e);
+      dk[h] += de;
+      dqb[h] += de;
+    }
+  }
+}
+
 RNNKIT_INLINE void additiveBackwardRowsImpl(const float* dScores, const float* q, const float* keysProj,
                                             const float* v, int batch, int steps, int hidden, float* dKeysProj,
                                             float* dq, float* dv, int b0, int b1) {
-  for (int b = b0; b < b1; ++b) {
-    const float* qb = q + (std::size_t)b * hidden;
-    float* dqb = dq + (std::size_t)b * hidden;
-    for (int h = 0; h < hidden; ++h) dqb[h] = 0.f;
-    for (int s = 0; s < steps; ++s) {
-      const float ds = dScores[(std::size_t)b * steps + s];
-      if (ds == 0.f) continue;  // a masked step (weight 0) sends nothing back
-      const std::size_t row = ((std::size_t)s * batch + b) * hidden;
-      const float* k = keysProj + row;
-      float* dk = dKeysProj + row;
-      RNNKIT_LOOP_INDEPENDENT
-      for (int h = 0; h < hidden; ++h) {
-        const float e = fastTanh(qb[h] + k[h]);
-        dv[h] += ds * e;
-        const float de = ds * v[h] * (1.f - e * e);
-        dk[h] += de;
-        dqb[h] += de;
-      }
-    }
-  }
+  for (int b = b0; b < b1; ++b)
+    additiveBackwardRow(dScores + (std::size_t)b * steps, q + (std::size_t)b * hidden, keysProj, v, batch, b, steps,
+                        hidden, dKeysProj, dq + (std::size_t)b * hidden, dv);
 }
 RNNKIT_SIMD_VARIANTS(void, additiveBackwardRows, additiveBackwardRowsImpl,
                      (const float* dScores, const float* q, const float* keysProj, const float* v, int batch,
@@ -141,24 +146,9 @@ RNNKIT_INLINE void attendBackwardRowsImpl(const float* dContext, int ldDContext,
       dScores[s] = da;
       dot += (double)da * w;
     }
-    const float* qb = q + (std::size_t)b * hidden;
-    float* dqb = dq + (std::size_t)b * hidden;
-    for (int h = 0; h < hidden; ++h) dqb[h] = 0.f;
-    for (int s = 0; s < steps; ++s) {
-      const float ds = a[s] * (dScores[s] - (float)dot);
-      if (ds == 0.f) continue;  // a masked step (weight 0) sends nothing back
-      const std::size_t row = ((std::size_t)s * batch + b) * hidden;
-      const float* k = keysProj + row;
-      float* dk = dKeysProj + row;
-      RNNKIT_LOOP_INDEPENDENT
-      for (int h = 0; h < hidden; ++h) {
-        const float e = fastTanh(qb[h] + k[h]);
-        dv[h] += ds * e;
-        const float de = ds * v[h] * (1.f - e * e);
-        dk[h] += de;
-        dqb[h] += de;
-      }
-    }
+    for (int s = 0; s < steps; ++s) dScores[s] = a[s] * (dScores[s] - (float)dot);
+    additiveBackwardRow(dScores, q + (std::size_t)b * hidden, keysProj, v, batch, b, steps, hidden, dKeysProj,
+                        dq + (std::size_t)b * hidden, dv);
   }
 }
 RNNKIT_SIMD_VARIANTS(void, attendBackwardRows, attendBackwardRowsImpl,
