@@ -121,7 +121,7 @@ struct StreamStepJob : JobBase {
       outputTarget(output, (std::size_t)(rows * steps * form.features), data);
     }
   }
-  void run(Network& net) { result = net.forward(input, false, use.state()); }
+  void run(Network& net) { result = net.forward(input, false, use.state(), /*finalState=*/false); }
   // About one multiply-add per parameter and input row-step (NetworkHandle::run runs small steps inline).
   double multiplyAdds(const Network& net) const {
     // Rows and steps: every dimension of token ids, all but the features of dense input.

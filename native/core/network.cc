@@ -252,7 +252,7 @@ void Network::setStageStates(const float* h0, const float* c0, float* hn, float*
   }
 }
 
-SequenceOutput Network::forward(const SequenceInput& in, bool train, RecurrentState* state) {
+SequenceOutput Network::forward(const SequenceInput& in, bool train, RecurrentState* state, bool finalState) {
   const Shape s = checkInput(in);
   const int T = s.T, B = s.B;
   const std::size_t N = (std::size_t)T * B;
@@ -310,10 +310,12 @@ SequenceOutput Network::forward(const SequenceInput& in, bool train, RecurrentSt
     out.shape = s.batchFirst ? std::vector<long long>{B, T, cur.features} : std::vector<long long>{T, B, cur.features};
   else
     out.shape = {B, cur.features};
-  out.hn.resize(hSize);
-  if (hSize) be_.download(out.hn.data(), hn, hSize * sizeof(float));
-  out.cn.resize(cSize);
-  if (cSize) be_.download(out.cn.data(), cn, cSize * sizeof(float));
+  if (finalState) {
+    out.hn.resize(hSize);
+    if (hSize) be_.download(out.hn.data(), hn, hSize * sizeof(float));
+    out.cn.resize(cSize);
+    if (cSize) be_.download(out.cn.data(), cn, cSize * sizeof(float));
+  }
   if (state) {
     if (hSize) be_.copy(state->h.reserveFloats(hSize), hn, hSize * sizeof(float));
     if (cSize) be_.copy(state->c.reserveFloats(cSize), cn, cSize * sizeof(float));

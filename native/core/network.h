@@ -117,8 +117,9 @@ class Network {
   // Bytes of backend memory held (parameters, gradients, optimizer state, workspace).
   std::size_t memoryBytes() const;
 
-  // With a state: the state is the initial state (unless in.h0 is given), and receives the final state.
-  SequenceOutput forward(const SequenceInput& in, bool train, RecurrentState* state = nullptr);
+  // With a state: the state is the initial state (unless in.h0 is given), and receives the final state. Without
+  // finalState, out.hn and out.cn stay empty (a stream step keeps its state natively and never reads them).
+  SequenceOutput forward(const SequenceInput& in, bool train, RecurrentState* state = nullptr, bool finalState = true);
   RecurrentState& carriedState() { return carry_; }
   // Backpropagate an upstream gradient through the last training forward; accumulates parameter gradients.
   InputGradient backward(const OutputGradient& grad);
