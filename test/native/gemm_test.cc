@@ -22,6 +22,9 @@
 
 using rnnkit::cpu::builtinKernelName;
 using rnnkit::cpu::builtinPackB;
+using rnnkit::cpu::builtinPackBRows;
+using rnnkit::cpu::builtinPanelWidth;
+using rnnkit::cpu::builtinSgemmPackedBColumns;
 using rnnkit::cpu::builtinPackedBFloats;
 using rnnkit::cpu::builtinSgemm;
 using rnnkit::cpu::builtinSgemmPackedB;
@@ -471,6 +474,67 @@ void timingTable() {
 
 }  // namespace
 
+// builtinPackBRows (op(B)'s columns from B's rows in a given order) and builtinSgemmPackedBColumns (a panel-aligned
+// column range on the calling thread): each range of a product written once, everything outside left alone, every
+// value equal to the sum over k of A and the permuted B in double precision.
+void permutedColumnTests() {
+  const int before = gFailed;
+  struct Spec {
+    int M, N, K;
+    float beta;
+  };
+  const int nr = builtinPanelWidth();
+  for (const Spec& s : std::vector<Spec>{{32, 1024, 256, 0.f}, {7, 99, 37, 1.f}, {1, 70, 5, 0.f}, {15, 200, 300, 1.f},
+                                         {64, 96, 512, 0.5f}}) {
+    const int lda = s.K + 3, ldc = s.N + 5;
+    std::vector<float> A(static_cast<size_t>(s.M) * lda), B(static_cast<size_t>(s.N) * s.K);
+    for (auto& v : A) v = randf();
+    for (auto& v : B) v = randf();
+    std::vector<int> rowOf(s.N);
+    for (int n = 0; n < s.N; ++n) rowOf[n] = static_cast<int>((static_cast<long>(n) * 37 + 11) % s.N);
+    // A permutation only where gcd(37, N) == 1; otherwise some rows repeat, which the packing allows too.
+    const size_t floats = builtinPackedBFloats(true, s.N, s.K, 64);
+    std::vector<float> packed(floats ? floats : 1);
+    if (!floats) {
+      check(true, "packed layout not used for this shape");
+      continue;
+    }
+    builtinPackBRows(s.N, s.K, B.data(), s.K, rowOf.data(), packed.data());
+    const float sentinel = 4321.f;
+    std::vector<float> C(static_cast<size_t>(s.M) * ldc, sentinel), C0;
+    for (int i = 0; i < s.M; ++i)
+      for (int j = 0; j < s.N; ++j) C[static_cast<size_t>(i) * ldc + j] = randf();
+    C0 = C;
+    // Uneven panel-aligned ranges, run in reverse order.
+    std::vector<int> cuts = {0};
+    for (int at = nr; at < s.N; at += nr * (1 + static_cast<int>(cuts.size()) % 3)) cuts.push_back(at);
+    cuts.push_back(s.N);
+    for (size_t r = cuts.size() - 1; r > 0; --r)
+      builtinSgemmPackedBColumns(s.M, s.N, s.K, 1.f, A.data(), lda, packed.data(), s.beta, C.data(), ldc, cuts[r - 1],
+                                 cuts[r]);
+    int bad = 0, clobbered = 0;
+    for (int i = 0; i < s.M; ++i)
+      for (int j = 0; j < ldc; ++j) {
+        const size_t idx = static_cast<size_t>(i) * ldc + j;
+        if (j >= s.N) {
+          if (C[idx] != sentinel) ++clobbered;
+          continue;
+        }
+        double ref = s.beta * static_cast<double>(C0[idx]), scale = 1.0 + std::fabs(ref);
+        for (int k = 0; k < s.K; ++k) {
+          const double p = static_cast<double>(A[static_cast<size_t>(i) * lda + k]) * B[static_cast<size_t>(rowOf[j]) * s.K + k];
+          ref += p;
+          scale += std::fabs(p);
+        }
+        if (!(std::fabs(C[idx] - ref) / scale <= 2e-5 * std::sqrt(s.K + 1.0) + 1e-6)) ++bad;
+      }
+    check(bad == 0 && clobbered == 0, "permuted packed columns: " + std::to_string(s.M) + "x" + std::to_string(s.N) +
+                                          "x" + std::to_string(s.K) + " in " + std::to_string(cuts.size() - 1) +
+                                          " ranges");
+  }
+  std::printf("permuted packed columns: %s\n", gFailed == before ? "all cases passed" : "FAILURES");
+}
+
 int main(int argc, char** argv) {
   bool bench = true;
   for (int i = 1; i < argc; ++i)
@@ -493,6 +557,7 @@ int main(int argc, char** argv) {
   correctness(runBuiltin, "builtin");
   correctness(runPacked, "builtin, B packed once");
   fewRowProductTests();
+  permutedColumnTests();
   if (sys.available()) correctness(runSystem, sys.name().c_str());
   if (bench) timingTable();
 
