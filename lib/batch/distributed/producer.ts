@@ -177,6 +177,7 @@ export async function runDistributedBatch(options: DistributedBatchOptions): Pro
       await store.remove(); // leftovers of an older run with other settings
       await client.set(key, JSON.stringify(record));
     }
+    await store.prepare();
     let reconnected = false;
     client.on('ready', () => {
       reconnected = true;

@@ -175,6 +175,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         recordLines.push(r.line);
       }
     }
+    // A stalled copy of a chunk (its first worker lost its lock, then finished) may end after the producer merged the
+    // run and removed its record and store: drop it rather than write into a run that is over.
+    if ((await (await worker.client).get(runKey(prefix, queueName, rec.id))) === null) return { written: 0, malformed: 0 };
     await openStore(rec.store).put(chunk.index, encodeChunk({ run: rec.id, index: chunk.index, records: recordLines, errors }, records));
     summary.lines += lines.length;
     return { written: records.length, malformed: errors.length };
