@@ -203,6 +203,7 @@ t.test('bad graphs and bad calls are coded errors that name the layer or input',
   m.compile({ optimizer: adam, loss: 'mse' });
   await t.rejects(m.fit({ v: good.v, xx: good.x } as rk.GraphData, target), { code: 'ERR_RNNKIT_ARGUMENT', message: /'xx'.*v, x/ });
   await t.rejects(m.trainOnBatch({ v: good.v } as rk.GraphData, target), { code: 'ERR_RNNKIT_ARGUMENT', message: /input 'x' is missing/ });
+  await t.rejects(m.trainOnBatch([good.v], target), { code: 'ERR_RNNKIT_ARGUMENT', message: /the inputs: 1 given in an array, the model has 2 \(v, x;/ });
   await t.rejects(m.fit(good, { y3: target }), { code: 'ERR_RNNKIT_ARGUMENT', message: /'y3'/ });
   await t.rejects(m.fit(good, { y2: null }), { code: 'ERR_RNNKIT_ARGUMENT', message: /'y2' has a loss but no target/ });
   await t.rejects(m.trainOnBatch({ ...good, x: { data: new Float32Array(12), shape: [3, 2, 2] } }, target), { code: 'ERR_RNNKIT_SHAPE', message: /'x' has 3 rows/ });

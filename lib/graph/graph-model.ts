@@ -155,7 +155,7 @@ export class GraphModel {
     if (names.length === 1 && single(value)) return [value as T];
     if (Array.isArray(value)) {
       if (value.length !== names.length)
-        throw rnnkitError('ERR_RNNKIT_ARGUMENT', `graph model: ${what} has ${value.length} entries, the model has ${names.length} (${names.join(', ')})`);
+        throw rnnkitError('ERR_RNNKIT_ARGUMENT', `graph model: ${what}: ${value.length} given in an array, the model has ${names.length} (${names.join(', ')}; null for one that takes none)`);
       return value as (T | undefined)[];
     }
     if (typeof value !== 'object' || value === null || single(value))
