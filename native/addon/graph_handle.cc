@@ -7,6 +7,7 @@
 #include "device.h"
 #include "js_convert.h"
 #include "js_errors.h"
+#include "method_dispatch.h"
 #include "network_jobs.h"
 
 namespace rnnkit::addon {
@@ -14,46 +15,6 @@ namespace rnnkit::addon {
 namespace {
 
 const napi_type_tag kGraphTag = {0x6c1d2e9f4a7b3850ULL, 0xb48e07d3c2a9f615ULL};
-
-template <Napi::Value (GraphHandle::*Method)(const Napi::CallbackInfo&)>
-Napi::Value dispatch(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&] {
-    GraphHandle* self = GraphHandle::fromObject(info.This(), "the receiver of this method");
-    GraphHandle::Reading reading(*self);
-    return (self->*Method)(info);
-  });
-}
-
-template <Napi::Value (GraphHandle::*Method)(const Napi::CallbackInfo&)>
-Napi::Value dispatchAlways(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&] {
-    return (GraphHandle::fromObject(info.This(), "the receiver of this method")->*Method)(info);
-  });
-}
-
-template <Napi::Value (GraphHandle::*Method)(const Napi::CallbackInfo&)>
-Napi::Value dispatchPromise(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  GraphHandle* self = nullptr;
-  try {
-    self = GraphHandle::fromObject(info.This(), "the receiver of this method");
-  } catch (const Error& e) {
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-    d.Reject(makeError(env, e.code(), e.what()).Value());
-    return d.Promise();
-  }
-  return guard(env, [&] { return (self->*Method)(info); });
-}
-
-Napi::Value arg(const Napi::CallbackInfo& info, std::size_t i) {
-  return info.Length() > i ? info[i] : info.Env().Undefined();
-}
-
-std::string argString(const Napi::CallbackInfo& info, std::size_t i, const char* what) {
-  if (info.Length() <= i || !info[i].IsString())
-    fail(ErrorCode::Type, std::string(what) + " must be a string");
-  return info[i].As<Napi::String>().Utf8Value();
-}
 
 Napi::Array requireArray(const Napi::Value& v, const std::string& what) {
   if (!v.IsArray()) fail(ErrorCode::Type, what + " must be an Array, got " + typeName(v));
@@ -236,7 +197,7 @@ Job makeJob(const Napi::CallbackInfo& info, GraphNetwork& m);
 template <>
 GForwardJob makeJob<GForwardJob>(const Napi::CallbackInfo& info, GraphNetwork& m) {
   GForwardJob j;
-  j.inputs = parseInputs(arg(info, 0), m.spec());
+  j.inputs = parseInputs(argAt(info, 0), m.spec());
   if (info.Length() > 1 && !info[1].IsUndefined()) {
     Napi::Object o = requireObject(info[1], "options");
     checkOptionNames(o, "forward options", {"train"});
@@ -248,18 +209,18 @@ GForwardJob makeJob<GForwardJob>(const Napi::CallbackInfo& info, GraphNetwork& m
 template <>
 GEvaluateJob makeJob<GEvaluateJob>(const Napi::CallbackInfo& info, GraphNetwork& m) {
   GEvaluateJob j;
-  j.inputs = parseInputs(arg(info, 0), m.spec());
-  j.losses = parseLosses(arg(info, 1), m.spec().outputs.size());
-  j.targets = parseTargets(arg(info, 2), j.losses);
+  j.inputs = parseInputs(argAt(info, 0), m.spec());
+  j.losses = parseLosses(argAt(info, 1), m.spec().outputs.size());
+  j.targets = parseTargets(argAt(info, 2), j.losses);
   return j;
 }
 
 template <>
 GTrainStepJob makeJob<GTrainStepJob>(const Napi::CallbackInfo& info, GraphNetwork& m) {
   GTrainStepJob j;
-  j.inputs = parseInputs(arg(info, 0), m.spec());
-  j.losses = parseLosses(arg(info, 1), m.spec().outputs.size());
-  j.targets = parseTargets(arg(info, 2), j.losses);
+  j.inputs = parseInputs(argAt(info, 0), m.spec());
+  j.losses = parseLosses(argAt(info, 1), m.spec().outputs.size());
+  j.targets = parseTargets(argAt(info, 2), j.losses);
   if (info.Length() > 3 && !info[3].IsUndefined()) {
     Napi::Object o = requireObject(info[3], "options");
     checkOptionNames(o, "trainStep options", {"clipNorm"});
@@ -341,21 +302,21 @@ Napi::Function GraphHandle::define(Napi::Env env) {
   const Entry methods[] = {
       {"dispose", dispatchAlways<&GraphHandle::Dispose>},
       {"isDisposed", dispatchAlways<&GraphHandle::IsDisposed>},
-      {"tensors", dispatch<&GraphHandle::Tensors>},
-      {"paramNames", dispatch<&GraphHandle::ParamNames>},
-      {"paramShape", dispatch<&GraphHandle::ParamShape>},
-      {"getParam", dispatch<&GraphHandle::GetParam>},
-      {"setParam", dispatch<&GraphHandle::SetParam>},
-      {"getGrad", dispatch<&GraphHandle::GetGrad>},
-      {"zeroGrad", dispatch<&GraphHandle::ZeroGrad>},
-      {"setOptimizer", dispatch<&GraphHandle::SetOptimizer>},
+      {"tensors", dispatchReading<&GraphHandle::Tensors>},
+      {"paramNames", dispatchReading<&GraphHandle::ParamNames>},
+      {"paramShape", dispatchReading<&GraphHandle::ParamShape>},
+      {"getParam", dispatchReading<&GraphHandle::GetParam>},
+      {"setParam", dispatchReading<&GraphHandle::SetParam>},
+      {"getGrad", dispatchReading<&GraphHandle::GetGrad>},
+      {"zeroGrad", dispatchReading<&GraphHandle::ZeroGrad>},
+      {"setOptimizer", dispatchReading<&GraphHandle::SetOptimizer>},
       {"forward", dispatchPromise<&GraphHandle::Forward>},
-      {"forwardSync", dispatch<&GraphHandle::ForwardSync>},
+      {"forwardSync", dispatchReading<&GraphHandle::ForwardSync>},
       {"evaluate", dispatchPromise<&GraphHandle::Evaluate>},
-      {"evaluateSync", dispatch<&GraphHandle::EvaluateSync>},
+      {"evaluateSync", dispatchReading<&GraphHandle::EvaluateSync>},
       {"trainStep", dispatchPromise<&GraphHandle::TrainStep>},
-      {"trainStepSync", dispatch<&GraphHandle::TrainStepSync>},
-      {"lossBackwardSync", dispatch<&GraphHandle::LossBackwardSync>},
+      {"trainStepSync", dispatchReading<&GraphHandle::TrainStepSync>},
+      {"lossBackwardSync", dispatchReading<&GraphHandle::LossBackwardSync>},
   };
   for (const Entry& m : methods) proto.Set(m.name, Napi::Function::New(env, m.fn, m.name));
   return ctor;
@@ -363,7 +324,7 @@ Napi::Function GraphHandle::define(Napi::Env env) {
 
 GraphHandle::GraphHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GraphHandle>(info) {
   guard(info.Env(), [&] {
-    Napi::Value a = arg(info, 0);
+    Napi::Value a = argAt(info, 0);
     GraphSpec spec = parseGraphSpec(a);
     backend_ = backendForSpec(a);
     model_ = std::make_unique<GraphNetwork>(*backend_, spec);
@@ -441,7 +402,7 @@ Napi::Value GraphHandle::run(const Napi::CallbackInfo& info, bool async) {
     reportMemory();
     return job.toJs(env);
   }
-  try {
+  return rejectOnThrow(env, [&]() -> Napi::Value {
     checkOpen();
     GraphWorker<Job>* worker;
     {
@@ -453,15 +414,7 @@ Napi::Value GraphHandle::run(const Napi::CallbackInfo& info, bool async) {
     Napi::Promise promise = worker->promise();
     calls_.submit(worker);
     return promise;
-  } catch (const Error& e) {
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-    d.Reject(makeError(env, e.code(), e.what()).Value());
-    return d.Promise();
-  } catch (const Napi::Error& e) {
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-    d.Reject(e.Value());
-    return d.Promise();
-  }
+  });
 }
 
 Napi::Value GraphHandle::Dispose(const Napi::CallbackInfo& info) {
@@ -522,7 +475,7 @@ Napi::Value GraphHandle::SetParam(const Napi::CallbackInfo& info) {
   checkUsable();
   const std::string name = argString(info, 0, "name");
   model_->layout().at(name);
-  std::vector<float> data = readFloat32(arg(info, 1), name);
+  std::vector<float> data = readFloat32(argAt(info, 1), name);
   model_->setParam(name, data.data(), data.size());
   return info.Env().Undefined();
 }
@@ -535,7 +488,7 @@ Napi::Value GraphHandle::ZeroGrad(const Napi::CallbackInfo& info) {
 
 Napi::Value GraphHandle::SetOptimizer(const Napi::CallbackInfo& info) {
   checkUsable();
-  model_->setOptimizer(parseOptimizerConfig(arg(info, 0)));
+  model_->setOptimizer(parseOptimizerConfig(argAt(info, 0)));
   reportMemory();
   return info.Env().Undefined();
 }
@@ -543,8 +496,8 @@ Napi::Value GraphHandle::SetOptimizer(const Napi::CallbackInfo& info) {
 // (losses, targets) after forwardSync(inputs, { train: true }): the gradients accumulate (for gradient checks).
 Napi::Value GraphHandle::LossBackwardSync(const Napi::CallbackInfo& info) {
   checkUsable();
-  std::vector<GraphLossSpec> losses = parseLosses(arg(info, 0), model_->spec().outputs.size());
-  std::vector<GraphTarget> targets = parseTargets(arg(info, 1), losses);
+  std::vector<GraphLossSpec> losses = parseLosses(argAt(info, 0), model_->spec().outputs.size());
+  std::vector<GraphTarget> targets = parseTargets(argAt(info, 1), losses);
   return statsToJs(info.Env(), model_->lossBackward(losses, targets));
 }
 

@@ -10,6 +10,12 @@ Napi::Error makeError(Napi::Env env, ErrorCode code, const std::string& message)
   return err;
 }
 
+Napi::Value rejectedPromise(Napi::Env env, const Napi::Value& reason) {
+  Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+  d.Reject(reason);
+  return d.Promise();
+}
+
 Napi::Value guard(Napi::Env env, const std::function<Napi::Value()>& body) {
   try {
     return body();

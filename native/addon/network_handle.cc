@@ -5,6 +5,7 @@
 #include "device.h"
 #include "js_convert.h"
 #include "js_errors.h"
+#include "method_dispatch.h"
 #include "network_jobs.h"
 #include "network_worker.h"
 
@@ -25,41 +26,6 @@ Napi::Value dispatch(const Napi::CallbackInfo& info) {
     NetworkHandle::SyncCall call(*self);
     return (self->*Method)(info);
   });
-}
-
-// dispose() and isDisposed(): allowed at any time, even from a getter while a call reads its arguments.
-template <Napi::Value (NetworkHandle::*Method)(const Napi::CallbackInfo&)>
-Napi::Value dispatchAlways(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&] { return (NetworkHandle::fromThis(info)->*Method)(info); });
-}
-
-// A job's method, which follows the protocol itself (NetworkHandle::run).
-template <Napi::Value (NetworkHandle::*Method)(const Napi::CallbackInfo&)>
-Napi::Value dispatchJob(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&] { return (NetworkHandle::fromThis(info)->*Method)(info); });
-}
-
-// For the Promise-returning methods: a `this` that is not a Network rejects the Promise (as every other failure of
-// these methods does) instead of throwing synchronously.
-template <Napi::Value (NetworkHandle::*Method)(const Napi::CallbackInfo&)>
-Napi::Value dispatchPromise(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  NetworkHandle* self = nullptr;
-  try {
-    self = NetworkHandle::fromThis(info);
-  } catch (const Error& e) {
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-    d.Reject(makeError(env, e.code(), e.what()).Value());
-    return d.Promise();
-  }
-  return guard(env, [&] { return (self->*Method)(info); });
-}
-
-std::string argString(const Napi::CallbackInfo& info, std::size_t i, const char* what) {
-  if (info.Length() <= i || !info[i].IsString())
-    fail(ErrorCode::Type, std::string(what) + " must be a string, got " +
-                              (info.Length() > i ? typeName(info[i]) : std::string("nothing")));
-  return info[i].As<Napi::String>().Utf8Value();
 }
 
 }  // namespace
@@ -90,17 +56,17 @@ Napi::Function NetworkHandle::define(Napi::Env env) {
       {"setOptimizerState", dispatch<&NetworkHandle::SetOptimizerState>},
       {"memoryBytes", dispatch<&NetworkHandle::MemoryBytes>},
       {"forward", dispatchPromise<&NetworkHandle::Forward>},
-      {"forwardSync", dispatchJob<&NetworkHandle::ForwardSync>},
+      {"forwardSync", dispatchAlways<&NetworkHandle::ForwardSync>},
       {"backward", dispatchPromise<&NetworkHandle::Backward>},
-      {"backwardSync", dispatchJob<&NetworkHandle::BackwardSync>},
+      {"backwardSync", dispatchAlways<&NetworkHandle::BackwardSync>},
       {"loss", dispatchPromise<&NetworkHandle::Loss>},
-      {"lossSync", dispatchJob<&NetworkHandle::LossSync>},
+      {"lossSync", dispatchAlways<&NetworkHandle::LossSync>},
       {"trainStep", dispatchPromise<&NetworkHandle::TrainStep>},
-      {"trainStepSync", dispatchJob<&NetworkHandle::TrainStepSync>},
+      {"trainStepSync", dispatchAlways<&NetworkHandle::TrainStepSync>},
       {"resetState", dispatch<&NetworkHandle::ResetState>},
       {"checkInput", dispatch<&NetworkHandle::CheckInput>},
       {"evaluate", dispatchPromise<&NetworkHandle::Evaluate>},
-      {"evaluateSync", dispatchJob<&NetworkHandle::EvaluateSync>},
+      {"evaluateSync", dispatchAlways<&NetworkHandle::EvaluateSync>},
       {"getRandomState", dispatch<&NetworkHandle::GetRandomState>},
       {"setRandomState", dispatch<&NetworkHandle::SetRandomState>},
       {"setInferencePrecision", dispatch<&NetworkHandle::SetInferencePrecision>},

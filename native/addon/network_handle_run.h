@@ -52,7 +52,9 @@ Napi::Value NetworkHandle::run(Napi::Env env, bool async, Napi::Object keepAlive
     job.run(*network_);
     return job.toJs(env);
   }
-  try {
+  // Argument errors, and exceptions of the caller's own code run while the arguments were read (a getter, a Proxy
+  // trap), are reported through the Promise.
+  return rejectOnThrow(env, [&]() -> Napi::Value {
     checkOpen();
     Job job = [&] {
       ArgumentRead reading(*this);
@@ -76,17 +78,7 @@ Napi::Value NetworkHandle::run(Napi::Env env, bool async, Napi::Object keepAlive
     Napi::Promise promise = worker->promise();
     calls_.submit(worker);  // the worker deletes itself once settled
     return promise;
-  } catch (const Error& e) {
-    // Argument errors of a Promise-returning method are reported through the Promise.
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-    d.Reject(makeError(env, e.code(), e.what()).Value());
-    return d.Promise();
-  } catch (const Napi::Error& e) {
-    // So is an exception of the caller's own code that ran while the arguments were read (a getter, a Proxy trap).
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-    d.Reject(e.Value());
-    return d.Promise();
-  }
+  });
 }
 
 }  // namespace rnnkit::addon

@@ -8,6 +8,7 @@
 #include "device.h"
 #include "js_convert.h"
 #include "js_errors.h"
+#include "method_dispatch.h"
 #include "network_jobs.h"
 
 namespace rnnkit::addon {
@@ -16,48 +17,6 @@ namespace {
 
 const napi_type_tag kSeq2SeqTag = {0x3f9a61c2d84e7b15ULL, 0xa2c7e4f1963b5d08ULL};
 const napi_type_tag kDecoderTag = {0x51e8b3a7c2d94f60ULL, 0x9d2f6a8c4e1b7035ULL};
-
-template <Napi::Value (Seq2SeqHandle::*Method)(const Napi::CallbackInfo&)>
-Napi::Value dispatch(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&] {
-    Seq2SeqHandle* self = Seq2SeqHandle::fromObject(info.This(), "the receiver of this method");
-    Seq2SeqHandle::Reading reading(*self);
-    return (self->*Method)(info);
-  });
-}
-
-// dispose() and isDisposed(): allowed at any time, even from a getter while a call reads its arguments.
-template <Napi::Value (Seq2SeqHandle::*Method)(const Napi::CallbackInfo&)>
-Napi::Value dispatchAlways(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&] {
-    return (Seq2SeqHandle::fromObject(info.This(), "the receiver of this method")->*Method)(info);
-  });
-}
-
-template <Napi::Value (Seq2SeqHandle::*Method)(const Napi::CallbackInfo&)>
-Napi::Value dispatchPromise(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Seq2SeqHandle* self = nullptr;
-  try {
-    self = Seq2SeqHandle::fromObject(info.This(), "the receiver of this method");
-  } catch (const Error& e) {
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-    d.Reject(makeError(env, e.code(), e.what()).Value());
-    return d.Promise();
-  }
-  return guard(env, [&] { return (self->*Method)(info); });
-}
-
-Napi::Value arg(const Napi::CallbackInfo& info, std::size_t i) {
-  return info.Length() > i ? info[i] : info.Env().Undefined();
-}
-
-std::string argString(const Napi::CallbackInfo& info, std::size_t i, const char* what) {
-  if (info.Length() <= i || !info[i].IsString())
-    fail(ErrorCode::Type, std::string(what) + " must be a string, got " +
-                              (info.Length() > i ? typeName(info[i]) : std::string("nothing")));
-  return info[i].As<Napi::String>().Utf8Value();
-}
 
 int intField(const Napi::Object& o, const char* key, const char* owner) {
   Napi::Value v = o.Get(key);
@@ -246,7 +205,7 @@ Job makeJob(const Napi::CallbackInfo& info);
 template <>
 S2sForwardJob makeJob<S2sForwardJob>(const Napi::CallbackInfo& info) {
   S2sForwardJob j;
-  j.batch = parseBatch(arg(info, 0));
+  j.batch = parseBatch(argAt(info, 0));
   if (info.Length() > 1 && !info[1].IsUndefined()) {
     Napi::Object o = requireObject(info[1], "options");
     checkOptionNames(o, "forward options", {"train"});
@@ -258,7 +217,7 @@ S2sForwardJob makeJob<S2sForwardJob>(const Napi::CallbackInfo& info) {
 template <>
 S2sEvaluateJob makeJob<S2sEvaluateJob>(const Napi::CallbackInfo& info) {
   S2sEvaluateJob j;
-  j.batch = parseBatch(arg(info, 0));
+  j.batch = parseBatch(argAt(info, 0));
   if (j.batch.targets.empty()) fail(ErrorCode::Argument, "evaluate: batch.targets is required");
   return j;
 }
@@ -266,7 +225,7 @@ S2sEvaluateJob makeJob<S2sEvaluateJob>(const Napi::CallbackInfo& info) {
 template <>
 S2sTrainStepJob makeJob<S2sTrainStepJob>(const Napi::CallbackInfo& info) {
   S2sTrainStepJob j;
-  j.batch = parseBatch(arg(info, 0));
+  j.batch = parseBatch(argAt(info, 0));
   if (j.batch.targets.empty()) fail(ErrorCode::Argument, "trainStep: batch.targets is required");
   if (info.Length() > 1 && !info[1].IsUndefined()) {
     Napi::Object o = requireObject(info[1], "options");
@@ -281,8 +240,8 @@ S2sTrainStepJob makeJob<S2sTrainStepJob>(const Napi::CallbackInfo& info) {
 template <>
 S2sDecodeJob makeJob<S2sDecodeJob>(const Napi::CallbackInfo& info) {
   S2sDecodeJob j;
-  j.src = readIds(arg(info, 0), "source", &j.batch, &j.srcLen);
-  Napi::Object o = requireObject(arg(info, 1), "decode options");
+  j.src = readIds(argAt(info, 0), "source", &j.batch, &j.srcLen);
+  Napi::Object o = requireObject(argAt(info, 1), "decode options");
   checkOptionNames(o, "decode options",
                    {"startToken", "endToken", "maxLength", "beamWidth", "lengthPenalty", "sourceLengths", "attention"});
   j.lengths = optionalIds(o, "sourceLengths", "options.sourceLengths");
@@ -316,27 +275,27 @@ Napi::Function Seq2SeqHandle::define(Napi::Env env) {
   const Entry methods[] = {
       {"dispose", dispatchAlways<&Seq2SeqHandle::Dispose>},
       {"isDisposed", dispatchAlways<&Seq2SeqHandle::IsDisposed>},
-      {"spec", dispatch<&Seq2SeqHandle::Spec>},
-      {"paramNames", dispatch<&Seq2SeqHandle::ParamNames>},
-      {"paramShape", dispatch<&Seq2SeqHandle::ParamShape>},
-      {"getParam", dispatch<&Seq2SeqHandle::GetParam>},
-      {"setParam", dispatch<&Seq2SeqHandle::SetParam>},
-      {"getGrad", dispatch<&Seq2SeqHandle::GetGrad>},
-      {"zeroGrad", dispatch<&Seq2SeqHandle::ZeroGrad>},
-      {"gradNorm", dispatch<&Seq2SeqHandle::GradNorm>},
-      {"clipGradNorm", dispatch<&Seq2SeqHandle::ClipGradNorm>},
-      {"setOptimizer", dispatch<&Seq2SeqHandle::SetOptimizer>},
-      {"step", dispatch<&Seq2SeqHandle::Step>},
+      {"spec", dispatchReading<&Seq2SeqHandle::Spec>},
+      {"paramNames", dispatchReading<&Seq2SeqHandle::ParamNames>},
+      {"paramShape", dispatchReading<&Seq2SeqHandle::ParamShape>},
+      {"getParam", dispatchReading<&Seq2SeqHandle::GetParam>},
+      {"setParam", dispatchReading<&Seq2SeqHandle::SetParam>},
+      {"getGrad", dispatchReading<&Seq2SeqHandle::GetGrad>},
+      {"zeroGrad", dispatchReading<&Seq2SeqHandle::ZeroGrad>},
+      {"gradNorm", dispatchReading<&Seq2SeqHandle::GradNorm>},
+      {"clipGradNorm", dispatchReading<&Seq2SeqHandle::ClipGradNorm>},
+      {"setOptimizer", dispatchReading<&Seq2SeqHandle::SetOptimizer>},
+      {"step", dispatchReading<&Seq2SeqHandle::Step>},
       {"forward", dispatchPromise<&Seq2SeqHandle::Forward>},
-      {"forwardSync", dispatch<&Seq2SeqHandle::ForwardSync>},
-      {"lossSync", dispatch<&Seq2SeqHandle::LossSync>},
+      {"forwardSync", dispatchReading<&Seq2SeqHandle::ForwardSync>},
+      {"lossSync", dispatchReading<&Seq2SeqHandle::LossSync>},
       {"evaluate", dispatchPromise<&Seq2SeqHandle::Evaluate>},
-      {"evaluateSync", dispatch<&Seq2SeqHandle::EvaluateSync>},
+      {"evaluateSync", dispatchReading<&Seq2SeqHandle::EvaluateSync>},
       {"trainStep", dispatchPromise<&Seq2SeqHandle::TrainStep>},
-      {"trainStepSync", dispatch<&Seq2SeqHandle::TrainStepSync>},
+      {"trainStepSync", dispatchReading<&Seq2SeqHandle::TrainStepSync>},
       {"decode", dispatchPromise<&Seq2SeqHandle::Decode>},
-      {"decodeSync", dispatch<&Seq2SeqHandle::DecodeSync>},
-      {"beginDecode", dispatch<&Seq2SeqHandle::BeginDecode>},
+      {"decodeSync", dispatchReading<&Seq2SeqHandle::DecodeSync>},
+      {"beginDecode", dispatchReading<&Seq2SeqHandle::BeginDecode>},
   };
   for (const Entry& m : methods) proto.Set(m.name, Napi::Function::New(env, m.fn, m.name));
   return ctor;
@@ -344,7 +303,7 @@ Napi::Function Seq2SeqHandle::define(Napi::Env env) {
 
 Seq2SeqHandle::Seq2SeqHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Seq2SeqHandle>(info) {
   guard(info.Env(), [&] {
-    Napi::Value a = arg(info, 0);
+    Napi::Value a = argAt(info, 0);
     Seq2SeqSpec spec = parseSpec(a);
     backend_ = backendForSpec(a);
     model_ = std::make_unique<Seq2Seq>(*backend_, spec);
@@ -424,7 +383,7 @@ Napi::Value Seq2SeqHandle::run(const Napi::CallbackInfo& info, bool async) {
     reportMemory();
     return job.toJs(env, *model_);
   }
-  try {
+  return rejectOnThrow(env, [&]() -> Napi::Value {
     checkOpen();  // a call made while another runs waits in the queue
     Seq2SeqWorker<Job>* worker;
     {
@@ -436,15 +395,7 @@ Napi::Value Seq2SeqHandle::run(const Napi::CallbackInfo& info, bool async) {
     Napi::Promise promise = worker->promise();
     calls_.submit(worker);  // the worker deletes itself once settled
     return promise;
-  } catch (const Error& e) {
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-    d.Reject(makeError(env, e.code(), e.what()).Value());
-    return d.Promise();
-  } catch (const Napi::Error& e) {
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-    d.Reject(e.Value());
-    return d.Promise();
-  }
+  });
 }
 
 Napi::Value Seq2SeqHandle::Dispose(const Napi::CallbackInfo& info) {
@@ -505,7 +456,7 @@ Napi::Value Seq2SeqHandle::SetParam(const Napi::CallbackInfo& info) {
   checkUsable();
   const std::string name = argString(info, 0, "name");
   model_->layout().at(name);
-  std::vector<float> data = readFloat32(arg(info, 1), name);
+  std::vector<float> data = readFloat32(argAt(info, 1), name);
   model_->setParam(name, data.data(), data.size());
   return info.Env().Undefined();
 }
@@ -523,14 +474,14 @@ Napi::Value Seq2SeqHandle::GradNorm(const Napi::CallbackInfo& info) {
 
 Napi::Value Seq2SeqHandle::ClipGradNorm(const Napi::CallbackInfo& info) {
   checkUsable();
-  Napi::Value v = arg(info, 0);
+  Napi::Value v = argAt(info, 0);
   if (!v.IsNumber()) fail(ErrorCode::Type, "clipGradNorm needs a number");
   return Napi::Number::New(info.Env(), model_->clipGradNorm(v.As<Napi::Number>().DoubleValue()));
 }
 
 Napi::Value Seq2SeqHandle::SetOptimizer(const Napi::CallbackInfo& info) {
   checkUsable();
-  model_->setOptimizer(parseOptimizerConfig(arg(info, 0)));
+  model_->setOptimizer(parseOptimizerConfig(argAt(info, 0)));
   reportMemory();
   return info.Env().Undefined();
 }
@@ -559,7 +510,7 @@ Napi::Value Seq2SeqHandle::BeginDecode(const Napi::CallbackInfo& info) {
   checkUsable();
   Napi::Env env = info.Env();
   int rows = 0, steps = 0;
-  std::vector<int32_t> src = readIds(arg(info, 0), "source", &rows, &steps);
+  std::vector<int32_t> src = readIds(argAt(info, 0), "source", &rows, &steps);
   std::vector<int32_t> lengths;
   if (info.Length() > 1 && !info[1].IsUndefined()) {
     Napi::Object o = requireObject(info[1], "options");
@@ -615,7 +566,7 @@ Napi::Value DecoderHandle::Step(const Napi::CallbackInfo& info) {
     // decoder, or steps again, cannot free or change the state this step uses.
     model->checkUsable();
     Seq2SeqHandle::Reading reading(*model);
-    std::vector<int32_t> tokens = readInt32(arg(info, 0), "tokens");
+    std::vector<int32_t> tokens = readInt32(argAt(info, 0), "tokens");
     if (model->disposed()) fail(ErrorCode::Disposed, "this seq2seq model has been disposed (while the step read its tokens)");
     if (!state_) fail(ErrorCode::Disposed, "this decoder has been disposed (while the step read its tokens)");
     std::vector<float> logits, attention;

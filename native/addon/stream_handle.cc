@@ -172,22 +172,6 @@ void requireStreamable(const Network& net) {
   }
 }
 
-// A Promise method's errors before its work is queued (the stream disposed, a bad argument) reject its Promise.
-template <typename Fn>
-Napi::Value asPromise(Napi::Env env, Fn fn) {
-  try {
-    return fn();
-  } catch (const Error& e) {
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-    d.Reject(makeError(env, e.code(), e.what()).Value());
-    return d.Promise();
-  } catch (const Napi::Error& e) {
-    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-    d.Reject(e.Value());
-    return d.Promise();
-  }
-}
-
 }  // namespace
 
 StreamHandle::Use::Use(StreamHandle* s) : s_(s) {
@@ -266,13 +250,13 @@ Napi::Value StreamHandle::runData(const Napi::CallbackInfo& info, bool async) {
 }
 
 Napi::Value StreamHandle::StepData(const Napi::CallbackInfo& info) {
-  return asPromise(info.Env(), [&] { return runData(info, true); });
+  return rejectOnThrow(info.Env(), [&] { return runData(info, true); });
 }
 
 Napi::Value StreamHandle::StepDataSync(const Napi::CallbackInfo& info) { return runData(info, false); }
 
 Napi::Value StreamHandle::Step(const Napi::CallbackInfo& info) {
-  return asPromise(info.Env(), [&] { return run(info, true); });
+  return rejectOnThrow(info.Env(), [&] { return run(info, true); });
 }
 
 Napi::Value StreamHandle::StepSync(const Napi::CallbackInfo& info) { return run(info, false); }
