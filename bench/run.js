@@ -30,7 +30,7 @@ const nativeDir = path.join(root, 'bench', 'native');
 const addon = path.join(nativeDir, 'build', 'Release', 'rnnkit_bench.node');
 const gyp = JSON.parse(fs.readFileSync(path.join(nativeDir, 'binding.gyp'), 'utf8').replace(/^\s*#.*$/gm, ''));
 const sources = gyp.targets[0].sources.map((s) => path.join(nativeDir, s));
-const headers = ['read_bench.h', '../../native/cpu/gemm.h', '../../native/cpu/thread_pool.h', '../../native/cpu/simd_dispatch.h'].map((s) => path.join(nativeDir, s));
+const headers = ['read_bench.h', 'peak_bench.h', '../../native/cpu/gemm.h', '../../native/cpu/thread_pool.h', '../../native/cpu/simd_dispatch.h'].map((s) => path.join(nativeDir, s));
 if (!fs.existsSync(addon) || fs.statSync(addon).mtimeMs < newestMtime([...sources, ...headers, path.join(nativeDir, 'binding.gyp')])) {
   process.stderr.write('bench: building the harness native module (bench/native) ...\n');
   const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js', { paths: [root] });

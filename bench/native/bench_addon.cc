@@ -1,13 +1,16 @@
-// The benchmark harness's own native module (never part of the npm package): the machine's floors measured with
-// the project's CPU kernels. benchGemm times the GEMM the networks run (the system BLAS or the built-in kernel, by
-// the backend's own rule, gemmInUse) or the built-in kernel alone; benchRead times a plain read of a buffer across
-// the pool, the floor of a batch-1 step that reads every weight once. Both are synchronous: they block the event
-// loop while they run, which is what a harness wants and what a library entry point must never do.
+// The benchmark harness's own native module (never part of the npm package): the machine's floors and ceilings
+// measured with the project's CPU kernels. benchGemm times the GEMM the networks run (the system BLAS or the built-in
+// kernel, by the backend's own rule, gemmInUse) or the built-in kernel alone; benchRead times a plain read of a
+// buffer across the pool, the floor of a batch-1 step that reads every weight once; benchPeak times register-only
+// multiply-adds on every thread (float32 FMAs, int8 dot products), the arithmetic ceiling of any product. All are
+// synchronous: they block the event loop while they run, which is what a harness wants and what a library entry
+// point must never do.
 #include <napi.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -15,6 +18,7 @@
 
 #include "../../native/cpu/gemm.h"
 #include "../../native/cpu/thread_pool.h"
+#include "peak_bench.h"
 #include "read_bench.h"
 
 namespace {
@@ -125,9 +129,41 @@ Napi::Value BenchRead(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// benchPeak(type, iterations, repetitions) -> { bestSeconds, medianSeconds, perSecond, unit, kernel, threads }:
+// `iterations` rounds of register-only multiply-adds on every thread of the pool (peak_bench.h), timed
+// `repetitions` times after a warm-up. type 'float32': perSecond in GFLOP/s (an FMA is 2 FLOPs); type 'int8': in
+// giga int8 multiply-accumulates per second (u8 x s8 into int32), kernel '' and perSecond 0 where the CPU has no
+// int8 vector route.
+Napi::Value BenchPeak(const Napi::CallbackInfo& info) {
+  const std::string type = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  if (type != "float32" && type != "int8") valueError(info.Env(), "benchPeak: type must be 'float32' or 'int8'");
+  const auto iterations = (std::int64_t)integerArg(info, 1, "benchPeak", "iterations", 1, 1e12);
+  const int reps = (int)integerArg(info, 2, "benchPeak", "repetitions", 1, 100000);
+  const bool fp = type == "float32";
+  ThreadPool& pool = ThreadPool::instance();
+  double operations = 0, checksum = 0;
+  const Timings t = timeCalls(reps, [&] {
+    const rnnkit::cpu::PeakRun r = fp ? rnnkit::cpu::peakFloat32AcrossPool(iterations, pool)
+                                      : rnnkit::cpu::peakInt8AcrossPool(iterations, pool);
+    operations = r.operations;
+    checksum += r.checksum;
+  });
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("bestSeconds", t.bestSeconds);
+  o.Set("medianSeconds", t.medianSeconds);
+  o.Set("perSecond", operations / std::max(t.bestSeconds, 1e-12) / 1e9);
+  o.Set("unit", fp ? "GFLOP/s" : "G int8 MAC/s");
+  o.Set("kernel", fp ? rnnkit::cpu::peakFloat32KernelName() : rnnkit::cpu::peakInt8KernelName());
+  o.Set("threads", pool.size());
+  o.Set("checksum", checksum);
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("benchGemm", Napi::Function::New(env, BenchGemm, "benchGemm"));
   exports.Set("benchRead", Napi::Function::New(env, BenchRead, "benchRead"));
+  exports.Set("benchPeak", Napi::Function::New(env, BenchPeak, "benchPeak"));
   return exports;
 }
 

@@ -1,11 +1,12 @@
 {
-  # The benchmark harness's native module (bench/native/bench_addon.cc): the GEMM roofline and the memory-read floor,
-  # measured with the project's CPU kernels. Built by bench/run.js on first use; never part of the npm package.
+  # The benchmark harness's native module (bench/native/bench_addon.cc): the GEMM roofline, the memory-read floor and the
+  # arithmetic peak, measured with the project's CPU kernels. Built by bench/run.js on first use; never part of the npm package.
   "targets": [
     {
       "target_name": "rnnkit_bench",
       "sources": [
         "bench_addon.cc",
+        "peak_bench.cc",
         "read_bench.cc",
         "../../native/cpu/gemm_builtin.cc",
         "../../native/cpu/gemm_select.cc",

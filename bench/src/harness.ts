@@ -1,6 +1,6 @@
 // The benchmark harness: the workloads of bench/workloads.json measured for rnnkit and, in the same run, for the peer
 // libraries that are installed (ONNX Runtime in the same process as rnnkit; PyTorch CPU through python3, TF.js with
-// its wasm and cpu backends, brain.js in their own), plus this machine's SGEMM roofline. `npm run bench`; developer
+// its wasm and cpu backends, brain.js in their own), plus this machine's SGEMM roofline and arithmetic peak. `npm run bench`; developer
 // tooling, not part of the npm package. Timing happens here, never in tests.
 //
 // Every rnnkit measurement runs in its own child process, one at a time: each rnnkit workload (so that a peak RSS is
@@ -129,17 +129,19 @@ export function seq2seqFlops(w: Workload): number {
   return decoding ? enc + dec : 3 * (enc + dec);
 }
 
-/** FLOPs of one call (a training step, an inference call or one stream step), counted as 2*M*N*K per GEMM: the same
- *  count for every library, whatever it actually executes. Per layer with G gates (LSTM 4, GRU 3, RNN 1), H units
- *  and I inputs, over T steps of B rows:
- *    forward  = input projection 2*T*B*G*H*I (none for a one-hot first layer: that is a lookup)
+/** FLOPs of one call (a training step, an inference call or one stream step), counted as 2*M*N*K per GEMM. Per layer
+ *  with G gates (LSTM 4, GRU 3, RNN 1), H units and I inputs, over T steps of B rows:
+ *    forward  = input projection 2*T*B*G*H*I (none for a one-hot first layer read as a lookup, as rnnkit reads it)
  *             + recurrent GEMM 2*T*B*G*H*H, and the head 2*T*B*H*heads;
  *    backward = twice the forward GEMMs: for each forward product one weight-gradient GEMM (dW = dGates^T x X) and one
  *               input-gradient GEMM (dX = dGates x W) of the same size. A one-hot first layer has neither (its
  *               gradient is a scatter-add into the rows of the embedded weights), which the zero forward term
  *               already accounts for. A dense first layer's dX is counted: the engines compute it.
- *  Element-wise work (activations, loss, optimizer) is not counted. */
-export function workloadFlops(w: Workload, T: number, B: number): number {
+ *  `oneHotMultiplied`: the contender multiplies a one-hot matrix by the first layer's input weights instead of looking
+ *  the columns up (ONNX Runtime on the graph toOnnx exports, OneHot then LSTM; PyTorch and TF.js fed float one-hot
+ *  tensors): its forward adds 2*T*B*G*H*vocab and its training step a weight gradient of that size (no dX: the input
+ *  needs no gradient). Element-wise work (activations, loss, optimizer) is not counted. */
+export function workloadFlops(w: Workload, T: number, B: number, oneHotMultiplied = false): number {
   if (isSeq2Seq(w)) return seq2seqFlops(w);
   const G = w.cell === 'lstm' ? 4 : w.cell === 'gru' ? 3 : 1;
   const H = w.hidden, L = w.layers ?? 1;
@@ -147,8 +149,13 @@ export function workloadFlops(w: Workload, T: number, B: number): number {
   let fwd = 0;
   for (let k = 0; k < L; k++) fwd += 2 * T * B * G * H * ((k === 0 ? I0 : H) + H);
   if (w.head) fwd += 2 * T * B * H * w.head;
-  return w.kind === 'train' ? 3 * fwd : fwd;
+  const oneHot = oneHotMultiplied && w.input === 'one-hot' ? 2 * T * B * G * H * (w.vocab ?? 0) : 0;
+  return w.kind === 'train' ? 3 * fwd + 2 * oneHot : fwd + oneHot;
 }
+
+/** Whether a contender multiplies one-hot inputs as a matrix (see workloadFlops): every peer does; rnnkit (either
+ *  GEMM) looks the weight columns up. */
+const MULTIPLIES_ONE_HOT: Record<string, boolean> = { rnnkit: false, rnnkit_builtin: false, onnxruntime: true, pytorch: true, tfjs_wasm: true, tfjs_cpu: true, brain: true };
 
 /** The GEMM shapes (M, N, K; op(B) = B^T as a layer's weights are used) a workload's forward pass runs. */
 function workloadGemmShapes(w: Workload): Array<{ m: number; n: number; k: number; what: string }> {
@@ -429,13 +436,67 @@ type BenchReadFn = (bytes: number, reps: number) => { bestSeconds: number; media
 type BenchGemmFn = (M: number, N: number, K: number, reps: number, o?: { transB?: boolean; builtin?: boolean }) =>
   { bestSeconds: number; medianSeconds: number; gflops: number; gemm: string; threads: number };
 
-/** The harness's own native module (bench/native: the GEMM roofline and the read floor), or undefined when it has
- *  not been built (bench/run.js builds it). */
-function loadBenchAddon(): { benchGemm: BenchGemmFn; benchRead: BenchReadFn } | undefined {
+type BenchPeakFn = (type: 'float32' | 'int8', iterations: number, reps: number) =>
+  { bestSeconds: number; medianSeconds: number; perSecond: number; unit: string; kernel: string; threads: number };
+
+interface BenchAddon { benchGemm: BenchGemmFn; benchRead: BenchReadFn; benchPeak?: BenchPeakFn }
+
+/** The harness's own native module (bench/native: the GEMM roofline, the read floor, the arithmetic peak), or
+ *  undefined when it has not been built (bench/run.js builds it). */
+function loadBenchAddon(): BenchAddon | undefined {
   const file = path.join(ROOT, 'bench', 'native', 'build', 'Release', 'rnnkit_bench.node');
   if (!fs.existsSync(file)) return undefined;
   // eslint-disable-next-line @typescript-eslint/no-var-requires
-  return require(file) as { benchGemm: BenchGemmFn; benchRead: BenchReadFn };
+  return require(file) as BenchAddon;
+}
+
+/** The machine's arithmetic peak with the pool's threads: the best rate of many short calls (about 10 ms each, over
+ *  `seconds`) of register-only multiply-adds (bench/native/peak_bench.cc). The best, not the median: a call that
+ *  shared a core with another process measures the neighbour, not the machine. */
+function measurePeak(fn: BenchPeakFn, type: 'float32' | 'int8', seconds: number): { rate: number; kernel: string } | undefined {
+  const probeIterations = 100_000;
+  const probe = fn(type, probeIterations, 3);
+  if (!probe.kernel) return undefined;
+  const iterations = Math.max(1000, Math.round(probeIterations * 0.01 / Math.max(probe.bestSeconds, 1e-6)));
+  const r = fn(type, iterations, Math.max(3, Math.round(seconds / 0.01)));
+  return { rate: Math.max(r.perSecond, probe.perSecond), kernel: r.kernel };
+}
+
+interface Peak { threads: number; float32_gflops?: number; float32_kernel?: string; int8_gmacs?: number; int8_kernel?: string; measured?: string }
+
+/** The peak measured now, or the better of it and `before` (one figure of the machine, measured at the start and
+ *  at the end of a run: neighbours that slowed one measurement rarely slow both). */
+function peakNow(fn: BenchPeakFn, threads: number, seconds: number, before?: Peak): Peak {
+  const fp = measurePeak(fn, 'float32', seconds);
+  const i8 = measurePeak(fn, 'int8', seconds);
+  const best = (a?: number, b?: number) => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
+  return {
+    threads,
+    float32_gflops: best(fp?.rate, before?.float32_gflops), float32_kernel: fp?.kernel,
+    int8_gmacs: best(i8?.rate, before?.int8_gmacs), int8_kernel: i8 ? i8.kernel : 'none (no int8 vector route on this CPU)',
+    measured: before ? 'best of the start and the end of the run' : 'at the start of the run',
+  };
+}
+
+/** Each figure set's fraction of the arithmetic peak (peak_fraction: GFLOP/s over the float32 peak;
+ *  int8_peak_fraction: rnnkit's int8 MAC/s over the int8 peak), and for the inference workloads the fraction that
+ *  1.3x ONNX Runtime's speed would need, in rnnkit's own FLOPs (peak_fraction_for_1_3x_onnxruntime). */
+function addPeakFractions(results: Record<string, Record<string, unknown>>, defs: Record<string, Workload>, peak: Peak): void {
+  const add = (f: Record<string, unknown> | undefined) => {
+    if (!f) return;
+    if (typeof f.gflops === 'number' && peak.float32_gflops) f.peak_fraction = f.gflops / peak.float32_gflops;
+    if (typeof f.int8_gmacs === 'number' && peak.int8_gmacs) f.int8_peak_fraction = f.int8_gmacs / peak.int8_gmacs;
+  };
+  for (const [name, r] of Object.entries(results)) {
+    add(r);
+    add(r.builtin as Record<string, unknown> | undefined);
+    const peers = (r.peers ?? {}) as Record<string, Record<string, unknown>>;
+    for (const p of Object.values(peers)) add(p);
+    const w = defs[name];
+    const ortSeconds = (peers.onnxruntime as Figures | undefined)?.s_per_call;
+    if (w?.kind === 'infer' && peak.float32_gflops && ortSeconds !== undefined && ortSeconds > 0)
+      r.peak_fraction_for_1_3x_onnxruntime = (1.3 * workloadFlops(w, w.seq ?? 1, w.batch)) / ortSeconds / 1e9 / peak.float32_gflops;
+  }
 }
 
 /** Best GFLOP/s of C = A x op(B) over at least `seconds` of calls. */
@@ -535,8 +596,11 @@ export function benchChartSvg(report: Report, defs: Record<string, Workload>): s
 }
 
 function tableRows(report: Report, defs: Record<string, Workload>, peers: string[], markdown: boolean): string[] {
-  const head = ['workload', 'rnnkit', 'GFLOP/s', '% roofline', ...(report.workloads[Object.keys(report.workloads)[0]]?.builtin !== undefined ? ['built-in/BLAS'] : []),
+  const any = (k: string) => Object.values(report.workloads).some((r) => typeof r[k] === 'number');
+  const head = ['workload', 'rnnkit', 'GFLOP/s', '% roofline', ...(any('peak_fraction') ? ['% peak'] : []), ...(any('int8_peak_fraction') ? ['int8 % int8 peak'] : []),
+    ...(report.workloads[Object.keys(report.workloads)[0]]?.builtin !== undefined ? ['built-in/BLAS'] : []),
     ...peers.map((p) => PEER_LABELS[p])];
+  const pct = (v: unknown) => (typeof v === 'number' ? `${fmt(100 * v, 2)}%` : '-');
   const rows: string[][] = [];
   for (const [name, r] of Object.entries(report.workloads)) {
     const w = defs[name];
@@ -545,13 +609,16 @@ function tableRows(report: Report, defs: Record<string, Workload>, peers: string
       continue;
     }
     const f = r as unknown as Figures & { builtin?: Figures; builtin_vs_blas?: number; peers?: Record<string, Figures & { error?: string }>; vs?: Record<string, number> };
-    const row = [name, headline(w, f), fmt(f.gflops), f.roofline_fraction !== undefined ? `${fmt(100 * f.roofline_fraction, 2)}%` : '-'];
+    const row = [name, headline(w, f), fmt(f.gflops), pct(f.roofline_fraction)];
+    if (head.includes('% peak')) row.push(pct(f.peak_fraction));
+    if (head.includes('int8 % int8 peak')) row.push(pct(f.int8_peak_fraction));
     if (head.includes('built-in/BLAS')) row.push(f.builtin_vs_blas !== undefined ? f.builtin_vs_blas.toFixed(2) : '-');
     for (const p of peers) {
       const pf = f.peers?.[p];
       if (!pf) row.push('-');
       else if (pf.error) row.push(String(pf.error).startsWith('unsupported') ? 'n/a' : String(pf.error).startsWith('timeout') ? 'timeout' : 'failed');
-      else row.push(`${headline(w, pf)}${pf.repetitions !== undefined && pf.repetitions < 5 ? '*' : ''} (${f.vs?.[p] !== undefined ? `${fmt(f.vs[p], 3)}x` : '-'})`);
+      else row.push(`${headline(w, pf)}${pf.repetitions !== undefined && pf.repetitions < 5 ? '*' : ''} (${f.vs?.[p] !== undefined ? `${fmt(f.vs[p], 3)}x` : '-'}` +
+        `${pf.peak_fraction !== undefined ? `; ${pct(pf.peak_fraction)} peak` : ''})`);
     }
     rows.push(row);
   }
@@ -565,6 +632,7 @@ function tableRows(report: Report, defs: Record<string, Workload>, peers: string
 
 export function formatReport(report: Report, defs: Record<string, Workload>, markdown = false): string {
   const m = report.machine as Record<string, any>;
+  const pct1 = (v: number | undefined) => (v === undefined ? '-' : `${fmt(100 * v, 3)}%`);
   const peers = PEER_NAMES.filter((p) => Object.values(report.workloads).some((r) => (r.peers as Record<string, unknown> | undefined)?.[p]));
   const out: string[] = [];
   const load = (l: number[] | undefined) => (l ? l.map((x) => x.toFixed(2)).join(' / ') : '?');
@@ -577,6 +645,24 @@ export function formatReport(report: Report, defs: Record<string, Workload>, mar
       `${rf.builtin_vs_blas !== undefined ? ` (built-in/BLAS ${rf.builtin_vs_blas.toFixed(2)})` : ''}`);
   } else {
     out.push('SGEMM roofline: not measured (bench/native is not built: run the harness through bench/run.js)');
+  }
+  const pk = m.peak as Record<string, any> | undefined;
+  if (pk?.float32_gflops) {
+    out.push(`arithmetic peak, ${pk.threads} threads (register-only multiply-adds, best of many calls): float32 ${fmt(pk.float32_gflops)} GFLOP/s (${pk.float32_kernel})` +
+      `${pk.int8_gmacs ? `, int8 ${fmt(pk.int8_gmacs)} G MAC/s (${pk.int8_kernel})` : `, int8: ${pk.int8_kernel}`}` +
+      `${rf?.gflops ? `; the SGEMM roofline is ${fmt(100 * rf.gflops / pk.float32_gflops, 2)}% of it` : ''}`);
+    out.push('  each contender\'s GFLOP/s counts its own products: a one-hot first layer is a lookup for rnnkit, a one-hot matrix product for ONNX Runtime (OneHot + LSTM of toOnnx\'s graph), PyTorch and TF.js');
+    for (const [name, r] of Object.entries(report.workloads)) {
+      const f = r as Record<string, any>;
+      const ort = f.peers?.onnxruntime as Figures | undefined;
+      if (!name.startsWith('infer_') || ort?.peak_fraction === undefined) continue;
+      out.push(`${markdown ? '- ' : '  '}${name}: ONNX Runtime reaches ${pct1(ort.peak_fraction)} of the float32 peak, rnnkit ${pct1(f.peak_fraction)}` +
+        `${f.builtin?.peak_fraction !== undefined ? ` (built-in GEMM ${pct1(f.builtin.peak_fraction)})` : ''}` +
+        `${f.peak_fraction_for_1_3x_onnxruntime !== undefined ? `; 1.3x ONNX Runtime would need ${pct1(f.peak_fraction_for_1_3x_onnxruntime)}` : ''}` +
+        `${f.int8_peak_fraction !== undefined ? `; rnnkit int8 ${pct1(f.int8_peak_fraction)} of the int8 peak` : ''}`);
+    }
+  } else {
+    out.push('arithmetic peak: not measured (bench/native is not built, or predates benchPeak)');
   }
   for (const [name, b] of Object.entries((m.step_weight_read ?? {}) as Record<string, { bytes: number; us: number; read_us?: number }>)) {
     const f = report.workloads[name] as Figures | undefined;
@@ -780,6 +866,13 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
   const floors = loadBenchAddon();
   const benchGemm = floors?.benchGemm;
   const benchRead = floors?.benchRead;
+  // The arithmetic peak: what every contender's GFLOP/s is a fraction of (peak_fraction in each figure set, added
+  // at the end, after a second measurement).
+  const benchPeak = floors?.benchPeak;
+  if (typeof benchPeak === 'function') {
+    log('arithmetic peak (float32 FMA, int8 dot products) ...');
+    machine.peak = peakNow(benchPeak, threads, tiny ? 0.05 : 1);
+  }
   if (typeof benchGemm === 'function') {
     const S = tiny ? 256 : 2048;
     const secs = tiny ? 0.05 : 1.5;
@@ -830,16 +923,23 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
   const self = path.join(__dirname, 'harness.js');
   const childTimeout = 600;
   const results: Record<string, Record<string, unknown>> = {};
-  const withFlops = (name: string, f: Figures): Figures => {
+  // GFLOP/s of a contender's figures, counted with its own arithmetic (MULTIPLIES_ONE_HOT), and their fractions of
+  // the SGEMM roofline and of the arithmetic peak; rnnkit's int8 figures as int8 multiply-accumulates per second
+  // (the same products, one MAC per two FLOPs) against the int8 peak.
+  const withFlops = (name: string, f: Figures, contender: string): Figures => {
     const w = defs[name];
     const s = w.kind === 'train' || w.kind === 'train_seq2seq' ? f.s_per_step
       : w.kind === 'infer' || w.kind === 'decode_seq2seq' ? f.s_per_call : (f.us_per_step ?? NaN) / 1e6;
-    const g = workloadFlops(w, w.seq ?? 1, w.batch) / s / 1e9;
+    const flops = workloadFlops(w, w.seq ?? 1, w.batch, MULTIPLIES_ONE_HOT[contender] ?? true);
+    const g = flops / s / 1e9;
     const out: Figures = { ...f };
     if (Number.isFinite(g) && g > 0) {
       out.gflops = g;
       if (roofline) out.roofline_fraction = g / roofline;
     }
+    const int8Seconds = w.kind === 'infer' ? (w.batch * (w.seq ?? 1)) / f.int8_tokens_per_s : (f.int8_us_per_step_sync ?? NaN) / 1e6;
+    const gmacs = flops / 2 / int8Seconds / 1e9;
+    if (Number.isFinite(gmacs) && gmacs > 0) out.int8_gmacs = gmacs;
     const read = (machine.step_weight_read as Record<string, { us: number }> | undefined)?.[name];
     if (read && f.us_per_step) out.weight_read_fraction = read.us / f.us_per_step;
     return out;
@@ -847,7 +947,7 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
   const pick = (name: string, f: Figures): Figures => {
     // The figures the workload lists, then the derived ones; a step workload keeps tokens_per_s for the chart.
     const w = file.workloads[name];
-    const keep = new Set([...w.report, 'gflops', 'roofline_fraction', 'weight_read_fraction', 'repetitions', 'tokens_per_s', 'us_per_step_sync', 'us_per_step_awaited',
+    const keep = new Set([...w.report, 'gflops', 'roofline_fraction', 'peak_fraction', 'int8_gmacs', 'int8_peak_fraction', 'weight_read_fraction', 'repetitions', 'tokens_per_s', 'us_per_step_sync', 'us_per_step_awaited',
       'int8_tokens_per_s', 'int8_us_per_step_sync', 'int8_us_per_step_awaited', 'int8_agreement']);
     return Object.fromEntries(Object.entries(f).filter(([k]) => keep.has(k)));
   };
@@ -867,7 +967,7 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
       log(`  failed: ${r.error}`);
       continue;
     }
-    results[name] = pick(name, withFlops(name, r.figures!));
+    results[name] = pick(name, withFlops(name, r.figures!, 'rnnkit'));
     log(`  ${headline(defs[name], r.figures)}${defs[name].kind === 'step' ? '' : ' tokens/s'}`);
     const ortResult = r.info?.onnxruntime as Figures | { error: string } | undefined;
     if (ortResult) {
@@ -877,7 +977,7 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
         entry.onnxruntime = ortResult;
         log(`  ONNX Runtime: ${ortResult.error}`);
       } else {
-        const f = withFlops(name, ortResult as Figures);
+        const f = withFlops(name, ortResult as Figures, 'onnxruntime');
         entry.onnxruntime = { ...pick(name, f), agreement: (ortResult as Figures).agreement };
         const ratio = speedRatio(defs[name], results[name] as Figures, f);
         if (ratio !== undefined) ((results[name].vs ??= {}) as Record<string, number>).onnxruntime = ratio;
@@ -892,7 +992,7 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
       log(`rnnkit (RNNKIT_BLAS=none) ${name} ...`);
       const r = await runChild(process.execPath, [self, '--child', JSON.stringify(task)], { ...process.env, RNNKIT_BLAS: 'none' }, childTimeout);
       if (!r.ok) { log(`  failed: ${r.error}`); continue; }
-      const f = withFlops(name, r.figures!);
+      const f = withFlops(name, r.figures!, 'rnnkit_builtin');
       const { peak_rss_mb: _rss, ...rest } = pick(name, f);
       void _rss;
       results[name].builtin = rest;
@@ -921,7 +1021,7 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
       const r = await runChild(st.command[0], [...st.command.slice(1), JSON.stringify(task)], { ...environmentBeforeLoad, OMP_NUM_THREADS: String(threads) }, Math.max(900, maxPeerSeconds * 10));
       const entry = (results[name].peers ??= {}) as Record<string, unknown>;
       if (!r.ok) { entry[p] = { error: r.error }; log(`  ${r.error}`); continue; }
-      const f = withFlops(name, r.figures!);
+      const f = withFlops(name, r.figures!, p);
       entry[p] = pick(name, f);
       const ratio = speedRatio(w, results[name] as Figures, f);
       if (ratio !== undefined) ((results[name].vs ??= {}) as Record<string, number>)[p] = ratio;
@@ -929,6 +1029,11 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
     }
   }
 
+  if (typeof benchPeak === 'function' && machine.peak) {
+    log('arithmetic peak again ...');
+    machine.peak = peakNow(benchPeak, threads, tiny ? 0.05 : 1, machine.peak as Peak);
+    addPeakFractions(results, defs, machine.peak as Peak);
+  }
   machine.load_end = os.loadavg().map((x) => +x.toFixed(2));
   const peersOut: Record<string, unknown> = {};
   for (const p of PEER_NAMES) {
