@@ -52,6 +52,7 @@ t.test('npm run bench -- --json --tiny prints one JSON object covering every wor
     t.notOk('error' in got, `${name} ran`);
     for (const figure of [...w.report, 'gflops']) t.ok(finitePositive(got[figure]), `${name}.${figure} is a finite positive number (${got[figure]})`);
     for (const [k, v] of Object.entries(got)) if (typeof v === 'number') t.ok(finitePositive(v), `${name}.${k} finite and positive`);
+    t.ok(finitePositive(got.peak_fraction), `${name}: its fraction of the arithmetic peak`);
     if (w.kind === 'step') {
       t.ok(finitePositive(got.us_per_step_sync) && finitePositive(got.us_per_step_awaited), `${name}: the synchronous and the awaited step`);
     }
@@ -65,6 +66,10 @@ t.test('npm run bench -- --json --tiny prints one JSON object covering every wor
     }
   }
   for (const [p, s] of Object.entries(report.peers ?? {})) if (p !== 'onnxruntime') t.equal(s.available, false, `peer ${p} skipped`);
+  // The arithmetic peak every fraction divides by (float32 always; int8 where the CPU has an int8 vector route).
+  const peak = report.machine.peak as { float32_gflops: number; float32_kernel: string; int8_gmacs?: number; int8_kernel: string };
+  t.ok(peak && finitePositive(peak.float32_gflops) && typeof peak.float32_kernel === 'string', 'the float32 peak measured');
+  t.ok(peak?.int8_gmacs === undefined || finitePositive(peak.int8_gmacs), `the int8 peak (${peak?.int8_kernel})`);
   // The step's floors, from the harness's own native module: a matrix-vector product over its weights, and a plain
   // read of as many bytes.
   const floors = report.machine.step_weight_read as Record<string, { bytes: number; us: number; read_us: number }>;
@@ -92,6 +97,13 @@ t.test('the measuring entry points live in the harness\'s native module, not in 
   t.ok(r.gbPerSecond > 0 && r.threads >= 1);
   for (const [bytes, reps] of [[-1, 1], [1.5, 1], ['64', 1], [1 << 16, 0], [1 << 16, NaN], [2 ** 31, 1], [undefined, undefined]])
     t.throws(() => bench.benchRead(bytes, reps), { code: 'ERR_RNNKIT_VALUE' }, `benchRead(${String(bytes)}, ${String(reps)})`);
+  const peak = (bench as unknown as { benchPeak: (type: unknown, iterations: unknown, reps: unknown) => { perSecond: number; kernel: string; threads: number } }).benchPeak;
+  const fp = peak('float32', 1000, 2);
+  t.ok(fp.perSecond > 0 && fp.kernel.length > 0 && fp.threads >= 1, `float32 peak (${fp.kernel})`);
+  const i8 = peak('int8', 1000, 2);
+  t.ok(i8.kernel === '' ? i8.perSecond === 0 : i8.perSecond > 0, `int8 peak (${i8.kernel || 'no int8 route'})`);
+  for (const args of [['float64', 10, 1], ['float32', 0, 1], ['float32', 10, 0], ['float32', 1.5, 1], [undefined, 10, 1]])
+    t.throws(() => peak(args[0], args[1], args[2]), { code: 'ERR_RNNKIT_VALUE' }, `benchPeak(${args.map(String).join(', ')})`);
   const g = bench.benchGemm(8, 8, 8, 2, { transB: true });
   t.ok(g.gflops > 0 && typeof g.gemm === 'string');
   t.throws(() => bench.benchGemm(0, 8, 8, 1), { code: 'ERR_RNNKIT_VALUE' });
