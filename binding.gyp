@@ -20,6 +20,7 @@
         "native/core/network.cc",
         "native/core/network_spec.cc",
         "native/core/optimizer.cc",
+        "native/core/parameter_store.cc",
         "native/core/recurrent_layer.cc",
         "native/core/model_spec.cc",
         "native/core/stage.cc",

@@ -67,17 +67,15 @@ uint64_t seedOf(const GraphSpec& s) {
 }  // namespace
 
 GraphNetwork::GraphNetwork(Backend& backend, const GraphSpec& spec)
-    : be_(backend), spec_(spec), params_(&backend), gradsFlat_(&backend), rng_(seedOf(spec) ^ 0x5bd1e995ULL),
+    : be_(backend), spec_(spec), store_(backend, "graph: no optimizer is set: compile the model first"), rng_(seedOf(spec) ^ 0x5bd1e995ULL),
       targets_(&backend), staging_(&backend) {
   checkSpec();
-  params_.reserveFloats(std::max<std::size_t>(layout_.total(), 1));
-  gradsFlat_.reserveFloats(std::max<std::size_t>(layout_.total(), 1));
-  be_.fill(gradsFlat_.floats(), layout_.total(), 0.f);
+  store_.allocate();
   Random rng(seedOf(spec_));
-  std::vector<float> host(layout_.total(), 0.f);
+  std::vector<float> host(store_.size(), 0.f);
   for (const auto& n : nodes_)
     if (n->stage) n->stage->initParams(rng, host.data());
-  be_.upload(params_.floats(), host.data(), host.size() * sizeof(float));
+  store_.initialize(host);
   values_.resize(tensors_.size());
   for (std::size_t i = 0; i < tensors_.size(); ++i) grads_.emplace_back(&be_);
   hasGrad_.assign(tensors_.size(), 0);
@@ -253,19 +251,13 @@ void GraphNetwork::checkSpec() {
       const GraphTensorInfo& x = *in[0];
       const bool tokens = x.kind == Kind::Tokens;
       node->stage = makeStage(be_, s.stage, tokens ? 0 : x.features, tokens ? x.features : 0);
-      node->stage->declareParams(layout_);
+      node->stage->declareParams(store_.layout());
     }
     node->stageInput.resize(1);
     nodes_.push_back(std::move(node));
   }
   for (int id : spec_.outputs)
     if (id < 0 || (std::size_t)id >= tensors_.size()) fail(ErrorCode::Argument, "graph: output tensor " + std::to_string(id) + " is not defined");
-}
-
-std::size_t GraphNetwork::memoryBytes() const {
-  std::size_t bytes = params_.bytes() + gradsFlat_.bytes();
-  if (optimizer_) bytes += optimizer_->stateNames().size() * layout_.total() * sizeof(float);
-  return bytes;
 }
 
 void GraphNetwork::checkInputs(const std::vector<GraphInputValue>& in) {
@@ -319,10 +311,10 @@ PassContext GraphNetwork::context(const Value& v, bool train) {
   ctx.B = B_;
   ctx.lengths = v.lengths;
   ctx.train = train;
-  ctx.params = params_.floats();
-  ctx.grads = gradsFlat_.floats();
+  ctx.params = store_.params();
+  ctx.grads = store_.grads();
   ctx.rng = &rng_;
-  ctx.paramsVersion = paramsVersion_;
+  ctx.paramsVersion = store_.version();
   return ctx;
 }
 
@@ -760,7 +752,7 @@ GraphLossStats GraphNetwork::evaluate(const std::vector<GraphInputValue>& in, co
 
 GraphLossStats GraphNetwork::trainStep(const std::vector<GraphInputValue>& in, const std::vector<GraphLossSpec>& losses,
                                        const std::vector<GraphTarget>& targets, double clipNorm) {
-  if (!optimizer_) fail(ErrorCode::State, "graph: no optimizer is set: compile the model first");
+  store_.requireOptimizer();
   if (clipNorm < 0 || !std::isfinite(clipNorm)) fail(ErrorCode::Argument, "clipNorm must be a finite number >= 0");
   zeroGrad();
   forward(in, true);
@@ -773,49 +765,18 @@ GraphLossStats GraphNetwork::trainStep(const std::vector<GraphInputValue>& in, c
                                    (std::isfinite(stats.loss) ? "gradient norm" : "loss") +
                                    " is not finite; the weights and the optimizer state are unchanged");
   }
-  if (clipNorm > 0) {
-    const double coef = clipNorm / (stats.gradNorm + 1e-6);
-    if (coef < 1.0) be_.scale(gradsFlat_.floats(), layout_.total(), (float)coef);
-  }
+  if (clipNorm > 0) store_.clipGradNorm(clipNorm, stats.gradNorm);
   optimizerStep();
   return stats;
 }
 
-void GraphNetwork::zeroGrad() { be_.fill(gradsFlat_.floats(), layout_.total(), 0.f); }
-
-double GraphNetwork::gradNorm() { return std::sqrt(be_.sumSquares(gradsFlat_.floats(), layout_.total())); }
-
-void GraphNetwork::setOptimizer(const OptimizerConfig& config) {
-  optimizer_ = std::make_unique<Optimizer>(be_, config, layout_.total());
-}
-
 void GraphNetwork::optimizerStep() {
-  if (!optimizer_) fail(ErrorCode::State, "graph: no optimizer is set: compile the model first");
-  optimizer_->step(params_.floats(), gradsFlat_.floats());
-  ++paramsVersion_;
+  store_.optimizerStep();
   haveTrainForward_ = false;
 }
 
-std::vector<float> GraphNetwork::getParam(const std::string& name) const {
-  const ParamEntry& e = layout_.at(name);
-  std::vector<float> out(e.size);
-  be_.download(out.data(), params_.floats() + e.offset, e.size * sizeof(float));
-  return out;
-}
-
-std::vector<float> GraphNetwork::getGrad(const std::string& name) const {
-  const ParamEntry& e = layout_.at(name);
-  std::vector<float> out(e.size);
-  be_.download(out.data(), gradsFlat_.floats() + e.offset, e.size * sizeof(float));
-  return out;
-}
-
 void GraphNetwork::setParam(const std::string& name, const float* data, std::size_t n) {
-  const ParamEntry& e = layout_.at(name);
-  if (n != e.size)
-    fail(ErrorCode::Shape, name + " has " + std::to_string(n) + " values, expected " + std::to_string(e.size));
-  be_.upload(params_.floats() + e.offset, data, n * sizeof(float));
-  ++paramsVersion_;
+  store_.set(name, data, n);
   haveTrainForward_ = false;
 }
 

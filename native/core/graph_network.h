@@ -17,6 +17,7 @@
 #include "model_spec.h"
 #include "network_spec.h"
 #include "optimizer.h"
+#include "parameter_store.h"
 #include "random.h"
 #include "stage.h"
 
@@ -104,8 +105,8 @@ class GraphNetwork {
 
   const GraphSpec& spec() const { return spec_; }
   const std::vector<GraphTensorInfo>& tensors() const { return tensors_; }
-  const ParamLayout& layout() const { return layout_; }
-  std::size_t memoryBytes() const;
+  const ParamLayout& layout() const { return store_.layout(); }
+  std::size_t memoryBytes() const { return store_.memoryBytes(); }
 
   std::vector<GraphOutputValue> forward(const std::vector<GraphInputValue>& in, bool train);
   // The losses (one spec per output) of the last training forward, backpropagated; accumulates parameter gradients.
@@ -117,13 +118,13 @@ class GraphNetwork {
   GraphLossStats trainStep(const std::vector<GraphInputValue>& in, const std::vector<GraphLossSpec>& losses,
                            const std::vector<GraphTarget>& targets, double clipNorm);
 
-  void zeroGrad();
-  double gradNorm();
-  void setOptimizer(const OptimizerConfig& config);
+  void zeroGrad() { store_.zeroGrad(); }
+  double gradNorm() { return store_.gradNorm(); }
+  void setOptimizer(const OptimizerConfig& config) { store_.setOptimizer(config); }
   void optimizerStep();
-  std::vector<float> getParam(const std::string& name) const;
+  std::vector<float> getParam(const std::string& name) const { return store_.get(name); }
   void setParam(const std::string& name, const float* data, std::size_t n);
-  std::vector<float> getGrad(const std::string& name) const;
+  std::vector<float> getGrad(const std::string& name) const { return store_.getGrad(name); }
 
  private:
   struct Node;
@@ -149,13 +150,10 @@ class GraphNetwork {
   std::vector<DeviceBuffer> inputData_;   // per input, the uploaded time-major data
   std::vector<DeviceBuffer> inputLengths_;
   std::vector<std::vector<int32_t>> hostLengths_;
-  ParamLayout layout_;
-  DeviceBuffer params_, gradsFlat_;
-  std::unique_ptr<Optimizer> optimizer_;
+  ParameterStore store_;
   Random rng_;
   int B_ = 0;
   bool haveTrainForward_ = false;
-  uint64_t paramsVersion_ = 1;
   DeviceBuffer targets_, staging_;
   std::vector<float> host_;
 };

@@ -57,8 +57,7 @@ Network::Network(Backend& backend, const NetworkSpec& spec)
 Network::Network(Backend& backend, const ModelSpec& spec)
     : be_(backend),
       model_((spec.validate(), spec)),
-      params_(&backend),
-      grads_(&backend),
+      store_(backend, "no optimizer is set: call setOptimizer first"),
       rng_(seedOf(spec) ^ 0x5bd1e995ULL),  // dropout draws from its own stream, not the initial weights'
       carry_(&backend),
       x_(&backend),
@@ -84,30 +83,21 @@ ParamLayout Network::layoutOf(Backend& backend, const ModelSpec& spec) {
 }
 
 void Network::build() {
-  stages_ = makeStages(be_, model_, layout_);
+  stages_ = makeStages(be_, model_, store_.layout());
   for (const auto& stage : stages_) {
     hPerRow_ += stage->statePerRow();
     if (stage->hasCellState()) cPerRow_ += stage->statePerRow();
   }
   stageInputs_.resize(stages_.size());
-  params_.reserveFloats(layout_.total());
-  grads_.reserveFloats(layout_.total());
-  be_.fill(grads_.floats(), layout_.total(), 0.f);
+  store_.allocate();
   initParams();
 }
 
 void Network::initParams() {
   Random rng(seedOf(model_));
-  std::vector<float> host(layout_.total(), 0.f);
+  std::vector<float> host(store_.size(), 0.f);
   for (const auto& stage : stages_) stage->initParams(rng, host.data());
-  be_.upload(params_.floats(), host.data(), host.size() * sizeof(float));
-  ++paramsVersion_;
-}
-
-std::size_t Network::memoryBytes() const {
-  std::size_t bytes = params_.bytes() + grads_.bytes();
-  if (optimizer_) bytes += optimizer_->stateNames().size() * layout_.total() * sizeof(float);
-  return bytes;
+  store_.initialize(host);
 }
 
 Network::Shape Network::checkInput(const SequenceInput& in) const {
@@ -126,7 +116,7 @@ Network::Shape Network::checkInput(const SequenceInput& in) const {
   const long long B = in.batchFirst ? in.shape[0] : in.shape[1];
   // Every GEMM dimension (rows = T*B, times the widest row) must fit the BLAS int interface.
   long long widest = std::max<long long>(model_.inputSize, model_.vocabSize);
-  for (const ParamEntry& e : layout_.entries())
+  for (const ParamEntry& e : store_.layout().entries())
     for (int d : e.shape) widest = std::max<long long>(widest, d);
   if (T * B > INT_MAX / std::max<long long>(widest, 1) || T > INT_MAX || B > INT_MAX)
     fail(ErrorCode::Shape, "the batch is too large: time * batch = " + std::to_string(T * B));
@@ -214,11 +204,11 @@ PassContext Network::context(const Shape& s, bool train) {
   ctx.B = s.B;
   ctx.lengths = lastHadLengths_ ? lengths_.ints() : nullptr;
   ctx.train = train;
-  ctx.params = params_.floats();
-  ctx.grads = grads_.floats();
+  ctx.params = store_.params();
+  ctx.grads = store_.grads();
   ctx.rng = &rng_;
   ctx.int8 = int8Inference_ && !train;
-  ctx.paramsVersion = paramsVersion_;
+  ctx.paramsVersion = store_.version();
   return ctx;
 }
 
@@ -515,33 +505,14 @@ LossStats Network::evaluate(const SequenceInput& in, const LossTarget& target) {
   return stats;
 }
 
-void Network::zeroGrad() { be_.fill(grads_.floats(), layout_.total(), 0.f); }
-
-double Network::gradNorm() { return std::sqrt(be_.sumSquares(grads_.floats(), layout_.total())); }
-
-double Network::clipGradNorm(double maxNorm) {
-  if (!(maxNorm > 0) || !std::isfinite(maxNorm))
-    fail(ErrorCode::Argument, "clipNorm must be a finite number > 0");
-  const double norm = gradNorm();
-  const double coef = maxNorm / (norm + 1e-6);
-  if (coef < 1.0) be_.scale(grads_.floats(), layout_.total(), (float)coef);
-  return norm;
-}
-
-void Network::setOptimizer(const OptimizerConfig& config) {
-  optimizer_ = std::make_unique<Optimizer>(be_, config, layout_.total());
-}
-
 void Network::optimizerStep() {
-  if (!optimizer_) fail(ErrorCode::State, "no optimizer is set: call setOptimizer first");
-  optimizer_->step(params_.floats(), grads_.floats());
-  ++paramsVersion_;
+  store_.optimizerStep();
   haveTrainForward_ = false;  // the kept activations belong to the old weights
 }
 
 TrainStepResult Network::trainStep(const SequenceInput& in, const LossTarget& target, double clipNorm,
                                    bool carryState, NonFinitePolicy nonFinite) {
-  if (!optimizer_) fail(ErrorCode::State, "no optimizer is set: call setOptimizer first");
+  store_.requireOptimizer();
   if (clipNorm < 0 || !std::isfinite(clipNorm)) fail(ErrorCode::Argument, "clipNorm must be a finite number >= 0");
   zeroGrad();
   const SequenceOutput out = forward(in, true, carryState ? &carry_ : nullptr);
@@ -568,49 +539,14 @@ TrainStepResult Network::trainStep(const SequenceInput& in, const LossTarget& ta
              " (a non-finite value in the batch, or a learning rate too high); the weights and the optimizer state "
              "are unchanged");
   }
-  if (clipNorm > 0) {
-    const double coef = clipNorm / (r.gradNorm + 1e-6);
-    if (coef < 1.0) be_.scale(grads_.floats(), layout_.total(), (float)coef);
-  }
+  if (clipNorm > 0) store_.clipGradNorm(clipNorm, r.gradNorm);
   optimizerStep();
   return r;
 }
 
-std::vector<float> Network::getParam(const std::string& name) const {
-  const ParamEntry& e = layout_.at(name);
-  std::vector<float> out(e.size);
-  be_.download(out.data(), params_.floats() + e.offset, e.size * sizeof(float));
-  return out;
-}
-
-std::vector<float> Network::getGrad(const std::string& name) const {
-  const ParamEntry& e = layout_.at(name);
-  std::vector<float> out(e.size);
-  be_.download(out.data(), grads_.floats() + e.offset, e.size * sizeof(float));
-  return out;
-}
-
 void Network::setParam(const std::string& name, const float* data, std::size_t n) {
-  const ParamEntry& e = layout_.at(name);
-  std::string shape;
-  for (int d : e.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
-  checkSize(name.c_str(), n, e.size, "[" + shape + "]");
-  be_.upload(params_.floats() + e.offset, data, n * sizeof(float));
-  ++paramsVersion_;
+  store_.set(name, data, n);
   haveTrainForward_ = false;
-}
-
-std::vector<float> Network::getOptimizerState(const std::string& slot) const {
-  if (!optimizer_) fail(ErrorCode::State, "no optimizer is set");
-  std::vector<float> out(layout_.total());
-  be_.download(out.data(), optimizer_->stateSlot(slot), out.size() * sizeof(float));
-  return out;
-}
-
-void Network::setOptimizerState(const std::string& slot, const float* data, std::size_t n) {
-  if (!optimizer_) fail(ErrorCode::State, "no optimizer is set");
-  checkSize(slot.c_str(), n, layout_.total(), "of the flat parameter vector");
-  be_.upload(optimizer_->stateSlot(slot), data, n * sizeof(float));
 }
 
 }  // namespace rnnkit

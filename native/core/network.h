@@ -11,8 +11,9 @@
 #include "class_targets.h"
 #include "device_buffer.h"
 #include "network_spec.h"
-#include "optimizer.h"
 #include "model_spec.h"
+#include "optimizer.h"
+#include "parameter_store.h"
 #include "stage.h"
 
 namespace rnnkit {
@@ -112,10 +113,10 @@ class Network {
   // Floats of h (and c) state per batch row, over every recurrent stage.
   std::size_t hiddenStatePerRow() const { return hPerRow_; }
   std::size_t cellStatePerRow() const { return cPerRow_; }
-  const ParamLayout& layout() const { return layout_; }
+  const ParamLayout& layout() const { return store_.layout(); }
   Backend& backend() { return be_; }
   // Bytes of backend memory held (parameters, gradients, optimizer state, workspace).
-  std::size_t memoryBytes() const;
+  std::size_t memoryBytes() const { return store_.memoryBytes(); }
 
   // With a state: the state is the initial state (unless in.h0 is given), and receives the final state. Without
   // finalState, out.hn and out.cn stay empty (a stream step keeps its state natively and never reads them).
@@ -128,14 +129,14 @@ class Network {
   // Inference forward and the loss of its output; no gradients, no dropout.
   LossStats evaluate(const SequenceInput& in, const LossTarget& target);
 
-  void zeroGrad();
+  void zeroGrad() { store_.zeroGrad(); }
   // Scale the gradients so that their global L2 norm is at most maxNorm (PyTorch's clip_grad_norm_);
   // returns the norm before clipping.
-  double clipGradNorm(double maxNorm);
-  double gradNorm();
+  double clipGradNorm(double maxNorm) { return store_.clipGradNorm(maxNorm); }
+  double gradNorm() { return store_.gradNorm(); }
 
-  void setOptimizer(const OptimizerConfig& config);
-  Optimizer* optimizer() { return optimizer_.get(); }
+  void setOptimizer(const OptimizerConfig& config) { store_.setOptimizer(config); }
+  Optimizer* optimizer() { return store_.optimizer(); }
   void optimizerStep();
 
   // zeroGrad, training forward, loss, backward, optional clipping (clipNorm > 0), optimizer step. With
@@ -153,11 +154,13 @@ class Network {
   void setInt8Inference(bool on);
   bool int8Inference() const { return int8Inference_; }
 
-  std::vector<float> getParam(const std::string& name) const;
+  std::vector<float> getParam(const std::string& name) const { return store_.get(name); }
   void setParam(const std::string& name, const float* data, std::size_t n);
-  std::vector<float> getGrad(const std::string& name) const;
-  std::vector<float> getOptimizerState(const std::string& slot) const;
-  void setOptimizerState(const std::string& slot, const float* data, std::size_t n);
+  std::vector<float> getGrad(const std::string& name) const { return store_.getGrad(name); }
+  std::vector<float> getOptimizerState(const std::string& slot) { return store_.getOptimizerState(slot); }
+  void setOptimizerState(const std::string& slot, const float* data, std::size_t n) {
+    store_.setOptimizerState(slot, data, n);
+  }
 
  private:
   struct Shape {
@@ -187,13 +190,11 @@ class Network {
   NetworkSpec spec_;
   bool fromNetworkSpec_ = false;
   ModelSpec model_;
-  ParamLayout layout_;
-  DeviceBuffer params_, grads_;
+  ParameterStore store_;
   std::vector<std::unique_ptr<Stage>> stages_;
   std::vector<Activations> stageInputs_;  // what each stage read in the last forward
   Activations output_;
   std::size_t hPerRow_ = 0, cPerRow_ = 0;
-  std::unique_ptr<Optimizer> optimizer_;
   Random rng_;
   RecurrentState carry_;
 
@@ -206,7 +207,6 @@ class Network {
   bool haveTrainForward_ = false;
   bool lastHadLengths_ = false;
   bool int8Inference_ = false;
-  uint64_t paramsVersion_ = 1;  // bumped by every write of the parameters
 };
 
 }  // namespace rnnkit

@@ -73,8 +73,7 @@ void Seq2SeqSpec::validate() const {
 Seq2Seq::Seq2Seq(Backend& backend, const Seq2SeqSpec& spec)
     : be_(backend),
       spec_((spec.validate(), spec)),
-      params_(&backend),
-      grads_(&backend),
+      store_(backend, "seq2seq: no optimizer is set: call setOptimizer first"),
       decodeWeights_(&backend),
       embTable_(&backend),
       srcTok_(&backend),
@@ -124,9 +123,7 @@ Seq2Seq::Seq2Seq(Backend& backend, const Seq2SeqSpec& spec)
     dGh_.emplace_back(&backend);
   }
   declare();
-  params_.reserveFloats(layout_.total());
-  grads_.reserveFloats(layout_.total());
-  be_.fill(grads_.floats(), layout_.total(), 0.f);
+  store_.allocate();
   initParams();
 }
 
@@ -139,32 +136,32 @@ void Seq2Seq::declare() {
     for (int l = 0; l < L; ++l) {
       Layer layer;
       layer.input = l == 0 ? firstInput : H;
-      layer.wih = layout_.add(rnnName(name, "weight_ih", l), {G * H, layer.input});
-      layer.whh = layout_.add(rnnName(name, "weight_hh", l), {G * H, H});
-      layer.bih = layout_.add(rnnName(name, "bias_ih", l), {G * H});
-      layer.bhh = layout_.add(rnnName(name, "bias_hh", l), {G * H});
+      layer.wih = store_.layout().add(rnnName(name, "weight_ih", l), {G * H, layer.input});
+      layer.whh = store_.layout().add(rnnName(name, "weight_hh", l), {G * H, H});
+      layer.bih = store_.layout().add(rnnName(name, "bias_ih", l), {G * H});
+      layer.bhh = store_.layout().add(rnnName(name, "bias_hh", l), {G * H});
       st.layers.push_back(layer);
       st.runners.push_back(
           std::make_unique<RecurrentLayer>(be_, spec_.cell, true, GateActivation::Sigmoid, layer.input, H, false));
     }
   };
-  encEmb_ = layout_.add("encoder.embedding.weight", {spec_.srcVocab, E});
+  encEmb_ = store_.layout().add("encoder.embedding.weight", {spec_.srcVocab, E});
   stack(enc_, "encoder", E);
-  decEmb_ = layout_.add("decoder.embedding.weight", {spec_.tgtVocab, E});
+  decEmb_ = store_.layout().add("decoder.embedding.weight", {spec_.tgtVocab, E});
   stack(dec_, "decoder", bahdanau ? E + H : E);
   if (bahdanau) {
-    wa_ = layout_.add("decoder.attention.Wa.weight", {H, H});
-    ba_ = layout_.add("decoder.attention.Wa.bias", {H});
-    ua_ = layout_.add("decoder.attention.Ua.weight", {H, H});
-    bua_ = layout_.add("decoder.attention.Ua.bias", {H});
-    va_ = layout_.add("decoder.attention.Va.weight", {1, H});
-    bva_ = layout_.add("decoder.attention.Va.bias", {1});
+    wa_ = store_.layout().add("decoder.attention.Wa.weight", {H, H});
+    ba_ = store_.layout().add("decoder.attention.Wa.bias", {H});
+    ua_ = store_.layout().add("decoder.attention.Ua.weight", {H, H});
+    bua_ = store_.layout().add("decoder.attention.Ua.bias", {H});
+    va_ = store_.layout().add("decoder.attention.Va.weight", {1, H});
+    bva_ = store_.layout().add("decoder.attention.Va.bias", {1});
   } else if (spec_.attention == AttentionKind::Luong) {
-    wc_ = layout_.add("decoder.attention.Wc.weight", {H, 2 * H});
-    bc_ = layout_.add("decoder.attention.Wc.bias", {H});
+    wc_ = store_.layout().add("decoder.attention.Wc.weight", {H, 2 * H});
+    bc_ = store_.layout().add("decoder.attention.Wc.bias", {H});
   }
-  outW_ = layout_.add("decoder.out.weight", {spec_.tgtVocab, H});
-  outB_ = layout_.add("decoder.out.bias", {spec_.tgtVocab});
+  outW_ = store_.layout().add("decoder.out.weight", {spec_.tgtVocab, H});
+  outB_ = store_.layout().add("decoder.out.bias", {spec_.tgtVocab});
 }
 
 void Seq2Seq::initParams() {
@@ -172,9 +169,9 @@ void Seq2Seq::initParams() {
   const uint64_t seed =
       spec_.hasSeed ? spec_.seed : ((uint64_t)std::random_device{}() << 32) ^ std::random_device{}();
   Random rng(seed);
-  std::vector<float> host(layout_.total(), 0.f);
+  std::vector<float> host(store_.layout().total(), 0.f);
   const float rnnBound = 1.f / std::sqrt((float)spec_.hiddenSize);
-  for (const ParamEntry& e : layout_.entries()) {
+  for (const ParamEntry& e : store_.layout().entries()) {
     float* p = host.data() + e.offset;
     if (e.name.find(".embedding.") != std::string::npos) {
       for (std::size_t i = 0; i < e.size; ++i) {
@@ -186,24 +183,17 @@ void Seq2Seq::initParams() {
     } else {
       // A linear layer's weight [out, in] and its bias share the bound of the weight's fan-in.
       const std::string weightName = e.name.substr(0, e.name.rfind('.')) + ".weight";
-      const ParamEntry& w = layout_.at(weightName);
+      const ParamEntry& w = store_.layout().at(weightName);
       const float bound = 1.f / std::sqrt((float)w.shape[1]);
       for (std::size_t i = 0; i < e.size; ++i) p[i] = rng.uniform(-bound, bound);
     }
   }
-  be_.upload(params_.floats(), host.data(), host.size() * sizeof(float));
-  ++paramsVersion_;
-}
-
-std::size_t Seq2Seq::memoryBytes() const {
-  std::size_t bytes = params_.bytes() + grads_.bytes();
-  if (optimizer_) bytes += optimizer_->stateNames().size() * layout_.total() * sizeof(float);
-  return bytes;
+  store_.initialize(host);
 }
 
 LayerWeights Seq2Seq::weights(const Layer& l) const {
-  float* p = params_.floats();
-  float* g = grads_.floats();
+  float* p = store_.params();
+  float* g = store_.grads();
   return LayerWeights{p + l.wih, p + l.whh, p + l.bih, p + l.bhh, g + l.wih, g + l.whh, g + l.bih, g + l.bhh};
 }
 
@@ -246,7 +236,7 @@ void Seq2Seq::encode(int B, int S, bool train, const int32_t* lengths) {
   const int E = spec_.embedSize, H = spec_.hiddenSize, L = spec_.numLayers;
   const std::size_t N = (std::size_t)S * B, BH = (std::size_t)B * H;
   float* x = encX_.reserveFloats(N * E);
-  be_.gatherRows(params_.floats() + encEmb_, E, srcTok_.ints(), (int)N, x);
+  be_.gatherRows(store_.params() + encEmb_, E, srcTok_.ints(), (int)N, x);
   float* hn = encH_.reserveFloats((std::size_t)L * BH);
   float* cn = hasCellState(spec_.cell) ? encC_.reserveFloats((std::size_t)L * BH) : nullptr;
   for (int l = 0; l < L; ++l) {
@@ -284,7 +274,7 @@ Seq2SeqForward Seq2Seq::forward(const Seq2SeqBatch& batch, bool train) {
     decodeTrainBahdanau(B, S, T, lengths, train);
   } else {
     float* x = decX_.reserveFloats(N * E);
-    be_.gatherRows(params_.floats() + decEmb_, E, tgtTok_.ints(), (int)N, x);
+    be_.gatherRows(store_.params() + decEmb_, E, tgtTok_.ints(), (int)N, x);
     const float* cn = hasCellState(spec_.cell) ? encC_.floats() : nullptr;
     for (int l = 0; l < L; ++l) {
       LayerInput in;
@@ -327,7 +317,7 @@ void Seq2Seq::decodeTrainBahdanau(int B, int S, int T, const int32_t* lengths, b
   const int GH = G * H, XI = E + H, SW = savedWidth(spec_.cell);
   const std::size_t N = (std::size_t)T * B, BH = (std::size_t)B * H;
   const bool lstm = hasCellState(spec_.cell);
-  float* p = params_.floats();
+  float* p = store_.params();
   const float* K = encOut_[L - 1].floats();
 
   // The keys' projection, once per source batch.
@@ -404,7 +394,7 @@ void Seq2Seq::decodeTrainBahdanau(int B, int S, int T, const int32_t* lengths, b
 void Seq2Seq::headForward(int B, int S, int T, const int32_t* lengths) {
   const int H = spec_.hiddenSize, L = spec_.numLayers, V = spec_.tgtVocab;
   const std::size_t N = (std::size_t)T * B;
-  float* p = params_.floats();
+  float* p = store_.params();
   const float* top = spec_.attention == AttentionKind::Bahdanau ? hs_[L - 1].floats() + (std::size_t)B * H
                                                                  : decOut_[L - 1].floats();
   const float* headIn = top;
@@ -460,7 +450,7 @@ double Seq2Seq::lossBackward() {
       dec_.runners[l]->backward(weights(dec_.layers[l]), in, T, B, nullptr, dy, H, nullptr, nullptr, dx,
                                 l > 0 ? H : E, dEncH + l * BH, dEncC ? dEncC + l * BH : nullptr);
     }
-    be_.scatterAddRows(dEmb, (int)N, E, tgtTok_.ints(), grads_.floats() + decEmb_);
+    be_.scatterAddRows(dEmb, (int)N, E, tgtTok_.ints(), store_.grads() + decEmb_);
   }
   encodeBackward(B, S, lengths);
   return loss;
@@ -470,8 +460,8 @@ void Seq2Seq::headBackward(int B, int S, int T, const int32_t* lengths) {
   (void)lengths;  // the masked weights are 0, and so are their gradients
   const int H = spec_.hiddenSize, L = spec_.numLayers, V = spec_.tgtVocab;
   const std::size_t N = (std::size_t)T * B;
-  float* p = params_.floats();
-  float* g = grads_.floats();
+  float* p = store_.params();
+  float* g = store_.grads();
   const float* top = spec_.attention == AttentionKind::Bahdanau ? hs_[L - 1].floats() + (std::size_t)B * H
                                                                  : decOut_[L - 1].floats();
   const float* headIn = spec_.attention == AttentionKind::Luong ? o_.floats() : top;
@@ -512,8 +502,8 @@ void Seq2Seq::backwardBahdanau(int B, int S, int T, const int32_t* lengths) {
   const std::size_t N = (std::size_t)T * B, BH = (std::size_t)B * H, LBH = (std::size_t)L * BH;
   const bool lstm = hasCellState(spec_.cell);
   const bool separateGh = spec_.cell == CellKind::Gru;  // reset-after GRU: the recurrent gate gradients differ
-  float* p = params_.floats();
-  float* g = grads_.floats();
+  float* p = store_.params();
+  float* g = store_.grads();
   const float* K = encOut_[L - 1].floats();
   const float* kp = keysProj_.floats();
   const float* x = decX_.floats();
@@ -621,7 +611,7 @@ void Seq2Seq::encodeBackward(int B, int S, const int32_t* lengths) {
     enc_.runners[l]->backward(weights(enc_.layers[l]), in, S, B, lengths, dy, H, dEncH_.floats() + l * BH,
                               dEncC ? dEncC + l * BH : nullptr, dx, l > 0 ? H : E, nullptr, nullptr);
   }
-  be_.scatterAddRows(dEmb, (int)N, E, srcTok_.ints(), grads_.floats() + encEmb_);
+  be_.scatterAddRows(dEmb, (int)N, E, srcTok_.ints(), store_.grads() + encEmb_);
 }
 
 double Seq2Seq::evaluate(const Seq2SeqBatch& batch, int* counted) {
@@ -636,7 +626,7 @@ double Seq2Seq::evaluate(const Seq2SeqBatch& batch, int* counted) {
 }
 
 double Seq2Seq::trainStep(const Seq2SeqBatch& batch, double clipNorm) {
-  if (!optimizer_) fail(ErrorCode::State, "seq2seq: no optimizer is set: call setOptimizer first");
+  store_.requireOptimizer();
   zeroGrad();
   forward(batch, true);
   const double loss = lossBackward();
@@ -645,49 +635,13 @@ double Seq2Seq::trainStep(const Seq2SeqBatch& batch, double clipNorm) {
   return loss;
 }
 
-void Seq2Seq::zeroGrad() { be_.fill(grads_.floats(), layout_.total(), 0.f); }
-
-double Seq2Seq::gradNorm() { return std::sqrt(be_.sumSquares(grads_.floats(), layout_.total())); }
-
-double Seq2Seq::clipGradNorm(double maxNorm) {
-  if (!(maxNorm > 0) || !std::isfinite(maxNorm)) fail(ErrorCode::Argument, "clipNorm must be a finite number > 0");
-  const double norm = gradNorm();
-  const double coef = maxNorm / (norm + 1e-6);
-  if (coef < 1.0) be_.scale(grads_.floats(), layout_.total(), (float)coef);
-  return norm;
-}
-
-void Seq2Seq::setOptimizer(const OptimizerConfig& config) {
-  optimizer_ = std::make_unique<Optimizer>(be_, config, layout_.total());
-}
-
 void Seq2Seq::optimizerStep() {
-  if (!optimizer_) fail(ErrorCode::State, "seq2seq: no optimizer is set: call setOptimizer first");
-  optimizer_->step(params_.floats(), grads_.floats());
-  ++paramsVersion_;
+  store_.optimizerStep();
   haveTrainForward_ = false;
 }
 
-std::vector<float> Seq2Seq::getParam(const std::string& name) const {
-  const ParamEntry& e = layout_.at(name);
-  std::vector<float> out(e.size);
-  be_.download(out.data(), params_.floats() + e.offset, e.size * sizeof(float));
-  return out;
-}
-
-std::vector<float> Seq2Seq::getGrad(const std::string& name) const {
-  const ParamEntry& e = layout_.at(name);
-  std::vector<float> out(e.size);
-  be_.download(out.data(), grads_.floats() + e.offset, e.size * sizeof(float));
-  return out;
-}
-
 void Seq2Seq::setParam(const std::string& name, const float* data, std::size_t n) {
-  const ParamEntry& e = layout_.at(name);
-  if (n != e.size)
-    fail(ErrorCode::Shape, name + " has " + std::to_string(n) + " values, expected " + std::to_string(e.size));
-  be_.upload(params_.floats() + e.offset, data, n * sizeof(float));
-  ++paramsVersion_;
+  store_.set(name, data, n);
   haveTrainForward_ = false;
 }
 
@@ -718,8 +672,8 @@ std::unique_ptr<DecoderState> Seq2Seq::beginDecode(const std::vector<int32_t>& s
   if (hasCellState(spec_.cell)) be_.copy(st->c[0].reserveFloats(LBH), encC_.floats(), LBH * sizeof(float));
   if (spec_.attention == AttentionKind::Bahdanau) {
     float* kp = st->keysProj.reserveFloats((std::size_t)S * B * H);
-    be_.broadcastRows(kp, S * B, H, H, params_.floats() + bua_);
-    be_.gemm(false, true, S * B, H, H, 1.f, st->keys.floats(), H, params_.floats() + ua_, H, 1.f, kp, H);
+    be_.broadcastRows(kp, S * B, H, H, store_.params() + bua_);
+    be_.gemm(false, true, S * B, H, H, 1.f, st->keys.floats(), H, store_.params() + ua_, H, 1.f, kp, H);
   }
   return st;
 }
@@ -729,7 +683,7 @@ std::unique_ptr<DecoderState> Seq2Seq::beginDecode(const std::vector<int32_t>& s
 void Seq2Seq::prepareStepWeights(DecoderState& st, int steps, StepWeightSet& w) {
   const int E = spec_.embedSize, H = spec_.hiddenSize, L = spec_.numLayers, V = spec_.tgtVocab;
   const int GH = gateCount(spec_.cell) * H;
-  const float* p = params_.floats();
+  const float* p = store_.params();
   if (spec_.attention == AttentionKind::Bahdanau) w.set(0, p + wa_, true, H, H, H, st.R, steps);
   if (spec_.attention == AttentionKind::Luong) w.set(1, p + wc_, true, H, 2 * H, 2 * H, st.R, steps);
   w.set(2, p + outW_, true, V, H, H, st.R, steps);
@@ -753,7 +707,7 @@ void Seq2Seq::prepareKeyGates(DecoderState& st, int sourceRows, int steps) {
   if (spec_.attention != AttentionKind::Bahdanau || (long long)S * sourceRows >= (long long)st.R * steps) return;
   const Layer& l0 = dec_.layers[0];
   float* kg = st.keyGates.reserveFloats((std::size_t)S * sourceRows * GH);
-  be_.gemm(false, true, S * sourceRows, GH, H, 1.f, st.keys.floats(), H, params_.floats() + l0.wih + E, l0.input, 0.f,
+  be_.gemm(false, true, S * sourceRows, GH, H, 1.f, st.keys.floats(), H, store_.params() + l0.wih + E, l0.input, 0.f,
            kg, GH);
   st.keyGatesReady = true;
 }
@@ -765,19 +719,19 @@ void Seq2Seq::prepareEmbeddingTable(DecoderState& st, int steps) {
   st.embTableReady = false;
   if ((long long)V > (long long)st.R * steps) return;
   st.embTableReady = true;
-  if (embTableVersion_ == paramsVersion_) return;
-  const float* p = params_.floats();
+  if (embTableVersion_ == store_.version()) return;
+  const float* p = store_.params();
   const Layer& l0 = dec_.layers[0];
   float* table = embTable_.reserveFloats((std::size_t)V * GH);
   be_.broadcastRows(table, V, GH, GH, p + l0.bih);
   be_.gemm(false, true, V, GH, E, 1.f, p + decEmb_, E, p + l0.wih, l0.input, 1.f, table, GH);
-  embTableVersion_ = paramsVersion_;
+  embTableVersion_ = store_.version();
 }
 
 // A whole decode's step weights: packed once and kept by the model for the next decode of the same shape (a server
 // decoding request after request), until a weight changes.
 void Seq2Seq::useDecodeWeights(DecoderState& st, int steps) {
-  const DecodeWeightsKey key{paramsVersion_, st.R, steps, st.embTableReady, st.keyGatesReady};
+  const DecodeWeightsKey key{store_.version(), st.R, steps, st.embTableReady, st.keyGatesReady};
   if (!(haveDecodeWeights_ && key == decodeWeightsKey_)) {
     haveDecodeWeights_ = false;
     DecoderState shape(&be_);
@@ -796,7 +750,7 @@ void Seq2Seq::stepRows(DecoderState& st) {
   const int GH = gateCount(spec_.cell) * H, R = st.R, S = st.S;
   const std::size_t RH = (std::size_t)R * H;
   const bool lstm = hasCellState(spec_.cell);
-  float* p = params_.floats();
+  float* p = store_.params();
   const int32_t* lengths = st.hasLengths ? st.lengths.ints() : nullptr;
   float* scores = spec_.attention != AttentionKind::None ? st.scores.reserveFloats((std::size_t)R * S) : nullptr;
   float* gi = st.gi.reserveFloats((std::size_t)R * GH);

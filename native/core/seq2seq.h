@@ -26,6 +26,7 @@
 #include "device_buffer.h"
 #include "network_spec.h"
 #include "optimizer.h"
+#include "parameter_store.h"
 #include "random.h"
 #include "recurrent_layer.h"
 
@@ -130,9 +131,9 @@ class Seq2Seq {
   ~Seq2Seq();
 
   const Seq2SeqSpec& spec() const { return spec_; }
-  const ParamLayout& layout() const { return layout_; }
+  const ParamLayout& layout() const { return store_.layout(); }
   Backend& backend() { return be_; }
-  std::size_t memoryBytes() const;
+  std::size_t memoryBytes() const { return store_.memoryBytes(); }
 
   // Teacher-forced forward. With train, keeps what backward needs.
   Seq2SeqForward forward(const Seq2SeqBatch& batch, bool train);
@@ -144,16 +145,16 @@ class Seq2Seq {
   // zeroGrad, forward, loss, backward, clipping (clipNorm > 0), optimizer step; returns the loss.
   double trainStep(const Seq2SeqBatch& batch, double clipNorm);
 
-  void zeroGrad();
-  double gradNorm();
-  double clipGradNorm(double maxNorm);
-  void setOptimizer(const OptimizerConfig& config);
-  Optimizer* optimizer() { return optimizer_.get(); }
+  void zeroGrad() { store_.zeroGrad(); }
+  double gradNorm() { return store_.gradNorm(); }
+  double clipGradNorm(double maxNorm) { return store_.clipGradNorm(maxNorm); }
+  void setOptimizer(const OptimizerConfig& config) { store_.setOptimizer(config); }
+  Optimizer* optimizer() { return store_.optimizer(); }
   void optimizerStep();
 
-  std::vector<float> getParam(const std::string& name) const;
+  std::vector<float> getParam(const std::string& name) const { return store_.get(name); }
   void setParam(const std::string& name, const float* data, std::size_t n);
-  std::vector<float> getGrad(const std::string& name) const;
+  std::vector<float> getGrad(const std::string& name) const { return store_.getGrad(name); }
 
   // Greedy (beamWidth 1) or beam search from opts.sos, srcLengths empty = full rows.
   DecodeResult decode(const std::vector<int32_t>& src, int batch, int srcLen, const std::vector<int32_t>& srcLengths,
@@ -198,10 +199,9 @@ class Seq2Seq {
 
   Backend& be_;
   Seq2SeqSpec spec_;
-  ParamLayout layout_;
-  DeviceBuffer params_, grads_;
-  // Bumped whenever a weight changes: what the model keeps for the next decode (below) is valid for one version.
-  uint64_t paramsVersion_ = 0;
+  // Parameters, gradients, optimizer state; what the model keeps for the next decode (below) is valid for one
+  // store_.version().
+  ParameterStore store_;
   struct DecodeWeightsKey {
     uint64_t version;
     int rows, steps;
@@ -219,7 +219,6 @@ class Seq2Seq {
   std::size_t encEmb_, decEmb_, outW_, outB_;
   std::size_t wa_ = 0, ba_ = 0, ua_ = 0, bua_ = 0, va_ = 0, bva_ = 0, wc_ = 0, bc_ = 0;
   Stack enc_, dec_;
-  std::unique_ptr<Optimizer> optimizer_;
 
   // Activations of the last forward (time-major, rows t*B + b).
   DeviceBuffer srcTok_, tgtTok_, lengths_, targets_;
