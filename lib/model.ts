@@ -1124,21 +1124,23 @@ const STEP_OPTIONS = ['output'];
 export class ModelStream {
   readonly #stream: NativeStream;
   readonly #tokens: boolean;
+  readonly #form: { features: number; sequence: boolean };
   constructor(stream: NativeStream, tokens: boolean) {
     this.#stream = stream;
     this.#tokens = tokens;
+    this.#form = stream.outputForm();
   }
-  // The step's data and shape as the native lean form takes them (the native side checks types, sizes and ids).
-  #data(x: ArrayLike<number> | Tensor): [unknown, unknown] {
-    if (this.#tokens) {
-      // One row, any number of steps. The ids go to the native converter as given (no coercion here): 'abc', 1.7,
-      // NaN or 2**32 + 5 are refused there, as by every other entry point.
-      if (!Array.isArray(x) && !ArrayBuffer.isView(x))
-        throw rnnkitError('ERR_RNNKIT_TYPE', 'a token stream step takes an Array or Int32Array of token ids');
-      return [x, undefined];
-    }
-    checkTensor(x, 'x');
-    return [x.data, x.shape];
+  // A token step's ids, given to the native converter as they are (no coercion here): 'abc', 1.7, NaN or 2**32 + 5
+  // are refused there, as by every other entry point. One row, any number of steps.
+  #ids(x: ArrayLike<number> | Tensor): ArrayLike<number> {
+    if (!Array.isArray(x) && !ArrayBuffer.isView(x))
+      throw rnnkitError('ERR_RNNKIT_TYPE', 'a token stream step takes an Array or Int32Array of token ids');
+    return x as ArrayLike<number>;
+  }
+  // The tensor around a step's output (the native step checked `rows`: a positive integer).
+  #tensor(data: Float32Array, rows: number): Tensor {
+    const { features, sequence } = this.#form;
+    return { data, shape: sequence ? [rows, data.length / (rows * features), features] : [rows, features] };
   }
   #output(options: StreamStepOptions | undefined): Float32Array | undefined {
     if (options === undefined) return undefined;
@@ -1151,20 +1153,31 @@ export class ModelStream {
     }
     return checkOptions(options, 'stream step options', STEP_OPTIONS).output;
   }
+  // The native lean form takes the data, the shape's length and dimensions as read here once (it checks their types
+  // and values, token ids included) and the output array, and gives the output's Float32Array.
   /** Feed token ids (one row) or features `[batch, features]` / `[batch, time, features]`; resolves to the outputs. */
   step(x: ArrayLike<number> | Tensor, options?: StreamStepOptions): Promise<Tensor> {
-    // Not an async function: the native Promise is returned as it is (no second Promise to resolve through), and
-    // an argument error becomes a rejection as an async function would make it.
+    // Not an async function: an argument error becomes a rejection as an async function would make it, without a
+    // second Promise around the native one.
     try {
-      const [data, shape] = this.#data(x);
-      return this.#stream.stepData(data, shape, this.#output(options));
+      if (this.#tokens) {
+        return this.#stream.stepData(this.#ids(x), undefined, undefined, undefined, undefined, this.#output(options))
+          .then((data) => this.#tensor(data, 1));
+      }
+      checkTensor(x, 'x');
+      const shape = x.shape, rows = shape[0];
+      return this.#stream.stepData(x.data, shape.length, rows, shape[1], shape[2], this.#output(options))
+        .then((data) => this.#tensor(data, rows));
     } catch (e) {
       return Promise.reject(e);
     }
   }
   stepSync(x: ArrayLike<number> | Tensor, options?: StreamStepOptions): Tensor {
-    const [data, shape] = this.#data(x);
-    return this.#stream.stepDataSync(data, shape, this.#output(options));
+    if (this.#tokens)
+      return this.#tensor(this.#stream.stepDataSync(this.#ids(x), undefined, undefined, undefined, undefined, this.#output(options)), 1);
+    checkTensor(x, 'x');
+    const shape = x.shape, rows = shape[0];
+    return this.#tensor(this.#stream.stepDataSync(x.data, shape.length, rows, shape[1], shape[2], this.#output(options)), rows);
   }
   reset(): void {
     this.#stream.reset();

@@ -115,10 +115,15 @@ export interface NativeNetwork {
 export interface NativeStream {
   step(input: NativeSequenceInput): Promise<{ output: Tensor }>;
   stepSync(input: NativeSequenceInput): { output: Tensor };
-  /** One step in the lean form: a dense model's { data, shape } as two arguments (a token model's ids alone), and
-   *  optionally the Float32Array the output is written into; gives the output tensor itself. */
-  stepData(data: unknown, shape: unknown, output?: Float32Array): Promise<Tensor>;
-  stepDataSync(data: unknown, shape: unknown, output?: Float32Array): Tensor;
+  /** One step in the lean form: a dense model's data, then its shape as the shape array's length and its first
+   *  three elements, as read from the caller's array (a token model: its ids, the next four undefined), and
+   *  optionally the Float32Array the output is written into; gives the output's Float32Array (shaped as
+   *  outputForm() says). */
+  stepData(data: unknown, rank: unknown, d0: unknown, d1: unknown, d2: unknown, output?: Float32Array): Promise<Float32Array>;
+  stepDataSync(data: unknown, rank: unknown, d0: unknown, d1: unknown, d2: unknown, output?: Float32Array): Float32Array;
+  /** What a lean step's output holds per row: `features` per step, and whether it keeps the time axis
+   *  (`[batch, time, features]`) or not (`[batch, features]`: a recurrent layer returns only its last step). */
+  outputForm(): { features: number; sequence: boolean };
   reset(): void;
   dispose(): void;
 }

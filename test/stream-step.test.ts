@@ -60,7 +60,7 @@ t.test('float32 steps equal the whole sequence; the lean form equals the object 
       t.ok(sameBits(a, out), `${units} units, step ${s}: with and without options.output, bit for bit`);
       t.ok(maxDiff(a, whole.subarray(s * units, (s + 1) * units)) < 1e-5, `${units} units, step ${s}: equals the sequence`);
       const c = objectForm.stepSync({ x: { data: stepOf(x, s).data, shape: [1, 1, F] }, batchFirst: true }).output.data as Float32Array;
-      const d = leanForm.stepDataSync(stepOf(x, s).data, [1, F]).data as Float32Array;
+      const d = leanForm.stepDataSync(stepOf(x, s).data, 2, 1, F, undefined);
       t.ok(sameBits(c, d), `${units} units, step ${s}: lean and object forms agree bit for bit`);
       t.ok(maxDiff(c, netWhole.subarray(s * units, (s + 1) * units)) < 1e-5, `${units} units, step ${s}: native stream equals the sequence`);
     }
@@ -190,6 +190,40 @@ t.test('two streams stepping at once each give what they give alone', async (t) 
   }
 });
 
+t.test('a step\'s shape: every wrong form is a coded error and moves nothing; shared memory is read', async (t) => {
+  const rng = new rk.SeededRandom(9);
+  const model = makeModel(16);
+  const x = randn(rng, F);
+  const reference = model.stream().stepSync({ data: x, shape: [1, F] }).data as Float32Array;
+  const s = model.stream();
+  const cases: [unknown, unknown, string, RegExp, string][] = [
+    [x, [F], 'ERR_RNNKIT_SHAPE', /a step takes \{ data, shape \} with shape \[batch, features\].*has 1 dimensions/, 'one dimension'],
+    [x, [1, 1, 1, F], 'ERR_RNNKIT_SHAPE', /has 4 dimensions/, 'four dimensions'],
+    [x, [1, 'a'], 'ERR_RNNKIT_SHAPE', /shape\[1\] must be a non-negative integer, got string/, 'a string dimension'],
+    [x, [1.5, F], 'ERR_RNNKIT_SHAPE', /shape\[0\] must be a non-negative integer, got 1\.5/, 'a fraction'],
+    [x, [-1, F], 'ERR_RNNKIT_SHAPE', /shape\[0\] must be a non-negative integer, got -1/, 'a negative dimension'],
+    [x, [1, 1, NaN], 'ERR_RNNKIT_SHAPE', /shape\[2\] must be a non-negative integer, got NaN/, 'NaN'],
+    [x, [2, F], 'ERR_RNNKIT_SHAPE', /as many values as the shape says/, 'more rows than the data holds'],
+    [new Float32Array(0), [0, F], 'ERR_RNNKIT_SHAPE', /at least 1/, 'no rows'],
+    [new Float64Array(F), [1, F], 'ERR_RNNKIT_TYPE', /must be a Float32Array/, 'a Float64Array'],
+  ];
+  for (const [data, shape, code, message, what] of cases) {
+    throwsCode(t, () => s.stepSync({ data, shape } as never), code, message, `stepSync: ${what}`);
+    await rejectsCode(t, () => s.step({ data, shape } as never), code, message, `step: ${what}`);
+  }
+  // A Proxy of the shape whose trap throws: its own error, nothing run.
+  const own = new Error('trap');
+  const trapped = new Proxy([1, F], { get(target, key) { if (key === '0') throw own; return Reflect.get(target, key); } });
+  t.throws(() => s.stepSync({ data: x, shape: trapped }), own, 'a throwing trap: its error (stepSync)');
+  await t.rejects(s.step({ data: x, shape: trapped }), own, 'a throwing trap: its error (step)');
+  // The input in a SharedArrayBuffer is read like any other.
+  const shared = new Float32Array(new SharedArrayBuffer(4 * F));
+  shared.set(x);
+  t.ok(sameBits(s.stepSync({ data: shared, shape: [1, F] }).data as Float32Array, reference), 'none of the refused steps ran; a shared input is read');
+  s.dispose();
+  model.dispose();
+});
+
 t.test('a synchronous step while an awaited step of the network is in flight, or from a getter, is ERR_RNNKIT_BUSY', async (t) => {
   const rng = new rk.SeededRandom(8);
   const model = makeModel(64);
@@ -200,16 +234,29 @@ t.test('a synchronous step while an awaited step of the network is in flight, or
   const inFlight = s.step({ data: randn(rng, 64 * F), shape: [64, F] });
   throwsCode(t, () => other.stepSync({ data: x, shape: [1, F] }), 'ERR_RNNKIT_BUSY', /running another call/, 'stepSync of another stream of the network');
   await inFlight;
-  // From a getter of the shape while a Promise step reads its arguments.
+  // From a getter run while a Promise step reads its arguments natively (a token model's ids are read there one by
+  // one): the nested step is refused and moves nothing.
+  const tokens = sequential({ vocabSize: 5, layers: [layers.lstm({ units: 8, numLayers: 2, returnSequences: true })], seed: 3 });
+  const tokenReference = tokens.stream().stepSync([1]).data as Float32Array;
+  const tokenOther = tokens.stream();
   let inner: unknown;
-  const shape = [1, F];
-  Object.defineProperty(shape, 1, { get() { try { other.stepSync({ data: x, shape: [1, F] }); } catch (e) { inner = e; } return F; } });
-  const fresh = model.stream();
-  await fresh.step({ data: x, shape });
+  const ids = [0, 0];
+  Object.defineProperty(ids, 1, { get() { try { tokenOther.stepSync([1]); } catch (e) { inner = e; } return 2; } });
+  const fresh = tokens.stream();
+  await fresh.step(ids);
   fresh.dispose();
   t.equal((inner as { code?: string })?.code, 'ERR_RNNKIT_BUSY', 'stepSync from a getter of a step\'s arguments');
-  // Neither refused call moved `other`: its first step is the clean first step.
-  t.ok(sameBits(other.stepSync({ data: x, shape: [1, F] }).data as Float32Array, reference), 'the refused steps left the state alone');
+  t.ok(sameBits(tokenOther.stepSync([1]).data as Float32Array, tokenReference), 'the refused step left the state alone');
+  tokens.dispose();
+  // A dense step's shape is read in JavaScript before the step starts: a getter there runs while nothing is in
+  // flight, so a step it makes is an ordinary earlier step.
+  let early: unknown = 'not run';
+  const shape = [1, F];
+  Object.defineProperty(shape, 1, { get() { try { early = other.stepSync({ data: x, shape: [1, F] }).data; } catch (e) { early = e; } return F; } });
+  const fresh2 = model.stream();
+  await fresh2.step({ data: x, shape });
+  fresh2.dispose();
+  t.ok(early instanceof Float32Array && sameBits(early, reference), 'a step made from a getter of the shape ran first, from the clean state');
   s.dispose();
   other.dispose();
   model.dispose();

@@ -118,15 +118,16 @@ std::vector<long long> readShape(const Napi::Value& value, const std::string& wh
   Napi::Array arr = value.As<Napi::Array>();
   if (arr.Length() > 8) fail(ErrorCode::Shape, what + " has too many dimensions");
   std::vector<long long> shape(arr.Length());
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    Napi::Value v = arr.Get(i);
-    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
-    if (!std::isfinite(d) || std::floor(d) != d || d < 0 || d > kMaxSafeInteger)
-      fail(ErrorCode::Shape, what + "[" + std::to_string(i) + "] must be a non-negative integer, got " +
-                                 (v.IsNumber() ? numberText(d) : typeName(v)));
-    shape[i] = (long long)d;
-  }
+  for (uint32_t i = 0; i < arr.Length(); ++i) shape[i] = readDim(arr.Get(i), what, i);
   return shape;
+}
+
+long long readDim(const Napi::Value& v, const std::string& what, std::size_t index) {
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+  if (!std::isfinite(d) || std::floor(d) != d || d < 0 || d > kMaxSafeInteger)
+    fail(ErrorCode::Shape, what + "[" + std::to_string(index) + "] must be a non-negative integer, got " +
+                               (v.IsNumber() ? numberText(d) : typeName(v)));
+  return (long long)d;
 }
 
 namespace {

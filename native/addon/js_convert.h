@@ -17,6 +17,9 @@ std::vector<float> readFloat32(const Napi::Value& value, const std::string& what
 std::vector<int32_t> readInt32(const Napi::Value& value, const std::string& what);
 // An Array of non-negative safe integers.
 std::vector<long long> readShape(const Napi::Value& value, const std::string& what);
+// One dimension of a shape, given as a value of its own (`what`[index] in the message): the check readShape applies
+// to each element.
+long long readDim(const Napi::Value& value, const std::string& what, std::size_t index);
 
 // Optional typed fields of an options object: absent or undefined -> the fallback.
 bool optionalBool(const Napi::Object& obj, const char* key, bool fallback);

@@ -93,27 +93,37 @@ float* outputTarget(const Napi::Value& out, std::size_t floats, const Napi::Valu
 struct StreamStepJob : JobBase {
   StreamStepJob(StreamHandle::Use u, const Napi::CallbackInfo& info, int vocabSize)
       : use(std::move(u)), input(parseSequenceInput(info.Length() > 0 ? info[0] : info.Env().Undefined(), vocabSize)) {}
-  // The lean form of a step (ModelStream's): the input tensor's data and shape as given, no options object to
-  // parse; and optionally the Float32Array to write the output into.
-  StreamStepJob(StreamHandle::Use u, const Network& net, const Napi::Value& data, const Napi::Value& shape,
-                const Napi::Value& output)
+  // The lean form of a step (ModelStream's): the input's data, its shape as a rank and its dimensions given one by
+  // one (the caller reads them from its array: no array is walked here), no options object to parse; and
+  // optionally the Float32Array to write the output into. Arguments: data, rank, d0, d1, d2, output (a token
+  // model: ids, and the output at the same place).
+  StreamStepJob(StreamHandle::Use u, const Network& net, const Napi::CallbackInfo& info)
       : use(std::move(u)), lean(true) {
+    auto arg = [&](std::size_t i) { return i < info.Length() ? info[i] : info.Env().Undefined(); };
+    const Napi::Value data = arg(0);
     input.batchFirst = true;
     if (net.vocabSize() > 0) {
       // One row of token ids, any number of steps.
       input.tokens = readInt32(data, "the step's token ids");
       input.shape = {1, (long long)input.tokens.size()};
     } else {
+      const char* form = "a step takes { data, shape } with shape [batch, features] or [batch, time, features] "
+                         "and as many values as the shape says";
       input.x = readFloat32(data, "the step's input data");
-      input.shape = readShape(shape, "the step's input shape");
+      const Napi::Value rankValue = arg(1);
+      const double rank = rankValue.IsNumber() ? rankValue.As<Napi::Number>().DoubleValue() : 0;
+      if (rank != 2 && rank != 3) fail(ErrorCode::Shape, std::string(form) + " (the shape has " +
+                                                              (rankValue.IsNumber() ? numberText(rank) : typeName(rankValue)) +
+                                                              " dimensions)");
       // [batch, features] is one step of each row.
-      if (input.shape.size() == 2) input.shape = {input.shape[0], 1, input.shape[1]};
+      const char* what = "the step's input shape";
+      input.shape = {readDim(arg(2), what, 0), rank == 3 ? readDim(arg(3), what, 1) : 1,
+                     readDim(arg(rank == 3 ? 4 : 3), what, rank == 3 ? 2 : 1)};
       long long count = 1;
       for (long long d : input.shape) count = d > 0 && count > (1LL << 40) / d ? (1LL << 41) : count * d;
-      if (input.shape.size() != 3 || count != (long long)input.x.size())
-        fail(ErrorCode::Shape, "a step takes { data, shape } with shape [batch, features] or [batch, time, features] "
-                               "and as many values as the shape says");
+      if (count != (long long)input.x.size()) fail(ErrorCode::Shape, form);
     }
+    const Napi::Value output = arg(5);
     if (!output.IsUndefined()) {
       const OutputForm form = outputForm(net.modelSpec());
       const long long rows = input.shape[0], steps = form.sequence ? input.shape[1] : 1;
@@ -130,22 +140,21 @@ struct StreamStepJob : JobBase {
     for (std::size_t i = 0; i < dims; ++i) rowSteps *= (double)input.shape[i];
     return rowSteps * (double)net.layout().total();
   }
-  // { output: tensor } for the object form; the lean form resolves to the tensor itself.
+  // { output: tensor } for the object form. The lean form gives the output's Float32Array alone (a new one, or the
+  // caller's): ModelStream makes the tensor around it, since an object and a shape array built through N-API cost
+  // more than the rest of a small step's crossing (its shape follows from outputForm()).
   Napi::Value toJs(Napi::Env env) const {
     if (!lean) {
       Napi::Object out = Napi::Object::New(env);
       setField(out, Key::Output, toTensor(env, result.output, result.shape));
       return out;
     }
-    if (outputRef.IsEmpty()) return toTensor(env, result.output, result.shape);
+    if (outputRef.IsEmpty()) return toFloat32Array(env, result.output);
     // Checked again: an awaited step's array may have been detached while the step waited or ran.
     const Napi::Value given = outputRef.Value();
     float* dst = outputTarget(given, result.output.size(), env.Undefined());
     if (!result.output.empty()) std::memcpy(dst, result.output.data(), result.output.size() * sizeof(float));
-    Napi::Object t = Napi::Object::New(env);
-    setField(t, Key::Data, given);
-    setField(t, Key::Shape, toShape(env, result.shape));
-    return t;
+    return given;
   }
   // A step still queued when its stream is disposed does not run.
   const char* cancelReason() const { return use.disposed() ? "this stream has been disposed (before the step ran)" : nullptr; }
@@ -194,6 +203,7 @@ Napi::Function StreamHandle::define(Napi::Env env) {
   proto.Set("stepSync", Napi::Function::New(env, dispatch<&StreamHandle::StepSync>, "stepSync"));
   proto.Set("stepData", Napi::Function::New(env, dispatch<&StreamHandle::StepData>, "stepData"));
   proto.Set("stepDataSync", Napi::Function::New(env, dispatch<&StreamHandle::StepDataSync>, "stepDataSync"));
+  proto.Set("outputForm", Napi::Function::New(env, dispatch<&StreamHandle::DescribeOutput>, "outputForm"));
   proto.Set("reset", Napi::Function::New(env, dispatch<&StreamHandle::Reset>, "reset"));
   proto.Set("dispose", Napi::Function::New(env, dispatch<&StreamHandle::Dispose>, "dispose"));
   return ctor;
@@ -241,9 +251,7 @@ Napi::Value StreamHandle::runData(const Napi::CallbackInfo& info, bool async) {
   NetworkHandle* net = network_;
   return net->run<StreamStepJob>(info.Env(), async, info.This().As<Napi::Object>(), [&] {
     Use use(this);  // before the arguments are read: a getter may dispose the stream
-    const Napi::Value undefined = info.Env().Undefined();
-    StreamStepJob job(std::move(use), net->network(), info.Length() > 0 ? info[0] : undefined,
-                      info.Length() > 1 ? info[1] : undefined, info.Length() > 2 ? info[2] : undefined);
+    StreamStepJob job(std::move(use), net->network(), info);
     if (job.use.disposed()) fail(ErrorCode::Disposed, "this stream has been disposed (while the step read its arguments)");
     return job;
   });
@@ -260,6 +268,15 @@ Napi::Value StreamHandle::Step(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value StreamHandle::StepSync(const Napi::CallbackInfo& info) { return run(info, false); }
+
+Napi::Value StreamHandle::DescribeOutput(const Napi::CallbackInfo& info) {
+  if (disposed_) fail(ErrorCode::Disposed, "this stream has been disposed");
+  const OutputForm form = outputForm(network_->network().modelSpec());
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("features", Napi::Number::New(info.Env(), (double)form.features));
+  o.Set("sequence", Napi::Boolean::New(info.Env(), form.sequence));
+  return o;
+}
 
 Napi::Value StreamHandle::Reset(const Napi::CallbackInfo& info) {
   if (disposed_) fail(ErrorCode::Disposed, "this stream has been disposed");

@@ -40,9 +40,11 @@ class StreamHandle : public Napi::ObjectWrap<StreamHandle> {
   Napi::Value StepSync(const Napi::CallbackInfo& info);
   Napi::Value Reset(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
-  // The lean form ModelStream uses: stepData(data, shape, output?) (token models: stepData(ids)).
+  // The lean form ModelStream uses: stepData(data, rank, d0, d1, d2, output?) (token models: stepData(ids, ..., output?)),
+  // giving the output's Float32Array; outputForm() says what shape it has ({ features, sequence }).
   Napi::Value StepData(const Napi::CallbackInfo& info);
   Napi::Value StepDataSync(const Napi::CallbackInfo& info);
+  Napi::Value DescribeOutput(const Napi::CallbackInfo& info);
   Napi::Value run(const Napi::CallbackInfo& info, bool async);
   Napi::Value runData(const Napi::CallbackInfo& info, bool async);
   void releaseState();
