@@ -9,6 +9,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
+import { STEP_CASES } from './helpers/step-cases';
 
 const child = `
   const rk = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'index.js'))});
@@ -17,17 +18,7 @@ const child = `
   const rand = (n) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
   const out = {};
   (async () => {
-  const cases = [
-    ['lstm', 70, 7, {}],
-    ['lstm hard sigmoid', 45, 9, { recurrentActivation: 'hardSigmoid' }],
-    ['gru reset-after', 33, 5, {}],
-    ['gru reset-before', 33, 6, { resetAfter: false }],
-    ['rnn tanh', 40, 11, {}],
-    ['rnn relu', 97, 6, { activation: 'relu' }],
-    ['lstm batch 1', 50, 1, {}],
-    ['lstm 2x bidirectional', 100, 13, { numLayers: 2, bidirectional: true }],
-    ['gru 512', 512, 17, {}],
-  ];
+  const cases = ${JSON.stringify(STEP_CASES)};
   for (const [name, units, batch, opts] of cases) {
     const factory = name.startsWith('lstm') ? layers.lstm : name.startsWith('gru') ? layers.gru : layers.simpleRNN;
     const T = 6, I = 9;

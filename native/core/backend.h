@@ -175,6 +175,17 @@ class Backend {
                         int ldc) {
     (void)M, (void)A, (void)lda, (void)packedW, (void)N, (void)K, (void)beta, (void)C, (void)ldc;
   }
+  // The fused int8 recurrent step (optional, as recurrentStep is for float32): W_hh [G*H, H] in the backend's own
+  // int8 step form (0 bytes: the backend has none, and is never asked for the rest), its packing, and one step:
+  // gh = hPrev W_hh^T with hPrev quantized per row (+ bhh where given, else from zero), then cellForward(step),
+  // step.gh being gh's storage, in the backend's column order. The same outputs as gemmInt8 and cellForward.
+  virtual std::size_t int8StepWeightsBytes(int gates, int hidden) const { return (void)gates, (void)hidden, 0; }
+  virtual void int8PackStepWeights(const float* whh, int gates, int hidden, void* dst) {
+    (void)whh, (void)gates, (void)hidden, (void)dst;
+  }
+  virtual void int8RecurrentStep(const CellForwardStep& step, float* gh, const void* packedWhh, const float* bhh) {
+    (void)step, (void)gh, (void)packedWhh, (void)bhh;
+  }
   // Independent int8 products of one time step, which a backend may run as one pass over all their weights.
   virtual void gemmInt8Products(const Int8Product* products, int count) {
     for (int i = 0; i < count; ++i) {

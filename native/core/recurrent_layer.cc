@@ -132,6 +132,10 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
       be_.gemm(false, true, B, 2 * H, H, 1.f, step.hPrev, H, w.whh, H, 1.f, gh, GH);
       be_.gruResetGate(step, rh);
       be_.gemm(false, true, B, H, H, 1.f, rh, H, w.whh + (std::size_t)2 * H * H, H, 1.f, gh + 2 * H, GH);
+    } else if (int8 && !singleStep && w.qwhhStep) {
+      // The recurrent product and the cell update in one pass of the backend's own.
+      be_.int8RecurrentStep(step, gh, w.qwhhStep, foldsBiases(cell_) ? nullptr : w.bhh);
+      continue;
     } else if (int8) {
       if (!foldsBiases(cell_)) be_.broadcastRows(gh, B, GH, GH, w.bhh);
       const float beta = foldsBiases(cell_) ? 0.f : 1.f;

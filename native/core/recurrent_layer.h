@@ -23,6 +23,8 @@ struct LayerWeights {
   // a one-hot input too (a lookup, no product).
   const void* qwih = nullptr;
   const void* qwhh = nullptr;
+  // whh in the backend's fused int8 step form (Backend::int8PackStepWeights) where it has one, else null.
+  const void* qwhhStep = nullptr;
   // [W_ih | W_hh] (W_hh alone after a one-hot input) in the backend's step form (Backend::stepGemvPack) for a
   // float32 inference pass of one step of one row, else null.
   const float* stepPacked = nullptr;

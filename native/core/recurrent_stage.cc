@@ -63,6 +63,7 @@ void RecurrentStage::quantize(const PassContext& ctx) {
   const std::size_t count = (std::size_t)spec_.numLayers * D;
   while (qwih_.size() < count) qwih_.emplace_back(&be_);
   while (qwhh_.size() < count) qwhh_.emplace_back(&be_);
+  while (qwhhStep_.size() < count) qwhhStep_.emplace_back(&be_);
   for (int k = 0; k < spec_.numLayers; ++k) {
     const int input = k == 0 ? in_ : H * D;
     for (int d = 0; d < D; ++d) {
@@ -74,6 +75,14 @@ void RecurrentStage::quantize(const PassContext& ctx) {
       }
       qwhh_[i].reserve(be_.int8WeightsBytes(G * H, H));
       be_.int8PackWeights(ctx.params + o.whh, G * H, H, qwhh_[i].floats());
+      // The reset-before GRU's n gate needs r first: it never takes the fused step.
+      const bool fusable = !(spec_.cell == CellKind::Gru && !spec_.resetAfter);
+      if (const std::size_t bytes = fusable ? be_.int8StepWeightsBytes(G, H) : 0) {
+        qwhhStep_[i].reserve(bytes);
+        be_.int8PackStepWeights(ctx.params + o.whh, G, H, qwhhStep_[i].floats());
+      } else {
+        qwhhStep_[i].release();
+      }
     }
   }
   quantized_ = ctx.paramsVersion;
@@ -145,6 +154,7 @@ Activations RecurrentStage::forward(const PassContext& ctx, const Activations& i
         const std::size_t i = (std::size_t)k * D + d;
         w.qwih = k == 0 && oneHot_ ? nullptr : qwih_[i].floats();
         w.qwhh = qwhh_[i].floats();
+        w.qwhhStep = qwhhStep_[i].floats();
       }
       if (stepPacked) w.stepPacked = stepPacked_[(std::size_t)k * D + d].floats();
       layer(k, d).forward(w, li, T, B, ctx.lengths, state.h0 ? state.h0 + slot : nullptr,

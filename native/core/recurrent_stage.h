@@ -51,6 +51,7 @@ class RecurrentStage final : public Stage {
   bool train_ = false;
   DeviceBuffer out_, hn_, cn_, dTop_, dhn_, dys_[2], dIn_;
   std::vector<DeviceBuffer> qwih_, qwhh_;  // per (layer, direction), for int8 inference
+  std::vector<DeviceBuffer> qwhhStep_;     // W_hh in the backend's fused int8 step form, where it has one
   uint64_t quantized_ = 0;                 // the parameters' version they were made from (0: none)
   std::vector<DeviceBuffer> stepPacked_;   // per (layer, direction), for float32 batch-1 steps
   uint64_t stepPackedVersion_ = 0;

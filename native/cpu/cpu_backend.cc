@@ -83,12 +83,16 @@ bool packedStepsEnabled() {
 }
 
 // A cell's W_hh for recurrentStep: fused (recurrent_step.h) unless RNNKIT_FUSED_STEPS=0 (to measure what it buys).
-bool fusedSteps(const StepWeights& w) {
+bool fusedStepsEnabled() {
   static const bool enabled = [] {
     const char* v = std::getenv("RNNKIT_FUSED_STEPS");
     return !(v && std::strcmp(v, "0") == 0);
   }();
-  return enabled && w.cellGates > 0 && w.transB && w.ldb == w.K && w.N == w.cellGates * w.K;
+  return enabled;
+}
+
+bool fusedSteps(const StepWeights& w) {
+  return fusedStepsEnabled() && w.cellGates > 0 && w.transB && w.ldb == w.K && w.N == w.cellGates * w.K;
 }
 }  // namespace
 
@@ -272,6 +276,19 @@ void CpuBackend::gemmInt8(int M, const float* A, int lda, const void* packedW, i
 
 void CpuBackend::gemmInt8Products(const Int8Product* products, int count) {
   cpu::int8Products(products, count, ThreadPool::instance());
+}
+
+// Fused as the float32 steps are, unless RNNKIT_FUSED_STEPS=0.
+std::size_t CpuBackend::int8StepWeightsBytes(int gates, int hidden) const {
+  return fusedStepsEnabled() && gates > 0 && hidden > 0 ? cpu::int8StepWeightsBytes(gates, hidden) : 0;
+}
+
+void CpuBackend::int8PackStepWeights(const float* whh, int gates, int hidden, void* dst) {
+  cpu::int8PackStepWeights(whh, gates, hidden, dst, ThreadPool::instance().size());
+}
+
+void CpuBackend::int8RecurrentStep(const CellForwardStep& step, float* gh, const void* packedWhh, const float* bhh) {
+  cpu::int8RecurrentStep(step, gh, packedWhh, bhh, ThreadPool::instance());
 }
 
 }  // namespace rnnkit::cpu

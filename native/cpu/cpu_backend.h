@@ -39,6 +39,9 @@ class CpuBackend final : public Backend {
   void gemmInt8(int M, const float* A, int lda, const void* packedW, int N, int K, float beta, float* C,
                 int ldc) override;
   void gemmInt8Products(const Int8Product* products, int count) override;
+  std::size_t int8StepWeightsBytes(int gates, int hidden) const override;
+  void int8PackStepWeights(const float* whh, int gates, int hidden, void* dst) override;
+  void int8RecurrentStep(const CellForwardStep& step, float* gh, const void* packedWhh, const float* bhh) override;
   void gemmStep(int M, float alpha, const float* A, int lda, const StepWeights& w, float beta, float* C,
                 int ldc) override;
 

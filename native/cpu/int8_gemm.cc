@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "recurrent_step.h"
 #include "simd_dispatch.h"
 #include "step_gemv.h"
 #include "thread_pool.h"
@@ -466,6 +467,57 @@ void tileColumns(const TileKernel (*tiles)[2], const int8_t* data, const int32_t
   }
 }
 
+// Rows [0, M) of one product, quantized (qdata: row m at m * Kpad, with the +128 added where `biased`, for the tile
+// kernels), against its column blocks [nb0, nb1): C = beta * C + the products, columns below N written.
+void productBlocks(const KernelChoice& kc, bool biased, const int8_t* qdata, const float* rowScales, int M, int Kpad,
+                   const int8_t* data, const int32_t* sums, const float* scales, int N, int nb0, int nb1, float beta,
+                   float* C, int ldc) {
+  if (biased) {
+    tileColumns(kc.tiles, data, sums, scales, N, Kpad, reinterpret_cast<const uint8_t*>(qdata), rowScales, 0, M, nb0,
+                nb1, beta, C, ldc);
+    return;
+  }
+  int32_t acc[4][kInt8Cols];
+  int32_t acc2[4][2 * kInt8Cols];
+  for (int m0 = 0; m0 < M; m0 += 4) {
+    const int rows = std::min(4, M - m0);
+    const int8_t* a = qdata + (std::size_t)m0 * Kpad;
+    int nb = nb0;
+    if (rows == 1 && kc.quad) {
+      int32_t acc4[4 * kInt8Cols];
+      for (; nb + 4 <= nb1; nb += 4) {
+        const int n0 = nb * kInt8Cols;
+        kc.quad(a, Kpad, data + (std::size_t)n0 * Kpad, sums + n0, acc4);
+        finishRow(acc4, std::min(4 * kInt8Cols, N - n0), rowScales[m0], scales + n0, beta,
+                  C + (std::size_t)m0 * ldc + n0);
+      }
+    }
+    while (nb < nb1) {
+      const int n0 = nb * kInt8Cols;
+      const bool two = kc.pair && nb + 1 < nb1;
+      if (two) kc.pair(a, Kpad, rows, data + (std::size_t)n0 * Kpad, sums + n0, acc2);
+      else kc.fn(a, Kpad, rows, data + (std::size_t)n0 * Kpad, sums + n0, acc);
+      const int cols = std::min(two ? 2 * kInt8Cols : kInt8Cols, N - n0);
+      for (int r = 0; r < rows; ++r)
+        finishRow(two ? acc2[r] : acc[r], cols, rowScales[m0 + r], scales + n0, beta,
+                  C + (std::size_t)(m0 + r) * ldc + n0);
+      nb += two ? 2 : 1;
+    }
+  }
+}
+
+// Quantizes `rows` rows of x (row stride ldx, `count` values each) into q (row stride Kpad, zero-padded; with the
+// +128 added where `biased`), one scale per row.
+void quantizeRows(const float* x, std::size_t ldx, int count, int Kpad, bool biased, std::size_t m0, std::size_t m1,
+                  int8_t* q, float* scales) {
+  for (std::size_t m = m0; m < m1; ++m) {
+    int8_t* row = q + m * Kpad;
+    scales[m] = quantizeRow(x + m * ldx, count, row);
+    std::memset(row + count, 0, (std::size_t)(Kpad - count));
+    if (biased) biasRow(row, Kpad);
+  }
+}
+
 }  // namespace
 
 std::size_t int8WeightsBytes(int N, int K) { return layoutOf(N, K).bytes(); }
@@ -533,22 +585,15 @@ void int8Products(const Int8Product* products, int count, ThreadPool& pool) {
     const Prepared& pr = prepared[j++];
     int8_t* q = qa.q.data() + pr.qOffset;
     float* s = qa.scale.data() + pr.sOffset;
-    auto quantizeRows = [&](std::size_t m0, std::size_t m1) {
-      for (std::size_t m = m0; m < m1; ++m) {
-        int8_t* row = q + m * pr.L.Kpad;
-        s[m] = quantizeRow(p.A + m * p.lda, p.K, row);
-        std::memset(row + p.K, 0, (std::size_t)(pr.L.Kpad - p.K));
-        if (pr.biased) biasRow(row, pr.L.Kpad);
-      }
+    auto quantizeShare = [&](std::size_t m0, std::size_t m1) {
+      quantizeRows(p.A, (std::size_t)p.lda, p.K, pr.L.Kpad, pr.biased, m0, m1, q, s);
     };
-    if ((std::size_t)p.M * p.K >= (1u << 15)) pool.parallelFor((std::size_t)p.M, 16, quantizeRows);
-    else quantizeRows(0, (std::size_t)p.M);
+    if ((std::size_t)p.M * p.K >= (1u << 15)) pool.parallelFor((std::size_t)p.M, 16, quantizeShare);
+    else quantizeShare(0, (std::size_t)p.M);
     work += (std::size_t)p.M * p.N * (std::size_t)pr.L.Kpad;
   }
 
-  const BlockKernel fn = kernel().fn;
-  const PairKernel pair = kernel().pair;
-  const QuadRowKernel quad = kernel().quad;
+  const KernelChoice& kc = kernel();
   // Plain pointers for the workers: a thread_local named inside the lambda would be each worker's own.
   const Prepared* preparedAll = prepared.data();
   const int8_t* qBase = qa.q.data();
@@ -580,8 +625,6 @@ void int8Products(const Int8Product* products, int count, ThreadPool& pool) {
   // Each share stays with one core from step to step (parallelShares), as the float32 step's halves do.
   parallelShares(pool, (int)chunks, [&](int c) {
     const std::size_t b0 = cutAt[c], b1 = cutAt[c + 1];
-    int32_t acc[4][kInt8Cols];
-    int32_t acc2[4][2 * kInt8Cols];
     for (int i = 0, j = 0; i < count; ++i) {
       const Int8Product& p = products[i];
       if (p.M <= 0 || p.N <= 0) continue;
@@ -591,38 +634,8 @@ void int8Products(const Int8Product* products, int count, ThreadPool& pool) {
       if (hi <= (std::size_t)pr.firstBlock || lo >= (std::size_t)pr.blocks) continue;
       const std::size_t end = hi - pr.firstBlock;
       const int Kpad = pr.L.Kpad;
-      const int8_t* qdata = qBase + pr.qOffset;
-      const float* rowScales = sBase + pr.sOffset;
-      if (pr.biased) {
-        tileColumns(tiles, pr.data, pr.sums, pr.scales, p.N, Kpad, reinterpret_cast<const uint8_t*>(qdata),
-                    rowScales, 0, p.M, (int)lo, (int)end, p.beta, p.C, p.ldc);
-        continue;
-      }
-      for (int m0 = 0; m0 < p.M; m0 += 4) {
-        const int rows = std::min(4, p.M - m0);
-        const int8_t* a = qdata + (std::size_t)m0 * Kpad;
-        std::size_t nb = lo;
-        if (rows == 1 && quad) {
-          int32_t acc4[4 * kInt8Cols];
-          for (; nb + 4 <= end; nb += 4) {
-            const int n0 = (int)nb * kInt8Cols;
-            quad(a, Kpad, pr.data + (std::size_t)n0 * Kpad, pr.sums + n0, acc4);
-            finishRow(acc4, std::min(4 * kInt8Cols, p.N - n0), rowScales[m0], pr.scales + n0, p.beta,
-                      p.C + (std::size_t)m0 * p.ldc + n0);
-          }
-        }
-        while (nb < end) {
-          const int n0 = (int)nb * kInt8Cols;
-          const bool two = pair && nb + 1 < end;
-          if (two) pair(a, Kpad, rows, pr.data + (std::size_t)n0 * Kpad, pr.sums + n0, acc2);
-          else fn(a, Kpad, rows, pr.data + (std::size_t)n0 * Kpad, pr.sums + n0, acc);
-          const int cols = std::min(two ? 2 * kInt8Cols : kInt8Cols, p.N - n0);
-          for (int r = 0; r < rows; ++r)
-            finishRow(two ? acc2[r] : acc[r], cols, rowScales[m0 + r], pr.scales + n0, p.beta,
-                      p.C + (std::size_t)(m0 + r) * p.ldc + n0);
-          nb += two ? 2 : 1;
-        }
-      }
+      productBlocks(kc, pr.biased, qBase + pr.qOffset, sBase + pr.sOffset, p.M, Kpad, pr.data, pr.sums, pr.scales,
+                    p.N, (int)lo, (int)end, p.beta, p.C, p.ldc);
     }
   });
 }
@@ -631,6 +644,64 @@ void int8Gemm(int M, const float* A, int lda, const void* packed, int N, int K, 
               ThreadPool& pool) {
   const Int8Product p{M, A, lda, packed, N, K, beta, C, ldc};
   int8Products(&p, 1, pool);
+}
+
+// The fused int8 step: W_hh quantized as by int8PackWeights, its rows (the product's columns) in the blocked unit
+// order of recurrent_step.h, after a header holding the block width.
+namespace {
+constexpr std::size_t kStepHeaderBytes = 64;  // keeps the int8 form 64-byte aligned
+}
+
+std::size_t int8StepWeightsBytes(int gates, int hidden) {
+  return kStepHeaderBytes + int8WeightsBytes(gates * hidden, hidden);
+}
+
+void int8PackStepWeights(const float* whh, int gates, int hidden, void* dst, int threads) {
+  const int G = gates, H = hidden, block = unitBlockFor(H, threads);
+  // Each output row keeps its own scale, so the permuted rows quantize to the same integers as in place.
+  std::vector<float> rows((std::size_t)G * H * H);
+  for (int g = 0; g < G; ++g)
+    for (int j = 0; j < H; ++j)
+      std::memcpy(rows.data() + (std::size_t)blockedColumn(G, H, block, g, j) * H, whh + ((std::size_t)g * H + j) * H,
+                  sizeof(float) * H);
+  auto* base = static_cast<unsigned char*>(dst);
+  std::memset(base, 0, kStepHeaderBytes);
+  const int32_t width = block;
+  std::memcpy(base, &width, sizeof width);
+  int8PackWeights(rows.data(), G * H, H, base + kStepHeaderBytes);
+}
+
+void int8RecurrentStep(const CellForwardStep& s, float* gh, const void* packed, const float* bhh, ThreadPool& pool) {
+  const int G = gateCount(s.cell), H = s.hidden, B = s.batch, N = G * H;
+  const auto* base = static_cast<const unsigned char*>(packed);
+  int32_t block;
+  std::memcpy(&block, base, sizeof block);
+  const Layout L = layoutOf(N, H);
+  const auto* weights = base + kStepHeaderBytes;
+  const float* scales = reinterpret_cast<const float*>(weights + L.scalesOffset());
+  const int32_t* sums = reinterpret_cast<const int32_t*>(weights + L.sumsOffset());
+  const int8_t* data = reinterpret_cast<const int8_t*>(weights + L.dataOffset());
+  const KernelChoice& kc = kernel();
+  const bool biased = kc.tiles != nullptr && B > 1;
+  const int blocks = (H + block - 1) / block;
+  // Blocks [k0, k1) on one thread: the quantized h (every row: each thread makes its own copy, the same integers,
+  // rather than wait for a second hand-off), their product columns, their update.
+  auto run = [&](std::size_t k0, std::size_t k1) {
+    const int u0 = (int)k0 * block, u1 = std::min(H, (int)k1 * block);
+    prefetchInputGates(s, u0, u1);
+    thread_local QuantizedRowsA h;  // this thread's own
+    h.q.resize((std::size_t)B * L.Kpad);
+    h.scale.resize((std::size_t)B);
+    quantizeRows(s.hPrev, (std::size_t)H, H, L.Kpad, biased, 0, (std::size_t)B, h.q.data(), h.scale.data());
+    if (bhh) startFromRecurrentBias(s, gh, bhh, block, u0, u1);
+    // Block boundaries (G * u0, u0 a multiple of kUnitAlign) fall on column blocks of the int8 form.
+    productBlocks(kc, biased, h.q.data(), h.scale.data(), B, L.Kpad, data, sums, scales, N, G * u0 / kInt8Cols,
+                  (G * u1 + kInt8Cols - 1) / kInt8Cols, bhh ? 1.f : 0.f, gh, s.ldgh);
+    for (int v0 = u0; v0 < u1; v0 += block) cellForwardUnits(s, gh + G * v0, v0, std::min(block, H - v0));
+  };
+  const std::size_t work = (std::size_t)B * N * L.Kpad;
+  if (blocks == 1 || work < 2 * kInt8MinWorkPerThread) run(0, (std::size_t)blocks);
+  else pool.parallelFor((std::size_t)blocks, 1, run);
 }
 
 const char* int8KernelName() { return kernel().name; }

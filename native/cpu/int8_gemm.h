@@ -22,6 +22,17 @@ void int8Gemm(int M, const float* A, int lda, const void* packed, int N, int K, 
               ThreadPool& pool);
 // Independent products of one step, all in one parallel pass over their weights.
 void int8Products(const Int8Product* products, int count, ThreadPool& pool);
+
+// The fused int8 recurrent step (recurrent_step.h's layout: a thread's block of hidden units has its gate columns
+// side by side): bytes of W_hh [G*H, H] in that form, and the packing, for blocks sized to `threads` threads (the
+// width is kept with the weights).
+std::size_t int8StepWeightsBytes(int gates, int hidden);
+void int8PackStepWeights(const float* whh, int gates, int hidden, void* dst, int threads);
+// One step: each thread quantizes hPrev, multiplies its blocks' columns and runs their cell update, one parallel
+// region; gh (step.gh's storage, blocked layout) starts from bhh where given. The same bits as gemmInt8 over the
+// plain int8 form followed by the cell update.
+void int8RecurrentStep(const CellForwardStep& step, float* gh, const void* packed, const float* bhh, ThreadPool& pool);
+
 // "avx512vnni", "avx2" or "scalar".
 const char* int8KernelName();
 

@@ -42,6 +42,12 @@ void packFusedStepWeights(int gates, int hidden, const float* whh, float* panels
 void fusedRecurrentStep(const CellForwardStep& step, float* gh, const float* panels, const float* bhh,
                         ThreadPool& pool);
 
+// Prefetches this step's input projection (gi) of units [u0, u1) of every row, for their update.
+void prefetchInputGates(const CellForwardStep& step, int u0, int u1);
+// The reset-after GRU keeps b_hh in the product (r scales W_hn h + b_hn): gh's columns of units [u0, u1) in the
+// blocked layout (block width `block`) start from it, as the unfused step's do.
+void startFromRecurrentBias(const CellForwardStep& step, float* gh, const float* bhh, int block, int u0, int u1);
+
 // cell_kernels.cc: the update of units [u0, u0 + n) of every row, gh of row 0's block at ghBlock (gate g's columns
 // at ghBlock[g * n], row stride step.ldgh).
 void cellForwardUnits(const CellForwardStep& step, const float* ghBlock, int u0, int n);
