@@ -130,9 +130,12 @@ export interface NativeStream {
 
 export interface BackendInfo {
   device: 'cpu';
-  /** What does the matrix work: a system BLAS ("openblas", "blis", "mkl", ...) or "builtin-<simd>". */
+  /** What does the matrix work: "builtin-<simd>" (the default where the built-in GEMM has AVX-512 or AVX2 kernels)
+   *  or a system BLAS ("openblas", "blis", "mkl", ...: RNNKIT_BLAS, or the default on other CPUs when installed). */
   gemm: string;
+  /** The system BLAS loaded, or "none". */
   blas: string;
+  /** The file loaded, or why none was (not looked for by default, disabled, not found, could not be used). */
   blasDetail: string;
   builtinKernel: string;
   /** The kernel of int8 inference (setInferencePrecision): "avx512vnni", "avx2" or "scalar". */

@@ -115,7 +115,57 @@ t.test('OPENBLAS_THREAD_TIMEOUT: set to 4 when unset before a BLAS is looked for
     t.equal(r.status, 0, `the child exits cleanly${r.stderr ? `: ${r.stderr}` : ''}`);
     return JSON.parse(r.stdout.trim());
   };
-  t.same(run(), ['4', null], 'unset: 4 after loading, unset before');
-  t.same(run('9'), ['9', '9'], "the user's value is left alone");
+  t.same(run(undefined, 'system'), ['4', null], 'RNNKIT_BLAS=system: 4 after loading, unset before');
+  t.same(run('9', 'system'), ['9', '9'], "the user's value is left alone");
   t.same(run(undefined, 'none'), [null, null], 'RNNKIT_BLAS=none: no BLAS is looked for, nothing is set');
+  const simd = ['avx512', 'avx2'].includes(native.backendInfo().builtinKernel);
+  t.same(run(), simd ? [null, null] : ['4', null], `unset: ${simd ? 'the built-in GEMM is the default, no BLAS is looked for' : 'a BLAS is looked for'}`);
+});
+
+// The default GEMM (native/cpu/gemm_select.cc) and every RNNKIT_BLAS choice, as backendInfo() reports them.
+t.test('RNNKIT_BLAS: the built-in GEMM by default where its SIMD kernels run, a system BLAS on request', { skip: process.platform === 'win32' ? 'no system BLAS is loaded on Windows' : false }, async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const path = await import('node:path');
+  const script = `console.log(JSON.stringify(require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'native.js'))}).native.backendInfo()))`;
+  const info = (extra: Record<string, string>): { gemm: string; blas: string; blasDetail: string; builtinKernel: string } => {
+    const env = { ...process.env };
+    delete env.RNNKIT_BLAS;
+    delete env.RNNKIT_GEMM_KERNEL;
+    Object.assign(env, extra);
+    const r = spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8' });
+    t.equal(r.status, 0, `${JSON.stringify(extra)}: the child exits cleanly${r.stderr ? `: ${r.stderr}` : ''}`);
+    return JSON.parse(r.stdout.trim());
+  };
+  const usesBlas = (i: { gemm: string; blas: string }) => i.blas !== 'none' && i.gemm === i.blas;
+  const usesBuiltin = (i: { gemm: string; blas: string; builtinKernel: string }) => i.blas === 'none' && i.gemm === `builtin-${i.builtinKernel}`;
+
+  const system = info({ RNNKIT_BLAS: 'system' });
+  const installed = system.blas !== 'none';
+  t.ok(installed ? usesBlas(system) : usesBuiltin(system) && /no system BLAS found/.test(system.blasDetail), `system: ${system.gemm} (${system.blasDetail})`);
+
+  const dflt = info({});
+  if (['avx512', 'avx2'].includes(dflt.builtinKernel)) {
+    t.ok(usesBuiltin(dflt), `default on a ${dflt.builtinKernel} CPU: the built-in GEMM (${dflt.gemm})`);
+    t.match(dflt.blasDetail, /not looked for/, 'and blasDetail says no BLAS was looked for');
+    t.same(info({ RNNKIT_BLAS: 'auto' }), dflt, 'auto is the default');
+  } else {
+    t.same(dflt, system, 'default on a CPU without the SIMD kernels: a system BLAS when installed');
+  }
+  // With the generic kernel forced, the built-in GEMM has no SIMD kernel: the default looks for a BLAS.
+  const generic = info({ RNNKIT_GEMM_KERNEL: 'generic' });
+  t.equal(generic.builtinKernel, 'generic');
+  t.equal(generic.gemm, installed ? system.gemm : 'builtin-generic', `generic kernel forced: ${generic.gemm}`);
+
+  for (const v of ['none', 'builtin']) {
+    const i = info({ RNNKIT_BLAS: v });
+    t.ok(usesBuiltin(i) && i.blasDetail === `disabled by RNNKIT_BLAS=${v}`, `${v}: the built-in GEMM (${i.blasDetail})`);
+  }
+  // A family name loads that implementation, or says why it could not (the built-in GEMM then runs).
+  for (const v of ['openblas', 'blis', 'mkl']) {
+    const i = info({ RNNKIT_BLAS: v });
+    t.ok(i.blas === v ? usesBlas(i) : usesBuiltin(i) && i.blasDetail.startsWith(`RNNKIT_BLAS=${v} could not be used:`), `${v}: ${i.gemm} (${i.blasDetail})`);
+  }
+  if (system.blas === 'openblas') t.equal(info({ RNNKIT_BLAS: 'openblas' }).gemm, 'openblas', 'openblas: loaded where installed');
+  const bogus = info({ RNNKIT_BLAS: '/nonexistent/libnoblas.so' });
+  t.ok(usesBuiltin(bogus) && bogus.blasDetail.includes('/nonexistent/libnoblas.so'), `a path that cannot be loaded: ${bogus.blasDetail}`);
 });

@@ -5,9 +5,10 @@
 //
 // Every rnnkit measurement runs in its own child process, one at a time: each rnnkit workload (so that a peak RSS is
 // that workload's own and nothing else's heap lingers) with ONNX Runtime beside it for the inference and step
-// workloads (alternating, after checking that both give the same outputs), the same workloads again with
-// RNNKIT_BLAS=none when a system BLAS is in use (the built-in GEMM's share of it), and each other peer library on
-// each workload (bench/peers/*).
+// workloads (alternating, after checking that both give the same outputs), the same workloads again with the GEMM
+// the default rule did not pick (RNNKIT_BLAS=system where the built-in GEMM is the default and a system BLAS is
+// installed, RNNKIT_BLAS=none where a system BLAS is the default), and each other peer library on each workload
+// (bench/peers/*).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
@@ -64,7 +65,7 @@ const PEER_NAMES = ['onnxruntime', 'pytorch', 'tfjs_wasm', 'tfjs_cpu', 'brain'] 
 type PeerName = (typeof PEER_NAMES)[number];
 const DEFAULT_PEERS: readonly PeerName[] = ['onnxruntime', 'pytorch', 'tfjs_wasm', 'brain'];
 const PEER_LABELS: Record<string, string> = {
-  rnnkit: 'rnnkit', rnnkit_builtin: 'rnnkit (built-in GEMM)', onnxruntime: 'ONNX Runtime', pytorch: 'PyTorch CPU', tfjs_wasm: 'TF.js wasm',
+  rnnkit: 'rnnkit', rnnkit_builtin: 'rnnkit (built-in GEMM)', rnnkit_blas: 'rnnkit (system BLAS)', onnxruntime: 'ONNX Runtime', pytorch: 'PyTorch CPU', tfjs_wasm: 'TF.js wasm',
   tfjs_cpu: 'TF.js cpu', brain: 'brain.js',
 };
 
@@ -155,7 +156,7 @@ export function workloadFlops(w: Workload, T: number, B: number, oneHotMultiplie
 
 /** Whether a contender multiplies one-hot inputs as a matrix (see workloadFlops): every peer does; rnnkit (either
  *  GEMM) looks the weight columns up. */
-const MULTIPLIES_ONE_HOT: Record<string, boolean> = { rnnkit: false, rnnkit_builtin: false, onnxruntime: true, pytorch: true, tfjs_wasm: true, tfjs_cpu: true, brain: true };
+const MULTIPLIES_ONE_HOT: Record<string, boolean> = { rnnkit: false, rnnkit_builtin: false, rnnkit_blas: false, onnxruntime: true, pytorch: true, tfjs_wasm: true, tfjs_cpu: true, brain: true };
 
 /** The GEMM shapes (M, N, K; op(B) = B^T as a layer's weights are used) a workload's forward pass runs. */
 function workloadGemmShapes(w: Workload): Array<{ m: number; n: number; k: number; what: string }> {
@@ -429,7 +430,7 @@ function detectPeers(threads: number): Record<PeerName, PeerStatus> {
 // ---------------------------------------------------------------------------------------------------------------
 // GEMM roofline
 
-interface GemmFigure { m: number; n: number; k: number; trans_b: boolean; gflops: number; gemm: string; builtin_gflops?: number; used_by?: string[] }
+interface GemmFigure { m: number; n: number; k: number; trans_b: boolean; gflops: number; gemm: string; builtin_gflops?: number; blas_gflops?: number; used_by?: string[] }
 
 type BenchReadFn = (bytes: number, reps: number) => { bestSeconds: number; medianSeconds: number; gbPerSecond: number; threads: number };
 
@@ -490,6 +491,7 @@ function addPeakFractions(results: Record<string, Record<string, unknown>>, defs
   for (const [name, r] of Object.entries(results)) {
     add(r);
     add(r.builtin as Record<string, unknown> | undefined);
+    add(r.blas as Record<string, unknown> | undefined);
     const peers = (r.peers ?? {}) as Record<string, Record<string, unknown>>;
     for (const p of Object.values(peers)) add(p);
     const w = defs[name];
@@ -541,11 +543,11 @@ interface Report {
 /** Grouped bars of tokens per second (steps per second for the step workload) per workload, log scale. */
 export function benchChartSvg(report: Report, defs: Record<string, Workload>): string {
   const names = Object.keys(report.workloads).filter((n) => defs[n] && !report.workloads[n].not_measured);
-  const series = ['rnnkit', 'rnnkit_builtin', ...PEER_NAMES];
-  const colors: Record<string, string> = { rnnkit: '#d62728', rnnkit_builtin: '#ff9896', pytorch: '#1f77b4', tfjs_wasm: '#2ca02c', tfjs_cpu: '#98df8a', brain: '#9467bd' };
+  const series = ['rnnkit', 'rnnkit_builtin', 'rnnkit_blas', ...PEER_NAMES];
+  const colors: Record<string, string> = { rnnkit: '#d62728', rnnkit_builtin: '#ff9896', rnnkit_blas: '#ff9896', pytorch: '#1f77b4', tfjs_wasm: '#2ca02c', tfjs_cpu: '#98df8a', brain: '#9467bd' };
   const value = (name: string, s: string): number | undefined => {
     const r = report.workloads[name] as Record<string, unknown>;
-    const f = (s === 'rnnkit' ? r : s === 'rnnkit_builtin' ? r.builtin : (r.peers as Record<string, unknown> | undefined)?.[s]) as Figures | undefined;
+    const f = (s === 'rnnkit' ? r : s === 'rnnkit_builtin' ? r.builtin : s === 'rnnkit_blas' ? r.blas : (r.peers as Record<string, unknown> | undefined)?.[s]) as Figures | undefined;
     const v = f?.tokens_per_s;
     return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined;
   };
@@ -598,7 +600,7 @@ export function benchChartSvg(report: Report, defs: Record<string, Workload>): s
 function tableRows(report: Report, defs: Record<string, Workload>, peers: string[], markdown: boolean): string[] {
   const any = (k: string) => Object.values(report.workloads).some((r) => typeof r[k] === 'number');
   const head = ['workload', 'rnnkit', 'GFLOP/s', '% roofline', ...(any('peak_fraction') ? ['% peak'] : []), ...(any('int8_peak_fraction') ? ['int8 % int8 peak'] : []),
-    ...(report.workloads[Object.keys(report.workloads)[0]]?.builtin !== undefined ? ['built-in/BLAS'] : []),
+    ...(any('builtin_vs_blas') ? ['built-in/BLAS'] : []),
     ...peers.map((p) => PEER_LABELS[p])];
   const pct = (v: unknown) => (typeof v === 'number' ? `${fmt(100 * v, 2)}%` : '-');
   const rows: string[][] = [];
@@ -658,6 +660,7 @@ export function formatReport(report: Report, defs: Record<string, Workload>, mar
       if (!name.startsWith('infer_') || ort?.peak_fraction === undefined) continue;
       out.push(`${markdown ? '- ' : '  '}${name}: ONNX Runtime reaches ${pct1(ort.peak_fraction)} of the float32 peak, rnnkit ${pct1(f.peak_fraction)}` +
         `${f.builtin?.peak_fraction !== undefined ? ` (built-in GEMM ${pct1(f.builtin.peak_fraction)})` : ''}` +
+        `${f.blas?.peak_fraction !== undefined ? ` (system BLAS ${pct1(f.blas.peak_fraction)})` : ''}` +
         `${f.peak_fraction_for_1_3x_onnxruntime !== undefined ? `; 1.3x ONNX Runtime would need ${pct1(f.peak_fraction_for_1_3x_onnxruntime)}` : ''}` +
         `${f.int8_peak_fraction !== undefined ? `; rnnkit int8 ${pct1(f.int8_peak_fraction)} of the int8 peak` : ''}`);
     }
@@ -691,6 +694,7 @@ export function formatReport(report: Report, defs: Record<string, Workload>, mar
     const own = Object.entries(f).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k} ${fmt(v as number, 4)}`).join(', ');
     out.push(`${markdown ? '- ' : ''}${name}: rnnkit ${own}`);
     if (f.builtin) out.push(`${markdown ? '  ' : '    '}built-in GEMM (RNNKIT_BLAS=none): ${Object.entries(f.builtin as Figures).map(([k, v]) => `${k} ${fmt(v, 4)}`).join(', ')}`);
+    if (f.blas) out.push(`${markdown ? '  ' : '    '}system BLAS (RNNKIT_BLAS=system): ${Object.entries(f.blas as Figures).map(([k, v]) => `${k} ${fmt(v, 4)}`).join(', ')}`);
     for (const [p, pf] of Object.entries((f.peers ?? {}) as Record<string, Record<string, unknown>>)) {
       const text = pf.error ? String(pf.error) : Object.entries(pf).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k} ${fmt(v as number, 4)}`).join(', ');
       out.push(`${markdown ? '  ' : '    '}${PEER_LABELS[p]}: ${text}`);
@@ -698,10 +702,12 @@ export function formatReport(report: Report, defs: Record<string, Workload>, mar
   }
   if (m.gemm_shapes?.length) {
     out.push('');
-    out.push(`${markdown ? '' : ''}GEMM shapes the workloads use (M x N x K, op(B)=B^T), GFLOP/s with ${m.gemm}${m.blas !== 'none' ? ' / built-in' : ''}:`);
+    const otherName = m.blas !== 'none' ? ' / built-in' : (m.gemm_shapes as GemmFigure[]).some((g) => g.blas_gflops !== undefined) ? ` / ${m.other_gemm ?? 'system BLAS'}` : '';
+    out.push(`GEMM shapes the workloads use (M x N x K, op(B)=B^T), GFLOP/s with ${m.gemm}${otherName}:`);
     if (markdown) out.push('');
     for (const g of m.gemm_shapes as GemmFigure[]) {
-      out.push(`${markdown ? '- ' : '  '}${g.m}x${g.n}x${g.k}: ${fmt(g.gflops)}${g.builtin_gflops !== undefined && m.blas !== 'none' ? ` / ${fmt(g.builtin_gflops)}` : ''}  (${(g.used_by ?? []).join('; ')})`);
+      const other = g.builtin_gflops !== undefined && m.blas !== 'none' ? g.builtin_gflops : g.blas_gflops;
+      out.push(`${markdown ? '- ' : '  '}${g.m}x${g.n}x${g.k}: ${fmt(g.gflops)}${other !== undefined ? ` / ${fmt(other)}` : ''}  (${(g.used_by ?? []).join('; ')})`);
     }
   }
   out.push('');
@@ -787,9 +793,37 @@ function optionValue(argv: string[], name: string): string | undefined {
   return a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[i + 1];
 }
 
+/** The hidden `--child-gemm '<task>'` entry: the GEMM this process's environment selects (RNNKIT_BLAS), timed at
+ *  the roofline's square size and at the workloads' shapes, as one JSON line. */
+function childGemmMain(taskJson: string): number {
+  const task = JSON.parse(taskJson) as { S: number; secs: number; shapeSecs: number; shapes: Array<[number, number, number]> };
+  const fn = loadBenchAddon()?.benchGemm;
+  if (typeof fn !== 'function') throw new Error('bench/native is not built');
+  const square = gemmBest(fn, task.S, task.S, task.S, false, false, task.secs);
+  const shapes = task.shapes.map(([m, n, k]) => gemmBest(fn, m, n, k, true, false, task.shapeSecs));
+  process.stdout.write(JSON.stringify({ gemm: backendInfo().gemm, square, shapes }) + '\n');
+  return 0;
+}
+
+/** The GEMM the default rule did not pick, for the comparison run: the built-in one where a system BLAS is the
+ *  default; a system BLAS where the built-in GEMM is the default and one is installed (asked of a child process,
+ *  RNNKIT_BLAS=system); else none. */
+function otherGemm(info: { gemm: string; blas: string }): { key: 'builtin' | 'blas'; env: Record<string, string>; name: string } | undefined {
+  if (info.blas !== 'none' && info.gemm === info.blas) return { key: 'builtin', env: { RNNKIT_BLAS: 'none' }, name: 'built-in' };
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(JSON.stringify(require(process.argv[1]).backendInfo()))', path.join(ROOT, 'dist', 'index.js')],
+    { env: { ...process.env, RNNKIT_BLAS: 'system' }, encoding: 'utf8' });
+  try {
+    const found = JSON.parse(r.stdout) as { gemm: string; blas: string };
+    if (found.blas !== 'none' && found.gemm === found.blas) return { key: 'blas', env: { RNNKIT_BLAS: 'system' }, name: found.blas };
+  } catch { /* no answer: no comparison */ }
+  return undefined;
+}
+
 export async function runBenchmarks(argv: string[]): Promise<number> {
   const childTask = optionValue(argv, '--child');
   if (childTask !== undefined) return childMain(childTask);
+  const childGemm = optionValue(argv, '--child-gemm');
+  if (childGemm !== undefined) return childGemmMain(childGemm);
 
   const tiny = argv.includes('--tiny');
   const o: BenchOptions = {
@@ -821,8 +855,9 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
     process.stderr.write(`bench: unknown peer(s) ${unknown.join(', ')}; known: ${PEER_NAMES.join(', ')}\n`);
     return 2;
   }
-  // The built-in GEMM's run (RNNKIT_BLAS=none) when a system BLAS is in use: on by default except in --tiny runs.
-  const wantBuiltin = argv.includes('--builtin') || (!tiny && !argv.includes('--no-builtin'));
+  // The other GEMM's run (otherGemm: the built-in one or a system BLAS, whichever the default did not pick): on by
+  // default except in --tiny runs; --no-builtin turns it off, --builtin on (the names are older than the rule).
+  const wantOther = argv.includes('--builtin') || (!tiny && !argv.includes('--no-builtin'));
   const svgFile = optionValue(argv, '--svg');
   const mdFile = optionValue(argv, '--markdown');
   const quiet = argv.includes('--quiet');
@@ -854,11 +889,12 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
   const info = backendInfo();
   const threads = info.threads;
   const systemBlas = info.blas !== 'none' && info.gemm === info.blas;
+  const other = wantOther ? otherGemm(info) : undefined;
   const machine: Record<string, unknown> = {
     cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', platform: `${process.platform}-${process.arch}`,
     memory_gb: +(os.totalmem() / 2 ** 30).toFixed(1), node: process.version, gemm: info.gemm, blas: info.blas,
     blas_detail: info.blasDetail, builtin_kernel: info.builtinKernel, threads, date: new Date().toISOString(),
-    tiny, load_start: loadStart.map((x) => +x.toFixed(2)),
+    tiny, load_start: loadStart.map((x) => +x.toFixed(2)), ...(other ? { other_gemm: other.name } : {}),
   };
 
   // The SGEMM roofline of this machine, with the thread count in use: the best of the GEMM the networks use and of
@@ -879,11 +915,6 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
     log(`SGEMM ${S}^3 ...`);
     const inUse = gemmBest(benchGemm, S, S, S, false, false, secs);
     const builtin = systemBlas ? gemmBest(benchGemm, S, S, S, false, true, secs) : inUse;
-    const best = Math.max(inUse, builtin);
-    machine.roofline = {
-      m: S, n: S, k: S, gflops: best, source: best === inUse ? info.gemm : `builtin-${info.builtinKernel}`,
-      ...(systemBlas ? { blas_gflops: inUse, builtin_vs_blas: builtin / inUse } : {}), builtin_gflops: builtin,
-    };
     const shapes = new Map<string, GemmFigure>();
     for (const n of names) {
       for (const s of workloadGemmShapes(defs[n])) {
@@ -896,6 +927,27 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
       g.gflops = gemmBest(benchGemm, g.m, g.n, g.k, true, false, tiny ? 0.01 : 0.3);
       if (systemBlas) g.builtin_gflops = gemmBest(benchGemm, g.m, g.n, g.k, true, true, tiny ? 0.01 : 0.3);
     }
+    // Where the built-in GEMM is the default, the system BLAS is timed in a child process that selects it.
+    let blas = systemBlas ? inUse : undefined;
+    if (!systemBlas && other?.key === 'blas') {
+      log(`SGEMM ${S}^3 and the workloads' shapes with ${other.name} (RNNKIT_BLAS=system) ...`);
+      const list = [...shapes.values()];
+      const task = { S, secs, shapeSecs: tiny ? 0.01 : 0.3, shapes: list.map((g) => [g.m, g.n, g.k]) };
+      const r = spawnSync(process.execPath, [path.join(__dirname, 'harness.js'), '--child-gemm', JSON.stringify(task)],
+        { cwd: ROOT, env: { ...process.env, ...other.env }, encoding: 'utf8', timeout: 600_000 });
+      try {
+        const got = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { square: number; shapes: number[] };
+        blas = got.square;
+        list.forEach((g, i) => { g.blas_gflops = got.shapes[i]; });
+      } catch {
+        log(`  failed: ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' | ') || `exit status ${r.status}`}`);
+      }
+    }
+    const best = Math.max(inUse, builtin, blas ?? 0);
+    machine.roofline = {
+      m: S, n: S, k: S, gflops: best, source: best === builtin ? `builtin-${info.builtinKernel}` : best === inUse ? info.gemm : other?.name,
+      ...(blas !== undefined ? { blas_gflops: blas, builtin_vs_blas: builtin / blas } : {}), builtin_gflops: builtin,
+    };
     machine.gemm_shapes = [...shapes.values()];
     // A batch-1 step does little arithmetic per weight: its floor is reading every weight matrix once. Measured
     // as one matrix-vector product over as many bytes as the step's weights, with the same threads and kernel.
@@ -985,18 +1037,20 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
       }
     }
   }
-  if (systemBlas && wantBuiltin) {
+  // The other GEMM on every workload: `builtin` or `blas` figures beside the default's, and builtin_vs_blas (the
+  // built-in GEMM's speed over the system BLAS's) either way.
+  if (other) {
     for (const name of names) {
       if (!results[name] || results[name].error) continue;
       const task: ChildTask = { name, workload: defs[name], minSeconds: o.minSeconds, repetitions: o.repetitions, onnxruntime: false };
-      log(`rnnkit (RNNKIT_BLAS=none) ${name} ...`);
-      const r = await runChild(process.execPath, [self, '--child', JSON.stringify(task)], { ...process.env, RNNKIT_BLAS: 'none' }, childTimeout);
+      log(`rnnkit (RNNKIT_BLAS=${other.env.RNNKIT_BLAS}) ${name} ...`);
+      const r = await runChild(process.execPath, [self, '--child', JSON.stringify(task)], { ...process.env, ...other.env }, childTimeout);
       if (!r.ok) { log(`  failed: ${r.error}`); continue; }
-      const f = withFlops(name, r.figures!, 'rnnkit_builtin');
+      const f = withFlops(name, r.figures!, other.key === 'builtin' ? 'rnnkit_builtin' : 'rnnkit_blas');
       const { peak_rss_mb: _rss, ...rest } = pick(name, f);
       void _rss;
-      results[name].builtin = rest;
-      const ratio = speedRatio(defs[name], f, results[name] as Figures);
+      results[name][other.key] = rest;
+      const ratio = other.key === 'builtin' ? speedRatio(defs[name], f, results[name] as Figures) : speedRatio(defs[name], results[name] as Figures, f);
       if (ratio !== undefined) results[name].builtin_vs_blas = ratio;
       log(`  ${headline(defs[name], f)}`);
     }

@@ -5,7 +5,8 @@ export const help = `usage: rnnkit bench [options]
 
 A short check of how fast rnnkit runs on this machine: a training step, a batched inference call and one awaited
 stream step of a character model (2-layer LSTM of 256 units, 65 symbols, dense head), a few seconds in all.
-Threads: RNNKIT_THREADS (default: the machine's cores); GEMM: RNNKIT_BLAS (default: a system BLAS when installed).
+Threads: RNNKIT_THREADS (default: the machine's cores); GEMM: RNNKIT_BLAS (default: the built-in GEMM where its
+AVX-512 or AVX2 kernels run, else a system BLAS when installed).
 The comparison with other libraries (PyTorch, ONNX Runtime, TF.js) is the project's benchmark harness, run from a
 clone of the repository with \`npm run bench\`.
 

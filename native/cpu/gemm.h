@@ -43,8 +43,13 @@ int builtinPanelWidth();
 constexpr int kFewRows = 4;
 void builtinFewRowProducts(const RowProduct* products, int count, ThreadPool& pool);
 
-// The GEMM the CPU backend runs (native/cpu/gemm_select.cc): the system BLAS when one is loaded, except for
-// products of at most kFewRows rows (read in place by the built-in few-row kernels); else the built-in kernel.
+// The default GEMM when RNNKIT_BLAS is unset (native/cpu/gemm_select.cc): the built-in kernel where its SIMD
+// micro-kernels run (AVX-512, AVX2+FMA); elsewhere a system BLAS when one is installed.
+bool builtinGemmIsDefault();
+
+// The GEMM the CPU backend runs (native/cpu/gemm_select.cc): the system BLAS when one is loaded (RNNKIT_BLAS, or
+// the default where the built-in kernel is not SIMD), except for products of at most kFewRows rows (read in place
+// by the built-in few-row kernels); else the built-in kernel.
 void gemmInUse(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
                int ldb, float beta, float* C, int ldc);
 // "openblas", ... for a system BLAS, else "builtin-<kernel>".
@@ -53,9 +58,10 @@ std::string gemmInUseName();
 // Name of the SIMD micro-kernel the built-in GEMM uses on this CPU ("avx512", "avx2", "neon", "generic").
 const char* builtinKernelName();
 
-// A cblas library loaded with dlopen. RNNKIT_BLAS selects it: unset -> try the usual libraries
-// (OpenBLAS, BLIS, MKL, reference cblas; Accelerate on macOS); "none" or "builtin" -> never load one;
-// any other value -> the path or soname of the library to load (failure to load it is reported by name()).
+// A cblas library loaded with dlopen. RNNKIT_BLAS selects it: unset or "auto" -> none where builtinGemmIsDefault(),
+// else try the usual libraries; "system" -> try the usual libraries (OpenBLAS, BLIS, MKL, reference cblas;
+// Accelerate on macOS); "openblas", "blis", "mkl" -> that implementation's usual file names; "none" or "builtin" ->
+// never load one; any other value -> the path or soname of the library to load (why none was loaded: detail()).
 class SystemBlas {
  public:
   static const SystemBlas& instance();

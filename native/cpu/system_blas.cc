@@ -1,5 +1,6 @@
 // Run-time discovery of a system cblas. Loading it with dlopen (instead of linking) keeps one prebuilt binary
-// working on machines with or without a BLAS, and lets RNNKIT_BLAS pick or disable one without rebuilding.
+// working on machines with or without a BLAS, and lets RNNKIT_BLAS pick or disable one without rebuilding. Whether
+// one is looked for at all when RNNKIT_BLAS is unset is the GEMM rule's (gemm_select.cc, builtinGemmIsDefault).
 
 #include <cstddef>
 #include <cstdlib>
@@ -35,6 +36,20 @@ std::vector<std::string> defaultCandidates() {
 #endif
 }
 
+// RNNKIT_BLAS=openblas|blis|mkl: that implementation's usual file names.
+std::vector<std::string> familyCandidates(const std::string& family) {
+#if defined(__APPLE__)
+  if (family == "openblas") return {"libopenblas.dylib"};
+  if (family == "blis") return {"libblis.dylib"};
+  if (family == "mkl") return {"libmkl_rt.dylib", "libmkl_rt.2.dylib"};
+#else
+  if (family == "openblas") return {"libopenblas.so.0", "libopenblas.so"};
+  if (family == "blis") return {"libblis.so.4", "libblis.so"};
+  if (family == "mkl") return {"libmkl_rt.so.2", "libmkl_rt.so"};
+#endif
+  return {};
+}
+
 template <typename Fn>
 Fn lookup(void* handle, const char* symbol) {
   // POSIX guarantees that a data pointer from dlsym can be converted to a function pointer.
@@ -48,17 +63,29 @@ SystemBlas::SystemBlas() {
 #if !defined(RNNKIT_HAVE_DLOPEN)
   detail_ = "dynamic loading is not supported on this platform";
 #else
+  // RNNKIT_BLAS: unset or "auto" -> the default rule; "none"/"builtin" -> never; "system" -> search the usual
+  // libraries; "openblas", "blis", "mkl" -> that one; anything else -> a path or soname.
   std::vector<std::string> candidates;
-  const char* env = std::getenv("RNNKIT_BLAS");
-  const bool explicitChoice = env && *env;
-  if (explicitChoice) {
-    if (std::strcmp(env, "none") == 0 || std::strcmp(env, "builtin") == 0) {
-      detail_ = std::string("disabled by RNNKIT_BLAS=") + env;
+  const char* raw = std::getenv("RNNKIT_BLAS");
+  const std::string env = raw ? raw : "";
+  bool explicitChoice = !env.empty() && env != "auto" && env != "system";
+  if (env == "none" || env == "builtin") {
+    detail_ = "disabled by RNNKIT_BLAS=" + env;
+    return;
+  }
+  if (env.empty() || env == "auto") {
+    if (builtinGemmIsDefault()) {
+      detail_ = std::string("not looked for: the built-in GEMM (") + builtinKernelName() +
+                " kernel) is the default on this CPU; RNNKIT_BLAS=system (or openblas, blis, mkl, a path) loads one";
       return;
     }
-    candidates.emplace_back(env);
-  } else {
     candidates = defaultCandidates();
+  } else if (env == "system") {
+    candidates = defaultCandidates();
+  } else if (!familyCandidates(env).empty()) {
+    candidates = familyCandidates(env);
+  } else {
+    candidates.emplace_back(env);
   }
 
   // OpenBLAS's threads spin for about 2^28 cycles (a tenth of a second) after each call before they sleep. Between
@@ -75,7 +102,7 @@ SystemBlas::SystemBlas() {
     if (!handle) {
       if (explicitChoice) {
         const char* err = dlerror();
-        reasons = err ? err : "dlopen failed";
+        reasons += (reasons.empty() ? "" : "; ") + std::string(err ? err : "dlopen failed");
       }
       continue;
     }
@@ -109,7 +136,7 @@ SystemBlas::SystemBlas() {
     return;
   }
   if (explicitChoice) {
-    detail_ = "RNNKIT_BLAS=" + std::string(env) + " could not be used: " + (reasons.empty() ? "unknown" : reasons);
+    detail_ = "RNNKIT_BLAS=" + env + " could not be used: " + (reasons.empty() ? "unknown" : reasons);
   } else {
     detail_ = "no system BLAS found" + (reasons.empty() ? std::string() : " (" + reasons + ")");
   }

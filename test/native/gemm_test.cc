@@ -20,6 +20,7 @@
 #include "../../native/cpu/gemm.h"
 #include "../../native/cpu/thread_pool.h"
 
+using rnnkit::cpu::builtinGemmIsDefault;
 using rnnkit::cpu::builtinKernelName;
 using rnnkit::cpu::builtinPackB;
 using rnnkit::cpu::builtinPackBRows;
@@ -552,6 +553,10 @@ int main(int argc, char** argv) {
       check(!sys.available() && sys.name().empty() && !sys.detail().empty(), "RNNKIT_BLAS=" + std::string(blasEnv));
   }
   if (sys.available()) check(!sys.name().empty() && !sys.detail().empty(), "system BLAS reports name and file");
+  // The default rule: where the built-in kernel is SIMD, no system BLAS is even looked for, and detail() says so.
+  if ((!blasEnv || !*blasEnv) && builtinGemmIsDefault())
+    check(!sys.available() && sys.detail().find("not looked for") != std::string::npos,
+          "default: the built-in GEMM, no system BLAS loaded (" + sys.detail() + ")");
 
   threadPoolTests();
   correctness(runBuiltin, "builtin");
