@@ -106,6 +106,8 @@ t.test('the measuring entry points live in the harness\'s native module, not in 
     t.throws(() => peak(args[0], args[1], args[2]), { code: 'ERR_RNNKIT_VALUE' }, `benchPeak(${args.map(String).join(', ')})`);
   const g = bench.benchGemm(8, 8, 8, 2, { transB: true });
   t.ok(g.gflops > 0 && typeof g.gemm === 'string');
+  const packed = bench.benchGemm(32, 100, 40, 2, { transB: true, packedB: true });
+  t.ok(packed.gflops > 0 && packed.gemm.startsWith('builtin-'), `the built-in kernel on weights packed once (${packed.gemm})`);
   t.throws(() => bench.benchGemm(0, 8, 8, 1), { code: 'ERR_RNNKIT_VALUE' });
 });
 
