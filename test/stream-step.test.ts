@@ -262,6 +262,81 @@ t.test('a synchronous step while an awaited step of the network is in flight, or
   model.dispose();
 });
 
+t.test('int8 stream steps: the sequence\'s bits, for every cell, int8 kernel and pool size', async (t) => {
+  // Each child compares its steps with its own whole-sequence forward (bit for bit), and all children must give the
+  // same bits (the scalar kernel on one thread is the reference).
+  const child = `
+    const rk = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'index.js'))});
+    const rng = new rk.SeededRandom(21);
+    const F = 19, T = 4, out = [];
+    let mismatches = 0;
+    const cases = [
+      [rk.layers.lstm, { units: 256, numLayers: 2 }], [rk.layers.lstm, { units: 48 }], [rk.layers.lstm, { units: 40 }],
+      [rk.layers.lstm, { units: 32, recurrentActivation: 'hardSigmoid' }], [rk.layers.gru, { units: 32, numLayers: 2 }],
+      [rk.layers.gru, { units: 16, resetAfter: false }], [rk.layers.simpleRNN, { units: 64 }],
+      [rk.layers.simpleRNN, { units: 16, activation: 'relu' }],
+    ];
+    for (const [layer, options] of cases) {
+      const m = rk.sequential({ inputSize: F, layers: [layer({ ...options, returnSequences: true })], seed: 5 }).setInferencePrecision('int8');
+      const units = options.units;
+      const x = Float32Array.from({ length: T * F }, () => rng.next() * 2 - 1);
+      const whole = m.predictSync({ data: x, shape: [1, T, F] }).data;
+      const s = m.stream();
+      for (let i = 0; i < T; i++) {
+        const step = s.stepSync({ data: x.slice(i * F, (i + 1) * F), shape: [1, F] }).data;
+        if (Buffer.compare(Buffer.from(step.buffer), Buffer.from(whole.buffer, i * units * 4, units * 4)) !== 0) mismatches++;
+        out.push(Buffer.from(step.buffer).toString('base64'));
+      }
+      s.dispose();
+      m.dispose();
+    }
+    process.stdout.write(JSON.stringify({ kernel: rk.backendInfo().int8Kernel, threads: rk.backendInfo().threads, mismatches, out }));
+  `;
+  const run = (vars: Record<string, string>) => {
+    const env = { ...process.env };
+    for (const name of ['RNNKIT_SIMD', 'RNNKIT_INT8_KERNEL', 'RNNKIT_THREADS']) delete env[name];
+    Object.assign(env, vars);
+    const r = spawnSync(process.execPath, ['-e', child], { env, encoding: 'utf8', timeout: 60000 });
+    t.equal(r.status, 0, `child (${JSON.stringify(vars)}) ran: ${r.stderr}`);
+    return JSON.parse(r.stdout || '{}') as { kernel: string; threads: number; mismatches: number; out: string[] };
+  };
+  const reference = run({ RNNKIT_INT8_KERNEL: 'scalar', RNNKIT_THREADS: '1' });
+  t.equal(reference.kernel, 'scalar', 'RNNKIT_INT8_KERNEL=scalar runs the scalar kernel');
+  t.equal(reference.mismatches, 0, 'scalar, one thread: every step equals the sequence bit for bit');
+  for (const vars of [{ RNNKIT_INT8_KERNEL: 'avx2', RNNKIT_THREADS: '2' }, { RNNKIT_THREADS: '1' }, { RNNKIT_THREADS: '2' }, { RNNKIT_THREADS: '3' }]) {
+    const r = run(vars);
+    t.equal(r.mismatches, 0, `${r.kernel}, ${r.threads} threads: every step equals the sequence bit for bit`);
+    t.same(r.out, reference.out, `${r.kernel}, ${r.threads} threads: the scalar kernel's bits`);
+  }
+});
+
+t.test('a weight change reaches the next step (the folded biases are kept per weights version)', async (t) => {
+  const rng = new rk.SeededRandom(23);
+  for (const precision of ['float32', 'int8'] as const) {
+    const model = makeModel(32).setInferencePrecision(precision);
+    const x = randn(rng, F);
+    // A step with the original weights (the layer folds and keeps b_ih + b_hh), then new biases and a new W_hh of
+    // layer 1, then a step of a new stream: it must be the step of a model made with the new weights.
+    const warm = model.stream();
+    warm.stepSync({ data: x, shape: [1, F] });
+    const w = model.getWeights();
+    const changed: Record<string, Float32Array> = {};
+    for (const name of ['lstm_1.bias_ih_l0', 'lstm_1.bias_hh_l0', 'lstm_1.bias_ih_l1', 'lstm_1.bias_hh_l1', 'lstm_1.weight_hh_l1'])
+      changed[name] = Float32Array.from(w[name].data, (v, i) => v + 0.25 * Math.sin(i + 1));
+    model.setWeights(changed);
+    const after = model.stream().stepSync({ data: x, shape: [1, F] }).data as Float32Array;
+    const fresh = makeModel(32).setInferencePrecision(precision);
+    fresh.setWeights(Object.fromEntries(Object.entries(w).map(([n, v]) => [n, changed[n] ?? (v.data as Float32Array)])));
+    const expected = fresh.stream().stepSync({ data: x, shape: [1, F] }).data as Float32Array;
+    t.ok(sameBits(after, expected), `${precision}: the step after setWeights is the new weights' step`);
+    const before = makeModel(32).setInferencePrecision(precision).stream().stepSync({ data: x, shape: [1, F] }).data as Float32Array;
+    t.ok(maxDiff(before, after) > 1e-3, `${precision}: and differs from the old weights' step (max |diff| ${maxDiff(before, after).toExponential(2)})`);
+    warm.dispose();
+    fresh.dispose();
+    model.dispose();
+  }
+});
+
 // The float32 step kernel is chosen at run time: each one the CPU can run gives steps equal to the whole sequence;
 // forced alone (RNNKIT_STEP_KERNEL, everything else unchanged) each gives the same bits as the scalar loop, since
 // every kernel sums in the same order; RNNKIT_SIMD (the ceiling of every kernel) lowers it too.

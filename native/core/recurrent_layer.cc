@@ -37,6 +37,7 @@ void RecurrentLayer::releaseWorkspace() {
   for (DeviceBuffer* b : {&bias_, &gi_, &gh_, &hs_, &cs_, &saved_, &rh_, &dGi_, &dGh_, &dh_[0], &dh_[1], &dc_[0],
                           &dc_[1], &stepPanels_})
     b->release();
+  biasVersion_ = 0;
 }
 
 StepWeights RecurrentLayer::prepareStepWeights(const float* W, bool transB, int N, int K, int rows, int steps,
@@ -52,12 +53,16 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
   const bool gruBefore = cell_ == CellKind::Gru && !resetAfter_;
 
   // Input projection for every time step at once: gi = X W_ih^T + b_ih (+ b_hh where folded).
+  // The folded biases are kept while the weights' version stays (every stream step would fold them again).
   const float* inputBias = w.bih;
   if (foldsBiases(cell_)) {
-    float* folded = bias_.reserveFloats(GH);
-    be_.copy(folded, w.bih, sizeof(float) * GH);
-    be_.axpy(GH, 1.f, w.bhh, folded);
-    inputBias = folded;
+    if (!w.version || w.version != biasVersion_) {
+      float* folded = bias_.reserveFloats(GH);
+      be_.copy(folded, w.bih, sizeof(float) * GH);
+      be_.axpy(GH, 1.f, w.bhh, folded);
+      biasVersion_ = w.version;
+    }
+    inputBias = bias_.floats();
   }
   float* gi = gi_.reserveFloats(N * GH);
   // A single step (a stream) runs its input product together with the recurrent one, in one pass over both

@@ -28,6 +28,9 @@ struct LayerWeights {
   // [W_ih | W_hh] (W_hh alone after a one-hot input) in the backend's step form (Backend::stepGemvPack) for a
   // float32 inference pass of one step of one row, else null.
   const float* stepPacked = nullptr;
+  // The parameters' version these weights hold (PassContext::paramsVersion; 0: unknown), so that what the layer
+  // derives from them (the folded biases) is kept while it stays the same.
+  uint64_t version = 0;
 };
 
 // The layer's input, time-major [T*B, I]: dense rows, or token ids of a one-hot input over `inputSize` symbols.
@@ -74,6 +77,7 @@ class RecurrentLayer {
   int gates_;
 
   DeviceBuffer bias_;     // b_ih + b_hh, folded into the input projection where the cell allows it
+  uint64_t biasVersion_ = 0;  // the weights' version bias_ holds (0: none)
   DeviceBuffer gi_;       // [T*B, G*H] input projection
   DeviceBuffer gh_;       // [B, G*H] recurrent projection of one step
   DeviceBuffer hs_, cs_;  // states: [T+1, B, H] when training, two ping-pong slots otherwise

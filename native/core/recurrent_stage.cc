@@ -53,8 +53,10 @@ void RecurrentStage::initParams(Random& rng, float* host) const {
 
 LayerWeights RecurrentStage::weights(const PassContext& ctx, int k, int d) const {
   const Offsets& o = offsets_[(std::size_t)k * spec_.directions() + d];
-  return LayerWeights{ctx.params + o.wih, ctx.params + o.whh, ctx.params + o.bih, ctx.params + o.bhh,
-                      ctx.grads + o.wih,  ctx.grads + o.whh,  ctx.grads + o.bih,  ctx.grads + o.bhh};
+  LayerWeights w{ctx.params + o.wih, ctx.params + o.whh, ctx.params + o.bih, ctx.params + o.bhh,
+                 ctx.grads + o.wih,  ctx.grads + o.whh,  ctx.grads + o.bih,  ctx.grads + o.bhh};
+  w.version = ctx.paramsVersion;
+  return w;
 }
 
 void RecurrentStage::quantize(const PassContext& ctx) {
