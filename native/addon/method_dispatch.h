@@ -34,28 +34,59 @@ Napi::Value dispatchAlways(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] { return (HandleOf<Method>::fromObject(info.This(), kReceiver)->*Method)(info); });
 }
 
-// A method that reads the handle while it reads its arguments, marked so that a getter which disposes the handle or
-// calls it again is refused (Handle::Reading).
+// A synchronous method of a model handle (model_handle.h): marked as reading its arguments for the whole call, so
+// that a getter which disposes the handle or calls it again is refused (Handle::Reading), and refused while the
+// handle is disposed or runs a Promise call (Handle::checkUsable).
 template <auto Method>
 Napi::Value dispatchReading(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] {
     HandleOf<Method>* self = HandleOf<Method>::fromObject(info.This(), kReceiver);
     typename HandleOf<Method>::Reading reading(*self);
+    self->checkUsable();
     return (self->*Method)(info);
   });
 }
 
 // A Promise-returning method: a receiver of the wrong type rejects the Promise instead of throwing synchronously.
-template <auto Method>
-Napi::Value dispatchPromise(const Napi::CallbackInfo& info) {
+template <typename Handle, typename Body>
+Napi::Value enterPromise(const Napi::CallbackInfo& info, Body&& body) {
   Napi::Env env = info.Env();
-  HandleOf<Method>* self = nullptr;
+  Handle* self = nullptr;
   try {
-    self = HandleOf<Method>::fromObject(info.This(), kReceiver);
+    self = Handle::fromObject(info.This(), kReceiver);
   } catch (const Error& e) {
     return rejectedPromise(env, makeError(env, e.code(), e.what()).Value());
   }
-  return guard(env, [&] { return (self->*Method)(info); });
+  return guard(env, [&] { return body(self); });
+}
+
+template <auto Method>
+Napi::Value dispatchPromise(const Napi::CallbackInfo& info) {
+  return enterPromise<HandleOf<Method>>(info, [&](auto* self) { return (self->*Method)(info); });
+}
+
+// A job's synchronous method and its Promise twin (Job reads its arguments from info; Handle::runJob runs it under
+// the handle's call protocol).
+template <typename Handle, typename Job>
+Napi::Value dispatchJobSync(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] { return Handle::fromObject(info.This(), kReceiver)->template runJob<Job>(info, false); });
+}
+
+template <typename Handle, typename Job>
+Napi::Value dispatchJob(const Napi::CallbackInfo& info) {
+  return enterPromise<Handle>(info, [&](Handle* self) { return self->template runJob<Job>(info, true); });
+}
+
+// A prototype's methods, each a plain function that checks its receiver (the dispatchX above).
+struct MethodEntry {
+  const char* name;
+  Napi::Value (*fn)(const Napi::CallbackInfo&);
+};
+
+template <std::size_t N>
+void defineMethods(Napi::Env env, Napi::Function ctor, const MethodEntry (&methods)[N]) {
+  Napi::Object proto = ctor.Get("prototype").As<Napi::Object>();
+  for (const MethodEntry& m : methods) proto.Set(m.name, Napi::Function::New(env, m.fn, m.name));
 }
 
 inline Napi::Value argAt(const Napi::CallbackInfo& info, std::size_t i) {

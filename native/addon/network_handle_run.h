@@ -1,4 +1,4 @@
-// NetworkHandle::run, kept apart because it needs the worker template (which needs NetworkHandle).
+// NetworkHandle::run, kept apart because it needs the handle complete (the worker calls it).
 #pragma once
 
 #include <type_traits>
@@ -6,7 +6,7 @@
 
 #include "js_errors.h"
 #include "network_handle.h"
-#include "network_worker.h"
+#include "model_worker.h"
 
 namespace rnnkit::addon {
 
@@ -18,9 +18,7 @@ class NetworkHandle::ArgumentRead {
     if (h_.disposed_ && !h_.calls_.running()) h_.releaseNative();
   }
   // After the arguments are read: a getter may have disposed the handle.
-  void done() {
-    if (h_.disposed_) fail(ErrorCode::Disposed, "this network has been disposed (while the call read its arguments)");
-  }
+  void done() { h_.checkNotDisposedWhileReading(); }
 
  private:
   NetworkHandle& h_;
@@ -49,7 +47,7 @@ Napi::Value NetworkHandle::run(Napi::Env env, bool async, Napi::Object keepAlive
       reading.done();
       return j;
     }();
-    job.run(*network_);
+    job.run(*model_);
     return job.toJs(env);
   }
   // Argument errors, and exceptions of the caller's own code run while the arguments were read (a getter, a Proxy
@@ -64,17 +62,17 @@ Napi::Value NetworkHandle::run(Napi::Env env, bool async, Napi::Object keepAlive
     }();
     if constexpr (EstimatesWork<Job>::value) {
       // Nothing before it in the queue: running it now keeps the call order.
-      if (calls_.idle() && job.multiplyAdds(*network_) <= kInlineMultiplyAdds) {
+      if (calls_.idle() && job.multiplyAdds(*model_) <= kInlineMultiplyAdds) {
         Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
         {
           SyncCall call(*this);
-          job.run(*network_);
+          job.run(*model_);
         }
         d.Resolve(job.toJs(env));
         return d.Promise();
       }
     }
-    NetworkWorker<Job>* worker = new NetworkWorker<Job>(env, this, keepAlive, std::move(job));
+    auto* worker = new ModelWorker<NetworkHandle, Job>(env, this, keepAlive, std::move(job));
     Napi::Promise promise = worker->promise();
     calls_.submit(worker);  // the worker deletes itself once settled
     return promise;

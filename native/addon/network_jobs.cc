@@ -4,6 +4,7 @@
 
 #include "../core/error.h"
 #include "js_convert.h"
+#include "method_dispatch.h"
 #include "property_keys.h"
 
 namespace rnnkit::addon {
@@ -36,10 +37,6 @@ void readShapeOf(const Napi::Object& obj, const std::string& what, std::size_t s
     fail(ErrorCode::Shape, what + ".shape holds " + countText(count) + " values but " + what + ".data has " +
                                std::to_string(size));
   if (shape) *shape = std::move(s);
-}
-
-Napi::Value argOrUndefined(const Napi::CallbackInfo& info, std::size_t i) {
-  return info.Length() > i ? info[i] : info.Env().Undefined();
 }
 
 }  // namespace
@@ -240,8 +237,8 @@ LossTarget parseLossTarget(const Napi::Value& value) {
 }
 
 ForwardJob::ForwardJob(const Napi::CallbackInfo& info, const Network& net) {
-  input = parseSequenceInput(argOrUndefined(info, 0), net.vocabSize());
-  Napi::Value opts = argOrUndefined(info, 1);
+  input = parseSequenceInput(argAt(info, 0), net.vocabSize());
+  Napi::Value opts = argAt(info, 1);
   if (!opts.IsUndefined()) {
     Napi::Object o = requireObject(opts, "options");
     checkOptionNames(o, "forward options", {"train"});
@@ -258,7 +255,7 @@ Napi::Value ForwardJob::toJs(Napi::Env env) const {
 }
 
 BackwardJob::BackwardJob(const Napi::CallbackInfo& info, const Network&) {
-  Napi::Object o = requireObject(argOrUndefined(info, 0), "gradient");
+  Napi::Object o = requireObject(argAt(info, 0), "gradient");
   checkOptionNames(o, "the gradient", {"dOutput", "dhn", "dcn"});
   if (has(o, "dOutput"))
     grad.dOutput = nonEmpty(readFloatTensorData(o.Get("dOutput"), "gradient.dOutput"), "gradient.dOutput");
@@ -278,7 +275,7 @@ Napi::Object inputGradientToJs(Napi::Env env, const InputGradient& g) {
 
 Napi::Value BackwardJob::toJs(Napi::Env env) const { return inputGradientToJs(env, result); }
 
-LossJob::LossJob(const Napi::CallbackInfo& info, const Network&) { target = parseLossTarget(argOrUndefined(info, 0)); }
+LossJob::LossJob(const Napi::CallbackInfo& info, const Network&) { target = parseLossTarget(argAt(info, 0)); }
 
 Napi::Value LossJob::toJs(Napi::Env env) const {
   Napi::Object out = inputGradientToJs(env, result.grads);
@@ -287,8 +284,8 @@ Napi::Value LossJob::toJs(Napi::Env env) const {
 }
 
 EvaluateJob::EvaluateJob(const Napi::CallbackInfo& info, const Network& net) {
-  input = parseSequenceInput(argOrUndefined(info, 0), net.vocabSize());
-  target = parseLossTarget(argOrUndefined(info, 1));
+  input = parseSequenceInput(argAt(info, 0), net.vocabSize());
+  target = parseLossTarget(argAt(info, 1));
 }
 
 Napi::Value EvaluateJob::toJs(Napi::Env env) const {
@@ -300,9 +297,9 @@ Napi::Value EvaluateJob::toJs(Napi::Env env) const {
 }
 
 TrainStepJob::TrainStepJob(const Napi::CallbackInfo& info, const Network& net) {
-  input = parseSequenceInput(argOrUndefined(info, 0), net.vocabSize());
-  target = parseLossTarget(argOrUndefined(info, 1));
-  Napi::Value opts = argOrUndefined(info, 2);
+  input = parseSequenceInput(argAt(info, 0), net.vocabSize());
+  target = parseLossTarget(argAt(info, 1));
+  Napi::Value opts = argAt(info, 2);
   if (!opts.IsUndefined()) {
     Napi::Object o = requireObject(opts, "options");
     checkOptionNames(o, "trainStep options", {"clipNorm", "carryState", "nonFinite"});
@@ -324,6 +321,23 @@ Napi::Value TrainStepJob::toJs(Napi::Env env) const {
   if (target.kind == LossKind::SoftmaxCrossEntropy) out.Set("correct", Napi::Number::New(env, (double)result.correct));
   out.Set("skipped", Napi::Boolean::New(env, result.skipped));
   return out;
+}
+
+bool parseForwardOptions(const Napi::Value& options) {
+  if (options.IsUndefined()) return false;
+  Napi::Object o = requireObject(options, "options");
+  checkOptionNames(o, "forward options", {"train"});
+  return optionalBool(o, "train", false);
+}
+
+double parseTrainStepOptions(const Napi::Value& options) {
+  if (options.IsUndefined()) return 0;
+  Napi::Object o = requireObject(options, "options");
+  checkOptionNames(o, "trainStep options", {"clipNorm"});
+  const double clipNorm = optionalNumber(o, "clipNorm", 0);
+  if (!(clipNorm >= 0) || !std::isfinite(clipNorm))
+    fail(ErrorCode::Value, "trainStep: options.clipNorm must be a finite number >= 0 (0: no clipping)");
+  return clipNorm;
 }
 
 }  // namespace rnnkit::addon

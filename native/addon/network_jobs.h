@@ -81,5 +81,9 @@ ModelSpec parseModelSpec(const Napi::Value& value);
 // One layer of a pipeline spec ({ type, name, ... }); parameters are named `name.` + PyTorch's names, or defaultPrefix.
 StageSpec parseStageSpec(const Napi::Object& layer, const std::string& at, const std::string& defaultPrefix);
 LossTarget parseLossTarget(const Napi::Value& value);
+// The options of a GraphModel or Seq2Seq call (undefined: the defaults): forward's { train } (false), trainStep's
+// { clipNorm } (0: no clipping).
+bool parseForwardOptions(const Napi::Value& options);
+double parseTrainStepOptions(const Napi::Value& options);
 
 }  // namespace rnnkit::addon

@@ -6,7 +6,6 @@
 #include "js_convert.h"
 #include "js_errors.h"
 #include "network_jobs.h"
-#include "network_worker.h"
 #include "property_keys.h"
 
 namespace rnnkit::addon {

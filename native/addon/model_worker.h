@@ -1,21 +1,26 @@
-// Runs a job (network_jobs.h) on the libuv thread pool and settles a Promise with its result. Execute never touches
-// JavaScript; the handle stays referenced (so it cannot be collected) until the job settles. The worker is made when
-// the call is made (its arguments already copied into the job) and started when the handle's queue reaches it.
+// A Promise call of a model handle (ModelHandle): its job (arguments already copied in) runs on the libuv thread pool
+// and settles a deferred Promise. Execute never touches JavaScript; the handle's object stays referenced (so it
+// cannot be collected) until the call settles. Made when the call is made, started when the handle's queue reaches it.
+//
+// A job: run(Model&) on any thread, toJs(env) back on the JavaScript thread, cancelReason() (JobBase: never).
 #pragma once
 
 #include <napi.h>
 
+#include <string>
+#include <utility>
+
+#include "../core/error.h"
 #include "../cpu/thread_priority.h"
+#include "call_queue.h"
 #include "js_errors.h"
-#include "network_handle.h"
-#include "network_jobs.h"
 
 namespace rnnkit::addon {
 
-template <typename Job>
-class NetworkWorker final : public Napi::AsyncWorker, public NetworkHandle::QueuedCall {
+template <typename Handle, typename Job>
+class ModelWorker final : public Napi::AsyncWorker, public QueuedCall {
  public:
-  NetworkWorker(Napi::Env env, NetworkHandle* handle, Napi::Object self, Job job)
+  ModelWorker(Napi::Env env, Handle* handle, Napi::Object self, Job job)
       : Napi::AsyncWorker(env, "rnnkit"),
         deferred_(Napi::Promise::Deferred::New(env)),
         handle_(handle),
@@ -42,12 +47,13 @@ class NetworkWorker final : public Napi::AsyncWorker, public NetworkHandle::Queu
 
   void Execute() override {
     cpu::LowerThreadPriority background;  // the event loop's thread comes first on a busy machine
-    error_.capture([&] { job_.run(handle_->network()); });
+    error_.capture([&] { job_.run(handle_->model()); });
     if (error_.set) SetError(error_.message);
   }
 
-  // The call settles before the handle moves on (endCall starts the next queued call, or after dispose() rejects
-  // the queued ones): callers see their calls settle in call order.
+  // The result is converted, and the call settled, before endCall: a dispose() that came while the call ran frees
+  // the model there, and endCall starts the next queued call (or rejects them after dispose()), so callers see their
+  // calls settle in call order.
   void OnOK() override {
     Napi::Env env = Env();
     Napi::Value result;
@@ -69,7 +75,7 @@ class NetworkWorker final : public Napi::AsyncWorker, public NetworkHandle::Queu
 
  private:
   Napi::Promise::Deferred deferred_;
-  NetworkHandle* handle_;
+  Handle* handle_;
   Napi::ObjectReference self_;
   Job job_;
   CapturedError error_;
