@@ -7,6 +7,7 @@ import type {
   CellType, GateActivation, DeviceName, RecurrentSpec, SequenceBatch, ForwardResult, OutputGradient, InputGradient,
   LossTarget,
 } from './network-types';
+import type { Seq2SeqSpec, TokenIds, Seq2SeqBatch, DecodeOptions, DecodeResult } from './seq2seq-types';
 
 export type { CellType, GateActivation, DeviceName } from './network-types';
 
@@ -74,21 +75,35 @@ export interface NativeTrainStepOptions {
   nonFinite?: 'error' | 'skip';
 }
 
-export interface NativeNetwork {
+/** What every native model handle has (native/addon/model_handle.h). */
+export interface NativeModelHandle {
   dispose(): void;
   isDisposed(): boolean;
-  spec(): NativeNetworkSpec & { numLayers: number; bidirectional: boolean; headSize: number };
   paramNames(): string[];
   paramShape(name: string): number[];
-  getParam(name: string): Float32Array;
   setParam(name: string, value: Float32Array): void;
-  getGrad(name: string): Float32Array;
   zeroGrad(): void;
+  setOptimizer(config: NativeOptimizerConfig): void;
+}
+
+/** The parameters and gradients of a GraphModel or Seq2Seq handle, as tensors (a Network's are flat). */
+export interface NativeTensorParams {
+  getParam(name: string): Tensor;
+  getGrad(name: string): Tensor;
+}
+
+/** Gradient norm, clipping and a bare optimizer step (Network, Seq2Seq). */
+export interface NativeGradientSteps {
   gradNorm(): number;
   clipGradNorm(maxNorm: number): number;
-  setOptimizer(config: NativeOptimizerConfig): void;
-  optimizerInfo(): { type: string; lr: number; steps: number; stateSlots: string[] } | null;
   step(): void;
+}
+
+export interface NativeNetwork extends NativeModelHandle, NativeGradientSteps {
+  spec(): NativeNetworkSpec & { numLayers: number; bidirectional: boolean; headSize: number };
+  getParam(name: string): Float32Array;
+  getGrad(name: string): Float32Array;
+  optimizerInfo(): { type: string; lr: number; steps: number; stateSlots: string[] } | null;
   getOptimizerState(slot: string): Float32Array;
   setOptimizerState(slot: string, value: Float32Array | number): void;
   memoryBytes(): number;
@@ -157,49 +172,12 @@ export type DeviceInfo =
       computeCapability: string;
     };
 
-/** An encoder-decoder's architecture (lib/seq2seq.ts documents it). */
-export interface NativeSeq2SeqSpec {
-  cell?: CellType;
-  attention?: 'none' | 'bahdanau' | 'luong';
-  srcVocab: number;
-  tgtVocab: number;
-  embedSize: number;
-  hiddenSize: number;
-  numLayers?: number;
-  seed?: number;
-  device?: DeviceName;
-}
-
-/** Token ids, batch-first. */
-export interface NativeIds {
-  data: Int32Array | number[];
-  shape: number[];
-}
-
-export interface NativeSeq2SeqBatch {
-  source: NativeIds;
-  sourceLengths?: Int32Array | number[];
-  decoderInput: NativeIds;
-  targets?: Int32Array | number[];
-}
-
-export interface NativeDecodeOptions {
-  startToken: number;
-  endToken?: number;
-  maxLength?: number;
-  beamWidth?: number;
-  lengthPenalty?: number;
-  sourceLengths?: Int32Array | number[];
-  attention?: boolean;
-}
-
-export interface NativeDecodeResult {
-  tokens: Int32Array;
-  shape: [number, number];
-  lengths: Int32Array;
-  scores: Float32Array;
-  attention: Tensor | null;
-}
+// The Seq2Seq API's documented types (seq2seq-types.ts) are the addon's.
+export type NativeSeq2SeqSpec = Seq2SeqSpec;
+export type NativeIds = TokenIds;
+export type NativeSeq2SeqBatch = Seq2SeqBatch;
+export type NativeDecodeOptions = DecodeOptions;
+export type NativeDecodeResult = DecodeResult;
 
 export interface NativeDecoder {
   step(tokens: Int32Array | number[]): { logits: Tensor; attention: Tensor | null };
@@ -207,20 +185,8 @@ export interface NativeDecoder {
   dispose(): void;
 }
 
-export interface NativeSeq2Seq {
-  dispose(): void;
-  isDisposed(): boolean;
+export interface NativeSeq2Seq extends NativeModelHandle, NativeTensorParams, NativeGradientSteps {
   spec(): Required<Omit<NativeSeq2SeqSpec, 'seed' | 'device'>>;
-  paramNames(): string[];
-  paramShape(name: string): number[];
-  getParam(name: string): Tensor;
-  setParam(name: string, value: Float32Array): void;
-  getGrad(name: string): Tensor;
-  zeroGrad(): void;
-  gradNorm(): number;
-  clipGradNorm(maxNorm: number): number;
-  setOptimizer(config: NativeOptimizerConfig): void;
-  step(): void;
   forward(batch: NativeSeq2SeqBatch, options?: { train?: boolean }): Promise<{ logits: Tensor; attention: Tensor | null }>;
   forwardSync(batch: NativeSeq2SeqBatch, options?: { train?: boolean }): { logits: Tensor; attention: Tensor | null };
   lossSync(): number;
@@ -256,26 +222,20 @@ export interface NativeGraphStats {
   correct: number[];
 }
 
+/** Per output: its loss's targets (class ids or values), null for an output without a loss. */
+export type NativeGraphTargets = (Float32Array | Int32Array | number[] | null)[];
+
 /** A model graph (native/core/graph_network.h), made from a plan (lib/graph/compile.ts). */
-export interface NativeGraph {
-  dispose(): void;
-  isDisposed(): boolean;
+export interface NativeGraph extends NativeModelHandle, NativeTensorParams {
   tensors(): { name: string; kind: string; features: number; stateSlots: number }[];
-  paramNames(): string[];
-  paramShape(name: string): number[];
-  getParam(name: string): Tensor;
-  setParam(name: string, value: Float32Array): void;
-  getGrad(name: string): Tensor;
-  zeroGrad(): void;
-  setOptimizer(config: NativeOptimizerConfig): void;
   forward(inputs: NativeGraphInput[], options?: { train?: boolean }): Promise<Tensor[]>;
   forwardSync(inputs: NativeGraphInput[], options?: { train?: boolean }): Tensor[];
-  evaluate(inputs: NativeGraphInput[], losses: NativeGraphLoss[], targets: (Float32Array | Int32Array | number[] | null)[]): Promise<NativeGraphStats>;
-  evaluateSync(inputs: NativeGraphInput[], losses: NativeGraphLoss[], targets: (Float32Array | Int32Array | number[] | null)[]): NativeGraphStats;
-  trainStep(inputs: NativeGraphInput[], losses: NativeGraphLoss[], targets: (Float32Array | Int32Array | number[] | null)[], options?: { clipNorm?: number }): Promise<NativeGraphStats>;
-  trainStepSync(inputs: NativeGraphInput[], losses: NativeGraphLoss[], targets: (Float32Array | Int32Array | number[] | null)[], options?: { clipNorm?: number }): NativeGraphStats;
+  evaluate(inputs: NativeGraphInput[], losses: NativeGraphLoss[], targets: NativeGraphTargets): Promise<NativeGraphStats>;
+  evaluateSync(inputs: NativeGraphInput[], losses: NativeGraphLoss[], targets: NativeGraphTargets): NativeGraphStats;
+  trainStep(inputs: NativeGraphInput[], losses: NativeGraphLoss[], targets: NativeGraphTargets, options?: { clipNorm?: number }): Promise<NativeGraphStats>;
+  trainStepSync(inputs: NativeGraphInput[], losses: NativeGraphLoss[], targets: NativeGraphTargets, options?: { clipNorm?: number }): NativeGraphStats;
   /** After forwardSync(inputs, { train: true }): the losses backpropagated, gradients accumulated. */
-  lossBackwardSync(losses: NativeGraphLoss[], targets: (Float32Array | Int32Array | number[] | null)[]): NativeGraphStats;
+  lossBackwardSync(losses: NativeGraphLoss[], targets: NativeGraphTargets): NativeGraphStats;
 }
 
 interface NativeModule {
