@@ -105,7 +105,9 @@ struct RowProduct {
   int ldc = 0;
 };
 
-// One int8 product C[M, N] = beta * C + A[M, K] x W^T, W in the backend's int8 form (Backend::int8PackWeights).
+// One int8 product C[M, N] = beta * C + A[M, K] x W^T, W in the backend's int8 form (Backend::int8PackWeights);
+// with a bias (and beta 0), C = bias + A x W^T, bias a row of N added to every row (the sums of broadcasting it
+// into C and adding the product with beta 1, without the pass that writes C first).
 struct Int8Product {
   int M = 0;
   const float* A = nullptr;
@@ -115,6 +117,7 @@ struct Int8Product {
   float beta = 0.f;
   float* C = nullptr;
   int ldc = 0;
+  const float* bias = nullptr;
 };
 
 class Backend {
@@ -190,7 +193,8 @@ class Backend {
   virtual void gemmInt8Products(const Int8Product* products, int count) {
     for (int i = 0; i < count; ++i) {
       const Int8Product& p = products[i];
-      gemmInt8(p.M, p.A, p.lda, p.packed, p.N, p.K, p.beta, p.C, p.ldc);
+      if (p.bias) broadcastRows(p.C, p.M, p.N, p.ldc, p.bias);
+      gemmInt8(p.M, p.A, p.lda, p.packed, p.N, p.K, p.bias ? 1.f : p.beta, p.C, p.ldc);
     }
   }
 

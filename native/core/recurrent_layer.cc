@@ -72,12 +72,15 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
   const bool int8 = !train && w.qwhh && !gruBefore && (in.tokens || w.qwih);
   if (in.tokens) {
     be_.gatherColumns(w.wih, GH, input_, inputBias, in.tokens, (int)N, gi, GH);
+  } else if (int8 && !singleStep) {
+    // gi = bias + the int8 product, the bias added as the product is written.
+    Int8Product p{(int)N, in.x, in.ldx, w.qwih, GH, input_, 0.f, gi, GH};
+    p.bias = inputBias;
+    be_.gemmInt8Products(&p, 1);
   } else {
     be_.broadcastRows(gi, (int)N, GH, GH, inputBias);
     if (singleStep) {
       // done with the recurrent product, in the loop
-    } else if (int8) {
-      be_.gemmInt8((int)N, in.x, in.ldx, w.qwih, GH, input_, 1.f, gi, GH);
     } else {
       be_.gemm(false, true, (int)N, GH, input_, 1.f, in.x, in.ldx, w.wih, input_, 1.f, gi, GH);
     }

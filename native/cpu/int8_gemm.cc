@@ -150,13 +150,26 @@ __attribute__((target("avx2,fma"))) float quantizeRowAvx2Vec(const float* x, int
 float quantizeRowScalar(const float* x, int count, int8_t* q) { return quantizeRowImpl(x, count, q); }
 
 // The float part, the same for every kernel (compiled for the baseline, so no kernel's FMA contraction changes it):
-// C[n] = beta * C[n] + acc[n] * (rowScale * colScale[n]), beta 0 or 1.
-void finishRow(const int32_t* acc, int count, float rowScale, const float* colScales, float beta, float* c) {
-  if (beta == 0.f) {
+// c[n] = acc[n] * (rowScale * colScale[n]), added to start[n] where start is given (c itself for beta 1, or a
+// bias row: the same sum as the bias broadcast into C first).
+void finishRow(const int32_t* acc, int count, float rowScale, const float* colScales, const float* start, float* c) {
+  if (!start) {
     for (int j = 0; j < count; ++j) c[j] = (float)acc[j] * (rowScale * colScales[j]);
   } else {
-    for (int j = 0; j < count; ++j) c[j] = c[j] + (float)acc[j] * (rowScale * colScales[j]);
+    for (int j = 0; j < count; ++j) c[j] = start[j] + (float)acc[j] * (rowScale * colScales[j]);
   }
+}
+
+// Where a product's sums start: from zero (beta 0, no bias), from C (beta 1) or from a bias row (stride 0).
+struct Start {
+  const float* at;
+  std::size_t ld;
+  const float* row(int m, int n0) const { return at ? at + (std::size_t)m * ld + n0 : nullptr; }
+};
+
+Start startOf(float beta, const float* bias, float* C, int ldc) {
+  if (bias) return {bias, 0};
+  return beta != 0.f ? Start{C, (std::size_t)ldc} : Start{nullptr, 0};
 }
 
 // Activations of one call, quantized per row: int8 values (K padded with zeros to Kpad), one scale per row.
@@ -170,10 +183,12 @@ struct QuantizedRowsA {
 using BlockKernel = void (*)(const int8_t* qa, int Kpad, int rows, const int8_t* block, const int32_t* colSums,
                              int32_t acc[4][kInt8Cols]);
 
-// A tile kernel: C[r][n0 + j] = beta * C + (acc[r][j] - 128 * colSums[j]) * (rowScales[r] * colScales[j]) for
-// its rows and its 1 or 2 blocks (`cols` of them written), over rows quantized with the +128 added.
+// A tile kernel: C[r][j] = start[r][j] + (acc[r][j] - 128 * colSums[j]) * (rowScales[r] * colScales[j]) for its
+// rows and its 1 or 2 blocks (`cols` of them written; start: row stride ldStart, none when null), over rows
+// quantized with the +128 added.
 using TileKernel = void (*)(const uint8_t* ua, int Kpad, const int8_t* block, const int32_t* colSums,
-                            const float* colScales, const float* rowScales, int cols, float beta, float* C, int ldc);
+                            const float* colScales, const float* rowScales, int cols, const float* start,
+                            std::size_t ldStart, float* C, int ldc);
 
 // The reference: plain integer loops over the packed layout.
 void blockScalar(const int8_t* qa, int Kpad, int rows, const int8_t* block, const int32_t*, int32_t acc[4][kInt8Cols]) {
@@ -338,7 +353,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void quadRowVnni
 template <int ROWS, int BLOCKS>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tileVnni(
     const uint8_t* ua, int Kpad, const int8_t* block, const int32_t* colSums, const float* colScales,
-    const float* rowScales, int cols, float beta, float* C, int ldc) {
+    const float* rowScales, int cols, const float* start, std::size_t ldStart, float* C, int ldc) {
   static_assert(BLOCKS == 1 || BLOCKS == 2, "one or two blocks");
   __m512i sum[ROWS][BLOCKS];
 #pragma GCC unroll 8
@@ -369,9 +384,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void tileVnni(
       __m512 scale = _mm512_mul_ps(_mm512_set1_ps(rowScales[r]), colScale);
       __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sum[r][b], correction)), scale);
       float* c = C + (std::size_t)r * ldc + b * kInt8Cols;
-      if (beta != 0.f) {
+      if (start) {
         __asm__("" : "+v"(v));
-        v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, c), v);
+        v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, start + (std::size_t)r * ldStart + b * kInt8Cols), v);
       }
       _mm512_mask_storeu_ps(c, mask, v);
     }
@@ -448,7 +463,7 @@ void biasRow(int8_t* row, int count) {
 // [nb0, nb1), with the tile kernels. Rows go in panels whose activations stay in L1 while every block pair passes
 // over them; each pair of blocks (a few KiB of weights) stays in L1 while the panel's tiles of 8 rows go by.
 void tileColumns(const TileKernel (*tiles)[2], const int8_t* data, const int32_t* sums, const float* scales, int N,
-                 int Kpad, const uint8_t* ua, const float* rowScales, int m0, int m1, int nb0, int nb1, float beta,
+                 int Kpad, const uint8_t* ua, const float* rowScales, int m0, int m1, int nb0, int nb1, Start start,
                  float* C, int ldc) {
   const int panelRows = std::max(kTileRows, (16384 / std::max(Kpad, 1)) / kTileRows * kTileRows);
   for (int p0 = m0; p0 < m1; p0 += panelRows) {
@@ -461,20 +476,20 @@ void tileColumns(const TileKernel (*tiles)[2], const int8_t* data, const int32_t
       for (int r0 = p0; r0 < p1; r0 += kTileRows) {
         const int rows = std::min(kTileRows, p1 - r0);
         tiles[rows - 1][blocks - 1](ua + (std::size_t)r0 * Kpad, Kpad, block, sums + n0, scales + n0, rowScales + r0,
-                                    cols, beta, C + (std::size_t)r0 * ldc + n0, ldc);
+                                    cols, start.row(r0, n0), start.ld, C + (std::size_t)r0 * ldc + n0, ldc);
       }
     }
   }
 }
 
 // Rows [0, M) of one product, quantized (qdata: row m at m * Kpad, with the +128 added where `biased`, for the tile
-// kernels), against its column blocks [nb0, nb1): C = beta * C + the products, columns below N written.
+// kernels), against its column blocks [nb0, nb1): C = start + the products, columns below N written.
 void productBlocks(const KernelChoice& kc, bool biased, const int8_t* qdata, const float* rowScales, int M, int Kpad,
-                   const int8_t* data, const int32_t* sums, const float* scales, int N, int nb0, int nb1, float beta,
+                   const int8_t* data, const int32_t* sums, const float* scales, int N, int nb0, int nb1, Start start,
                    float* C, int ldc) {
   if (biased) {
     tileColumns(kc.tiles, data, sums, scales, N, Kpad, reinterpret_cast<const uint8_t*>(qdata), rowScales, 0, M, nb0,
-                nb1, beta, C, ldc);
+                nb1, start, C, ldc);
     return;
   }
   int32_t acc[4][kInt8Cols];
@@ -488,7 +503,7 @@ void productBlocks(const KernelChoice& kc, bool biased, const int8_t* qdata, con
       for (; nb + 4 <= nb1; nb += 4) {
         const int n0 = nb * kInt8Cols;
         kc.quad(a, Kpad, data + (std::size_t)n0 * Kpad, sums + n0, acc4);
-        finishRow(acc4, std::min(4 * kInt8Cols, N - n0), rowScales[m0], scales + n0, beta,
+        finishRow(acc4, std::min(4 * kInt8Cols, N - n0), rowScales[m0], scales + n0, start.row(m0, n0),
                   C + (std::size_t)m0 * ldc + n0);
       }
     }
@@ -499,7 +514,7 @@ void productBlocks(const KernelChoice& kc, bool biased, const int8_t* qdata, con
       else kc.fn(a, Kpad, rows, data + (std::size_t)n0 * Kpad, sums + n0, acc);
       const int cols = std::min(two ? 2 * kInt8Cols : kInt8Cols, N - n0);
       for (int r = 0; r < rows; ++r)
-        finishRow(two ? acc2[r] : acc[r], cols, rowScales[m0 + r], scales + n0, beta,
+        finishRow(two ? acc2[r] : acc[r], cols, rowScales[m0 + r], scales + n0, start.row(m0 + r, n0),
                   C + (std::size_t)(m0 + r) * ldc + n0);
       nb += two ? 2 : 1;
     }
@@ -635,7 +650,7 @@ void int8Products(const Int8Product* products, int count, ThreadPool& pool) {
       const std::size_t end = hi - pr.firstBlock;
       const int Kpad = pr.L.Kpad;
       productBlocks(kc, pr.biased, qBase + pr.qOffset, sBase + pr.sOffset, p.M, Kpad, pr.data, pr.sums, pr.scales,
-                    p.N, (int)lo, (int)end, p.beta, p.C, p.ldc);
+                    p.N, (int)lo, (int)end, startOf(p.beta, p.bias, p.C, p.ldc), p.C, p.ldc);
     }
   });
 }
@@ -696,7 +711,7 @@ void int8RecurrentStep(const CellForwardStep& s, float* gh, const void* packed, 
     if (bhh) startFromRecurrentBias(s, gh, bhh, block, u0, u1);
     // Block boundaries (G * u0, u0 a multiple of kUnitAlign) fall on column blocks of the int8 form.
     productBlocks(kc, biased, h.q.data(), h.scale.data(), B, L.Kpad, data, sums, scales, N, G * u0 / kInt8Cols,
-                  (G * u1 + kInt8Cols - 1) / kInt8Cols, bhh ? 1.f : 0.f, gh, s.ldgh);
+                  (G * u1 + kInt8Cols - 1) / kInt8Cols, startOf(bhh ? 1.f : 0.f, nullptr, gh, s.ldgh), gh, s.ldgh);
     for (int v0 = u0; v0 < u1; v0 += block) cellForwardUnits(s, gh + G * v0, v0, std::min(block, H - v0));
   };
   const std::size_t work = (std::size_t)B * N * L.Kpad;
