@@ -32,7 +32,15 @@ struct CellForwardStep {
   float* saved = nullptr;  // [B, savedWidth*H] for backward, or nullptr (inference)
   const int32_t* lengths = nullptr;
   int t = 0;
+  // CPU inference over token ids (one-hot input) only: row b's gi is row giTokens[b] of a table [vocab, G*H] at gi
+  // (each token's W_ih column plus the bias, the sums a per-token copy would hold) rather than row b of gi.
+  const int32_t* giTokens = nullptr;
 };
+
+// Row b of a step's input projection.
+inline const float* inputGatesRow(const CellForwardStep& s, int b) {
+  return s.gi + (std::size_t)(s.giTokens ? s.giTokens[b] : b) * s.ldgi;
+}
 
 // One time step backward. dh is the gradient reaching hNext from later steps (and dhn); dy (may be null) is added
 // for rows that take part. Writes the pre-activation gate gradients (dGi for the input side, dGh for the recurrent

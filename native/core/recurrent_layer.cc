@@ -64,13 +64,23 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
     }
     inputBias = bias_.floats();
   }
-  float* gi = gi_.reserveFloats(N * GH);
   // A single step (a stream) runs its input product together with the recurrent one, in one pass over both
   // weight matrices: at batch 1 the step is bound by reading the weights, not by arithmetic.
   const bool singleStep = T == 1 && !in.tokens && !gruBefore;
   // int8 products (inference only; the reset-before GRU, whose n gate multiplies r * h, stays in float32).
   const bool int8 = !train && w.qwhh && !gruBefore && (in.tokens || w.qwih);
-  if (in.tokens) {
+  // int8 inference over at least as many tokens as the vocabulary: gi is a table of one row per token id (its W_ih
+  // column plus the bias, the same sums), which every step reads through the step's tokens (giTokens), instead of a
+  // copy per token and step (8 MiB for the char-rnn's batch 32 x 64 steps, written, then read back from L3).
+  const bool tokenTable = in.tokens && int8 && N >= (std::size_t)input_;
+  float* gi = gi_.reserveFloats((tokenTable ? (std::size_t)input_ : N) * GH);
+  if (tokenTable) {
+    if (vocabIds_.size() != (std::size_t)input_) {
+      vocabIds_.resize((std::size_t)input_);
+      for (int v = 0; v < input_; ++v) vocabIds_[(std::size_t)v] = v;
+    }
+    be_.gatherColumns(w.wih, GH, input_, inputBias, vocabIds_.data(), input_, gi, GH);
+  } else if (in.tokens) {
     be_.gatherColumns(w.wih, GH, input_, inputBias, in.tokens, (int)N, gi, GH);
   } else if (int8 && !singleStep) {
     // gi = bias + the int8 product, the bias added as the product is written.
@@ -126,7 +136,8 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
   for (int s = 0; s < T; ++s) {
     const int t = reverse_ ? T - 1 - s : s;
     step.t = t;
-    step.gi = gi + (std::size_t)t * B * GH;
+    step.gi = tokenTable ? gi : gi + (std::size_t)t * B * GH;
+    step.giTokens = tokenTable ? in.tokens + (std::size_t)t * B : nullptr;
     step.gh = gh;
     step.hPrev = slotPtr(hs, s, false);
     step.hNext = slotPtr(hs, s, true);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "backend.h"
 #include "device_buffer.h"
@@ -85,7 +86,8 @@ class RecurrentLayer {
   DeviceBuffer rh_;       // [B, H] reset-before GRU: r*h, and in backward d(r*h)
   DeviceBuffer dGi_, dGh_;
   DeviceBuffer dh_[2], dc_[2];
-  DeviceBuffer stepPanels_;  // W_hh in the backend's step layout, for the pass under way (forward or backward)
+  DeviceBuffer stepPanels_;
+  std::vector<int32_t> vocabIds_;  // 0 .. inputSize-1: the rows of an int8 pass's token table (CPU only)  // W_hh in the backend's step layout, for the pass under way (forward or backward)
 };
 
 }  // namespace rnnkit

@@ -79,7 +79,7 @@ __attribute__((always_inline)) inline void gruRow(int n, int H, int Hh, const fl
 template <typename Gate>
 RNNKIT_INLINE void forwardUnitsOfRow(const CellForwardStep& s, int b, const float* ghRow, int Hh, int u0, int n) {
   const int H = s.hidden;
-  const float* __restrict gi = s.gi + (std::size_t)b * s.ldgi + u0;
+  const float* __restrict gi = inputGatesRow(s, b) + u0;
   const float* __restrict gh = ghRow;
   const float* __restrict hp = s.hPrev + (std::size_t)b * H + u0;
   float* __restrict hn = s.hNext + (std::size_t)b * H + u0;
@@ -264,7 +264,7 @@ template <typename Gate>
 void resetGateRows(const CellForwardStep& s, float* rh, std::size_t b0, std::size_t b1) {
   const int H = s.hidden;
   for (std::size_t b = b0; b < b1; ++b) {
-    const float* gi = s.gi + b * s.ldgi;
+    const float* gi = inputGatesRow(s, (int)b);
     const float* gh = s.gh + b * s.ldgh;
     const float* hp = s.hPrev + b * H;
     float* out = rh + b * H;

@@ -39,7 +39,7 @@ void prefetchInputGates(const CellForwardStep& s, int u0, int u1) {
   // runs that the hardware prefetcher does not pick up. Ask for them now: they arrive while the product runs.
   for (int b = 0; b < s.batch; ++b)
     for (int g = 0; g < G; ++g) {
-      const char* at = reinterpret_cast<const char*>(s.gi + (std::size_t)b * s.ldgi + (std::size_t)g * H + u0);
+      const char* at = reinterpret_cast<const char*>(inputGatesRow(s, b) + (std::size_t)g * H + u0);
       const char* end = at + sizeof(float) * (u1 - u0);
       for (; at < end; at += 64) __builtin_prefetch(at, 0, 2);
       __builtin_prefetch(end - 1, 0, 2);
