@@ -422,3 +422,25 @@ t.test('unknown option names are coded errors that suggest the name meant', asyn
   t.equal(model.decodeSync(src, { startToken: 0, endToken: 1, maxLength: 4, beamWidth: 2 }).shape[0], 2);
   model.dispose();
 });
+
+t.test('a training step whose loss or gradient norm is not finite is refused and changes nothing', async (t) => {
+  const c: Config = { cell: 'gru', attention: 'bahdanau', layers: 1, batch: 2, lengths: false };
+  const model = makeModel(c, 11);
+  const batch = makeBatch(c, new Lcg(4));
+  model.compile({ optimizer: { type: 'adam', lr: 0.01 }, clipNorm: 1 });
+  await model.trainOnBatch(batch);  // the optimizer has state worth keeping
+  const names = model.paramNames();
+  const poisoned = names.find((n) => n.startsWith('decoder.') && n.includes('weight_ih'))!;
+  const bad = model.getParam(poisoned).data.slice();
+  bad[0] = Number.NaN;
+  model.setParam(poisoned, bad);
+  const before = names.map((n) => Array.from(model.getParam(n).data));
+  t.throws(() => model.trainOnBatchSync(batch), { code: 'ERR_RNNKIT_NON_FINITE', message: /training step not applied: the (loss|gradient norm) is NaN.*unchanged/ });
+  await t.rejects(model.trainOnBatch(batch), { code: 'ERR_RNNKIT_NON_FINITE' });
+  names.forEach((n, i) => t.same(Array.from(model.getParam(n).data), before[i], `${n} unchanged`));
+  // Once the weight is repaired, training goes on from the same state.
+  bad[0] = 0;
+  model.setParam(poisoned, bad);
+  t.ok(Number.isFinite(model.trainOnBatchSync(batch).loss));
+  model.dispose();
+});

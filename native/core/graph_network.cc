@@ -758,12 +758,9 @@ GraphLossStats GraphNetwork::trainStep(const std::vector<GraphInputValue>& in, c
   forward(in, true);
   GraphLossStats stats = lossBackward(losses, targets);
   stats.gradNorm = gradNorm();
-  if (!std::isfinite(stats.loss) || !std::isfinite(stats.gradNorm)) {
-    zeroGrad();
+  if (!store_.gradientsUsable(stats.loss, stats.gradNorm)) {
     haveTrainForward_ = false;
-    fail(ErrorCode::NonFinite, std::string("training step not applied: the ") +
-                                   (std::isfinite(stats.loss) ? "gradient norm" : "loss") +
-                                   " is not finite; the weights and the optimizer state are unchanged");
+    ParameterStore::refuseStep(stats.loss, stats.gradNorm);
   }
   if (clipNorm > 0) store_.clipGradNorm(clipNorm, stats.gradNorm);
   optimizerStep();

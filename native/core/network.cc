@@ -522,22 +522,14 @@ TrainStepResult Network::trainStep(const SequenceInput& in, const LossTarget& ta
   r.counted = lastLossCounted_;
   if (target.kind == LossKind::SoftmaxCrossEntropy) r.correct = countCorrect(out);
   r.gradNorm = gradNorm();
-  // The guard sits between the gradients and the update: one non-finite value would otherwise reach every weight
-  // through the optimizer (and its moment estimates) for good, and clipping cannot help (NaN / NaN is NaN).
-  if (!std::isfinite(r.loss) || !std::isfinite(r.gradNorm)) {
-    zeroGrad();
+  if (!store_.gradientsUsable(r.loss, r.gradNorm)) {
     haveTrainForward_ = false;
     if (carryState) carry_.batch = 0;  // the carried state came from the same forward
     if (nonFinite == NonFinitePolicy::Skip) {
       r.skipped = true;
       return r;
     }
-    const auto text = [](double v) { return std::isnan(v) ? std::string("NaN") : v > 0 ? "Infinity" : "-Infinity"; };
-    fail(ErrorCode::NonFinite,
-         std::string("training step not applied: ") +
-             (std::isfinite(r.loss) ? "the gradient norm is " + text(r.gradNorm) : "the loss is " + text(r.loss)) +
-             " (a non-finite value in the batch, or a learning rate too high); the weights and the optimizer state "
-             "are unchanged");
+    ParameterStore::refuseStep(r.loss, r.gradNorm);
   }
   if (clipNorm > 0) store_.clipGradNorm(clipNorm, r.gradNorm);
   optimizerStep();

@@ -63,6 +63,21 @@ void ParameterStore::clipGradNorm(double maxNorm, double norm) {
   if (coef < 1.0) be_.scale(grads_.floats(), layout_.total(), (float)coef);
 }
 
+bool ParameterStore::gradientsUsable(double loss, double gradNorm) {
+  if (std::isfinite(loss) && std::isfinite(gradNorm)) return true;
+  zeroGrad();
+  return false;
+}
+
+void ParameterStore::refuseStep(double loss, double gradNorm) {
+  const auto text = [](double v) { return std::isnan(v) ? std::string("NaN") : v > 0 ? "Infinity" : "-Infinity"; };
+  fail(ErrorCode::NonFinite,
+       std::string("training step not applied: ") +
+           (std::isfinite(loss) ? "the gradient norm is " + text(gradNorm) : "the loss is " + text(loss)) +
+           " (a non-finite value in the batch, or a learning rate too high); the weights and the optimizer state are "
+           "unchanged");
+}
+
 void ParameterStore::setOptimizer(const OptimizerConfig& config) {
   optimizer_ = std::make_unique<Optimizer>(be_, config, layout_.total());
 }

@@ -630,7 +630,12 @@ double Seq2Seq::trainStep(const Seq2SeqBatch& batch, double clipNorm) {
   zeroGrad();
   forward(batch, true);
   const double loss = lossBackward();
-  if (clipNorm > 0) clipGradNorm(clipNorm);
+  const double norm = store_.gradNorm();
+  if (!store_.gradientsUsable(loss, norm)) {
+    haveTrainForward_ = false;
+    ParameterStore::refuseStep(loss, norm);
+  }
+  if (clipNorm > 0) store_.clipGradNorm(clipNorm, norm);
   optimizerStep();
   return loss;
 }
