@@ -125,6 +125,27 @@ t.test('int8: saved and loaded with the model; float32 weights kept as they were
   plain.dispose();
 });
 
+t.test('int8 over token ids: a weight change reaches the next pass (the token table is kept only while the weights stay)', async (t) => {
+  const c = cases[2];
+  const rng = new rk.SeededRandom(12);
+  const model = makeModel(c).setInferencePrecision('int8');
+  const x = inputFor(c, rng, 3, 9);  // 27 tokens, vocabulary 11: the table path
+  const first = model.predictSync(x).data as Float32Array;
+  t.ok(sameBits(model.predictSync(x).data as Float32Array, first), 'the same weights: the same outputs');
+  const weights = model.getWeights();
+  const changed: Record<string, Float32Array> = {};
+  for (const [name, w] of Object.entries(weights)) changed[name] = Float32Array.from(w.data as Float32Array, (v, i) => (/ih/.test(name) || /bias/.test(name) ? v * 0.5 + (i % 3) * 0.01 : v));
+  model.setWeights(changed);
+  const after = model.predictSync(x).data as Float32Array;
+  const fresh = makeModel(c);
+  fresh.setWeights(changed);
+  fresh.setInferencePrecision('int8');
+  t.ok(sameBits(after, fresh.predictSync(x).data as Float32Array), 'after setWeights: the outputs of a fresh model with those weights');
+  t.notOk(sameBits(after, first), 'the outputs moved');
+  fresh.dispose();
+  model.dispose();
+});
+
 t.test('int8: the quantized weights are remade after training changes the float32 weights', async (t) => {
   const c = cases[2];
   const rng = new rk.SeededRandom(4);

@@ -31,13 +31,15 @@ RecurrentLayer::RecurrentLayer(Backend& backend, CellKind cell, bool resetAfter,
       dGh_(&backend),
       dh_{DeviceBuffer(&backend), DeviceBuffer(&backend)},
       dc_{DeviceBuffer(&backend), DeviceBuffer(&backend)},
-      stepPanels_(&backend) {}
+      stepPanels_(&backend),
+      tokenTable_(&backend) {}
 
 void RecurrentLayer::releaseWorkspace() {
   for (DeviceBuffer* b : {&bias_, &gi_, &gh_, &hs_, &cs_, &saved_, &rh_, &dGi_, &dGh_, &dh_[0], &dh_[1], &dc_[0],
-                          &dc_[1], &stepPanels_})
+                          &dc_[1], &stepPanels_, &tokenTable_})
     b->release();
   biasVersion_ = 0;
+  tableVersion_ = 0;
 }
 
 StepWeights RecurrentLayer::prepareStepWeights(const float* W, bool transB, int N, int K, int rows, int steps,
@@ -73,13 +75,17 @@ void RecurrentLayer::forward(const LayerWeights& w, const LayerInput& in, int T,
   // column plus the bias, the same sums), which every step reads through the step's tokens (giTokens), instead of a
   // copy per token and step (8 MiB for the char-rnn's batch 32 x 64 steps, written, then read back from L3).
   const bool tokenTable = in.tokens && int8 && N >= (std::size_t)input_;
-  float* gi = gi_.reserveFloats((tokenTable ? (std::size_t)input_ : N) * GH);
+  // The table is kept while the weights' version stays.
+  float* gi = tokenTable ? tokenTable_.reserveFloats((std::size_t)input_ * GH) : gi_.reserveFloats(N * GH);
   if (tokenTable) {
-    if (vocabIds_.size() != (std::size_t)input_) {
-      vocabIds_.resize((std::size_t)input_);
-      for (int v = 0; v < input_; ++v) vocabIds_[(std::size_t)v] = v;
+    if (!w.version || w.version != tableVersion_) {
+      if (vocabIds_.size() != (std::size_t)input_) {
+        vocabIds_.resize((std::size_t)input_);
+        for (int v = 0; v < input_; ++v) vocabIds_[(std::size_t)v] = v;
+      }
+      be_.gatherColumns(w.wih, GH, input_, inputBias, vocabIds_.data(), input_, gi, GH);
+      tableVersion_ = w.version;
     }
-    be_.gatherColumns(w.wih, GH, input_, inputBias, vocabIds_.data(), input_, gi, GH);
   } else if (in.tokens) {
     be_.gatherColumns(w.wih, GH, input_, inputBias, in.tokens, (int)N, gi, GH);
   } else if (int8 && !singleStep) {

@@ -86,8 +86,10 @@ class RecurrentLayer {
   DeviceBuffer rh_;       // [B, H] reset-before GRU: r*h, and in backward d(r*h)
   DeviceBuffer dGi_, dGh_;
   DeviceBuffer dh_[2], dc_[2];
-  DeviceBuffer stepPanels_;
-  std::vector<int32_t> vocabIds_;  // 0 .. inputSize-1: the rows of an int8 pass's token table (CPU only)  // W_hh in the backend's step layout, for the pass under way (forward or backward)
+  DeviceBuffer stepPanels_;  // W_hh in the backend's step layout, for the pass under way (forward or backward)
+  std::vector<int32_t> vocabIds_;  // 0 .. inputSize-1: the rows of an int8 pass's token table (CPU only)
+  DeviceBuffer tokenTable_;        // that table: each token id's W_ih column plus the bias
+  uint64_t tableVersion_ = 0;      // the weights' version tokenTable_ holds (0: none)
 };
 
 }  // namespace rnnkit
