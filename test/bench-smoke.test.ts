@@ -127,3 +127,13 @@ t.test('rnnkit bench --tiny: a short speed check with figures and no target line
   const unknown = spawnSync(process.execPath, [cli, 'bench', '--peers'], { encoding: 'utf8', timeout: 100000 });
   t.not(unknown.status, 0, 'harness options are not the CLI\'s');
 });
+
+t.test('--only takes comma-separated parts of names, and a part that names nothing is an error', { skip, timeout: 240000 }, async (t) => {
+  const both = npm(['run', 'bench', '--', '--json', '--tiny', '--no-peers', '--only', 'step_lstm2x256,infer_gru512']);
+  t.equal(both.status, 0, `exit status (stderr: ${(both.stderr ?? '').slice(-1000)})`);
+  t.same(Object.keys(JSON.parse(both.stdout).workloads).sort(), ['infer_gru512_b64_t100', 'step_lstm2x256_b1']);
+  const typo = npm(['run', 'bench', '--', '--json', '--tiny', '--only', 'infer_gru,no_such_workload']);
+  t.equal(typo.status, 2, 'exit status 2');
+  t.match(typo.stderr, /--only "infer_gru,no_such_workload" names no workload \(no_such_workload\); workloads: .*infer_gru512_b64_t100/);
+  t.equal(typo.stdout.trim(), '', 'nothing on stdout');
+});

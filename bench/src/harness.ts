@@ -878,7 +878,15 @@ export async function runBenchmarks(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const selected = Object.keys(file.workloads).filter((n) => !o.only || n.includes(o.only));
+  // --only: one or more comma-separated parts of workload names; a part that names no workload is an error, so that a
+  // typo never ends in an empty report.
+  const onlyParts = o.only === undefined ? [] : o.only.split(',').map((s) => s.trim()).filter(Boolean);
+  const unmatched = onlyParts.filter((part) => !Object.keys(file.workloads).some((n) => n.includes(part)));
+  if (o.only !== undefined && (onlyParts.length === 0 || unmatched.length)) {
+    process.stderr.write(`bench: --only ${JSON.stringify(o.only)} names no workload${unmatched.length ? ` (${unmatched.join(', ')})` : ''}; workloads: ${Object.keys(file.workloads).join(', ')}\n`);
+    return 2;
+  }
+  const selected = Object.keys(file.workloads).filter((n) => !onlyParts.length || onlyParts.some((part) => n.includes(part)));
   // Kinds this harness does not measure (yet) are listed in the report with the reason, never silently dropped.
   const names = selected.filter((n) => MEASURED_KINDS.includes(file.workloads[n].kind));
   const notMeasured = selected.filter((n) => !names.includes(n));
