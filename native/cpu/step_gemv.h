@@ -29,5 +29,10 @@ const char* stepGemvKernelName();
 // claims first and the pool's threads the last ones: with two threads, a step's two halves of the weights stay with
 // the same cores from step to step, so each core's own cache keeps its half (a batch-1 step reads every weight).
 void parallelShares(ThreadPool& pool, int shares, const std::function<void(int)>& fn);
+// The same for a lambda, held by reference (no allocation for its captures).
+template <typename Fn>
+void parallelShares(ThreadPool& pool, int shares, const Fn& fn) {
+  parallelShares(pool, shares, std::function<void(int)>(std::cref(fn)));
+}
 
 }  // namespace rnnkit::cpu

@@ -22,6 +22,12 @@ class ThreadPool {
   // the calling thread taking one chunk. Returns when every chunk has finished. A parallelFor issued from inside
   // a worker (nested) runs serially on that thread. Calls from several threads at once are serialized.
   void parallelFor(std::size_t n, std::size_t grain, const std::function<void(std::size_t, std::size_t)>& fn);
+  // The same for a lambda or other callable, held by reference: a std::function made from a lambda that captures
+  // more than two pointers allocates, and a batch-1 step makes a few such calls each time.
+  template <typename Fn>
+  void parallelFor(std::size_t n, std::size_t grain, const Fn& fn) {
+    parallelFor(n, grain, std::function<void(std::size_t, std::size_t)>(std::cref(fn)));
+  }
 
   ~ThreadPool();
 
