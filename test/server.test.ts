@@ -176,14 +176,20 @@ t.test('POST /predict: the final-step distribution, per-step distributions, toke
 t.test('concurrent /predict requests are batched and each gets its own answer', { skip }, async (t) => {
   // Lengths from 1 to 300 (longer than one 128-step pass of the batch engine, so the state is carried over passes).
   const texts = Array.from({ length: 24 }, (_, i) => TEXT.repeat(6).slice(i, i + 1 + ((i * 37) % 300)));
-  const replies = await Promise.all(texts.map((text) => post(server.port, '/predict', { text, topK: 3 })));
-  replies.forEach((r, i) => {
-    t.equal(r.status, 200);
-    const p = lastProbs(texts[i]);
-    for (const e of r.json.top) t.ok(Math.abs(e.p - p[e.id]) < 1e-4, `text ${i}: p(${JSON.stringify(e.token)}) ${e.p} vs ${p[e.id]}`);
-  });
-  const h = await request(server.port, 'GET', '/health');
-  t.ok(h.json.engine.maxBatch > 1, `batches of several rows ran (max ${h.json.engine.maxBatch})`);
+  // Whether requests share a forward depends on how their bytes arrive in the event loop's turns: on a loaded
+  // machine one burst can be read a request per turn. A few bursts make at least one shared forward all but certain;
+  // every answer of every burst is checked.
+  let h: Reply | undefined;
+  for (let burst = 0; burst < 4 && !(h && h.json.engine.maxBatch > 1); burst++) {
+    const replies = await Promise.all(texts.map((text) => post(server.port, '/predict', { text, topK: 3 })));
+    replies.forEach((r, i) => {
+      t.equal(r.status, 200);
+      const p = lastProbs(texts[i]);
+      for (const e of r.json.top) t.ok(Math.abs(e.p - p[e.id]) < 1e-4, `text ${i}: p(${JSON.stringify(e.token)}) ${e.p} vs ${p[e.id]}`);
+    });
+    h = await request(server.port, 'GET', '/health');
+  }
+  t.ok(h!.json.engine.maxBatch > 1, `batches of several rows ran (max ${h!.json.engine.maxBatch})`);
 });
 
 t.test('validation: 4xx with a JSON error, the server keeps serving', { skip }, async (t) => {
