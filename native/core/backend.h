@@ -140,6 +140,9 @@ class Backend {
   virtual void free(void* p) = 0;
   virtual void upload(void* dst, const void* hostSrc, std::size_t bytes) = 0;
   virtual void download(void* hostDst, const void* src, std::size_t bytes) = 0;
+  // Whether alloc's memory is the host's own, so that host code may read and write it in place (the CPU backend):
+  // a sequence is then transposed straight into or out of it instead of through a staging copy and a transfer.
+  virtual bool hostMemory() const { return false; }
   virtual void copy(void* dst, const void* src, std::size_t bytes) = 0;
   virtual void fill(float* p, std::size_t n, float value) = 0;
   // y += alpha * x

@@ -16,6 +16,7 @@ class CpuBackend final : public Backend {
   void free(void* p) override;
   void upload(void* dst, const void* hostSrc, std::size_t bytes) override;
   void download(void* hostDst, const void* src, std::size_t bytes) override;
+  bool hostMemory() const override { return true; }
   void copy(void* dst, const void* src, std::size_t bytes) override;
   void fill(float* p, std::size_t n, float value) override;
   void axpy(std::size_t n, float alpha, const float* x, float* y) override;
