@@ -393,7 +393,7 @@ function detectPeers(threads: number): Record<PeerName, PeerStatus> {
   // ONNX Runtime runs inside each rnnkit child (inference and step workloads), not as a command of its own.
   const ortVersion = onnxRuntimeVersion();
   result.onnxruntime = ortVersion
-    ? { available: true, version: ortVersion, detail: `onnxruntime-node, CPU, intraOpNumThreads ${threads}, sequential, in rnnkit's process on the model toOnnx exports` }
+    ? { available: true, version: ortVersion, detail: `onnxruntime-node, CPU, intraOpNumThreads ${threads}, sequential, spin-waiting off, in rnnkit's process on the model toOnnx exports` }
     : { available: false, detail: 'not installed (npm install -D onnxruntime-node)' };
 
   // PyTorch: the first python that imports torch (RNNKIT_BENCH_PYTHON, the system python, python3 on PATH).
