@@ -214,7 +214,7 @@ export async function measureWorkload(w: Workload, o: BenchOptions, withOrt: boo
       const contenders: Timed[] = [() => model.predict(x), () => quantized.predict(x)];
       if (withOrt) {
         try {
-          const { ort: lib, session } = await createSession(model.toOnnx(), threads);
+          const { ort: lib, session } = await createSession(model.toOnnx(), threads, false);
           const run = sequenceRunner(lib, session, x);
           const rel = relativeDifference(await run(), (await model.predict(x)).data);
           if (!(rel <= AGREEMENT)) throw new Error(`outputs differ from rnnkit's by ${rel.toExponential(2)} relative (limit ${AGREEMENT})`);
@@ -247,7 +247,7 @@ export async function measureWorkload(w: Workload, o: BenchOptions, withOrt: boo
       const contenders: Timed[] = [() => stream.stepSync(x), () => stream.step(x), () => qstream.stepSync(x), () => qstream.step(x)];
       if (withOrt) {
         try {
-          const { ort: lib, session } = await createSession(model.toOnnx({ states: true }), threads);
+          const { ort: lib, session } = await createSession(model.toOnnx({ states: true }), threads, true);
           const run = stepRunner(lib, session, x);
           // Three steps from the zero state in both, each output compared.
           const check = model.stream();
@@ -393,7 +393,7 @@ function detectPeers(threads: number): Record<PeerName, PeerStatus> {
   // ONNX Runtime runs inside each rnnkit child (inference and step workloads), not as a command of its own.
   const ortVersion = onnxRuntimeVersion();
   result.onnxruntime = ortVersion
-    ? { available: true, version: ortVersion, detail: `onnxruntime-node, CPU, intraOpNumThreads ${threads}, sequential, spin-waiting off, in rnnkit's process on the model toOnnx exports` }
+    ? { available: true, version: ortVersion, detail: `onnxruntime-node, CPU, intraOpNumThreads ${threads}, sequential, spin-waiting off for whole sequences and on for steps (each ORT's faster setting), in rnnkit's process on the model toOnnx exports` }
     : { available: false, detail: 'not installed (npm install -D onnxruntime-node)' };
 
   // PyTorch: the first python that imports torch (RNNKIT_BENCH_PYTHON, the system python, python3 on PATH).

@@ -43,18 +43,21 @@ export function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): 
   return Number.isNaN(diff) ? Infinity : diff / Math.max(scale, 1e-30);
 }
 
-export async function createSession(onnx: Uint8Array, threads: number): Promise<{ ort: Ort; session: Session }> {
+/** An ONNX Runtime session with `threads` intra-op threads. `spinning`: whether ORT's pool threads spin-wait for more
+ *  work after each run. Each workload gives ORT the setting that is faster for ORT itself, measured here (2 threads):
+ *  - whole sequences: off. ORT's own call is as fast without it (LSTM 512, batch 64, 100 steps: 136-137 ms against
+ *    140), while with it the call timed right after an ORT run (rnnkit's, in the alternating rounds) lost 19% to the
+ *    spinning threads (171-173 ms against 144-146 alone); off, the alternation costs neither side anything measurable.
+ *  - batch-1 steps: on (its default). Off, its step of the 2-layer LSTM 256 took 104 us against 75 with it on: a step
+ *    is too short to pay for waking a parked thread. */
+export async function createSession(onnx: Uint8Array, threads: number, spinning: boolean): Promise<{ ort: Ort; session: Session }> {
   const ort = loadOrt();
   const session = await ort.InferenceSession.create(onnx, {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
-    // ONNX Runtime's pool threads spin-wait for more work after each run. Measured here (LSTM 512, batch 64, 100
-    // steps, 2 threads): ORT's own call is as fast without it (136-137 ms against 140), but the call timed right after
-    // one of its runs - in an alternating benchmark, rnnkit's - lost 19% (171-173 ms against 144-146 alone) to the
-    // spinning threads. Off, the alternation costs neither side anything measurable (145.3 against 144.2 ms).
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
+    extra: { session: { intra_op: { allow_spinning: spinning ? '1' : '0' } } },
   });
   return { ort, session };
 }
