@@ -758,12 +758,9 @@ GraphLossStats GraphNetwork::trainStep(const std::vector<GraphInputValue>& in, c
   forward(in, true);
   GraphLossStats stats = lossBackward(losses, targets);
   stats.gradNorm = gradNorm();
-  if (!store_.gradientsUsable(stats.loss, stats.gradNorm)) {
-    haveTrainForward_ = false;
-    ParameterStore::refuseStep(stats.loss, stats.gradNorm);
-  }
-  if (clipNorm > 0) store_.clipGradNorm(clipNorm, stats.gradNorm);
-  optimizerStep();
+  const bool applied = store_.applyStep(stats.loss, stats.gradNorm, clipNorm);
+  haveTrainForward_ = false;  // the kept activations belong to the old weights, or to a step that was refused
+  if (!applied) ParameterStore::refuseStep(stats.loss, stats.gradNorm);
   return stats;
 }
 

@@ -533,17 +533,13 @@ TrainStepResult Network::trainStep(const SequenceInput& in, const LossTarget& ta
   r.counted = lastLossCounted_;
   if (target.kind == LossKind::SoftmaxCrossEntropy) r.correct = countCorrect(out);
   r.gradNorm = gradNorm();
-  if (!store_.gradientsUsable(r.loss, r.gradNorm)) {
-    haveTrainForward_ = false;
+  const bool applied = store_.applyStep(r.loss, r.gradNorm, clipNorm);
+  haveTrainForward_ = false;  // the kept activations belong to the old weights, or to a step that was refused
+  if (!applied) {
     if (carryState) carry_.batch = 0;  // the carried state came from the same forward
-    if (nonFinite == NonFinitePolicy::Skip) {
-      r.skipped = true;
-      return r;
-    }
-    ParameterStore::refuseStep(r.loss, r.gradNorm);
+    if (nonFinite != NonFinitePolicy::Skip) ParameterStore::refuseStep(r.loss, r.gradNorm);
+    r.skipped = true;
   }
-  if (clipNorm > 0) store_.clipGradNorm(clipNorm, r.gradNorm);
-  optimizerStep();
   return r;
 }
 

@@ -63,10 +63,14 @@ void ParameterStore::clipGradNorm(double maxNorm, double norm) {
   if (coef < 1.0) be_.scale(grads_.floats(), layout_.total(), (float)coef);
 }
 
-bool ParameterStore::gradientsUsable(double loss, double gradNorm) {
-  if (std::isfinite(loss) && std::isfinite(gradNorm)) return true;
-  zeroGrad();
-  return false;
+bool ParameterStore::applyStep(double loss, double gradNorm, double clipNorm) {
+  if (!std::isfinite(loss) || !std::isfinite(gradNorm)) {
+    zeroGrad();
+    return false;
+  }
+  if (clipNorm > 0) clipGradNorm(clipNorm, gradNorm);
+  optimizerStep();
+  return true;
 }
 
 void ParameterStore::refuseStep(double loss, double gradNorm) {

@@ -44,11 +44,12 @@ class ParameterStore {
   double clipGradNorm(double maxNorm);
   // The same, with the norm already measured (a training step measures it once for its non-finite guard).
   void clipGradNorm(double maxNorm, double norm);
-  // The guard every training step applies between its gradients and its update: one non-finite value would otherwise
-  // reach every weight through the optimizer (and its moment estimates) for good, and clipping cannot help (NaN / NaN
-  // is NaN). True when loss and norm are finite; otherwise the gradients are zeroed and false is returned.
-  bool gradientsUsable(double loss, double gradNorm);
-  // ERR_RNNKIT_NON_FINITE for a step that gradientsUsable refused, saying which value was not finite.
+  // The end of every training step, once its gradients and their norm are made: the non-finite guard, clipping to
+  // clipNorm (0: none) and the optimizer's update. The guard comes first: one non-finite value would otherwise reach
+  // every weight through the optimizer (and its moment estimates) for good, and clipping cannot help (NaN / NaN is
+  // NaN). False when loss or norm is not finite: the gradients are zeroed and nothing else changes.
+  bool applyStep(double loss, double gradNorm, double clipNorm);
+  // ERR_RNNKIT_NON_FINITE for a step that applyStep refused, saying which value was not finite.
   [[noreturn]] static void refuseStep(double loss, double gradNorm);
 
   void setOptimizer(const OptimizerConfig& config);

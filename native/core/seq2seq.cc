@@ -631,12 +631,9 @@ double Seq2Seq::trainStep(const Seq2SeqBatch& batch, double clipNorm) {
   forward(batch, true);
   const double loss = lossBackward();
   const double norm = store_.gradNorm();
-  if (!store_.gradientsUsable(loss, norm)) {
-    haveTrainForward_ = false;
-    ParameterStore::refuseStep(loss, norm);
-  }
-  if (clipNorm > 0) store_.clipGradNorm(clipNorm, norm);
-  optimizerStep();
+  const bool applied = store_.applyStep(loss, norm, clipNorm);
+  haveTrainForward_ = false;  // the kept activations belong to the old weights, or to a step that was refused
+  if (!applied) ParameterStore::refuseStep(loss, norm);
   return loss;
 }
 
