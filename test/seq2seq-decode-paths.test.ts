@@ -7,6 +7,7 @@
 import t from 'tap';
 import { Seq2Seq, type AttentionKind } from '../lib/seq2seq';
 import { Lcg } from './helpers/finite-difference';
+import { logSoftmax } from './helpers/log-softmax';
 
 interface Case {
   cell: 'gru' | 'lstm';
@@ -25,15 +26,6 @@ const CASES: Case[] = [
   // A vocabulary larger than rows x steps: no table.
   { cell: 'gru', attention: 'bahdanau', layers: 1, batch: 1, tgtVocab: 40, maxLength: 3 },
 ];
-
-function logSoftmax(z: Float32Array, off: number, V: number): number[] {
-  let m = -Infinity;
-  for (let v = 0; v < V; ++v) m = Math.max(m, z[off + v]);
-  let s = 0;
-  for (let v = 0; v < V; ++v) s += Math.exp(z[off + v] - m);
-  const lse = m + Math.log(s);
-  return Array.from({ length: V }, (_, v) => z[off + v] - lse);
-}
 
 for (const [ci, c] of CASES.entries()) {
   const label = `${c.cell}/${c.attention}/L${c.layers}/B${c.batch}/V${c.tgtVocab}`;

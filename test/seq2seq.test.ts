@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Seq2Seq, type Seq2SeqBatch, type Seq2SeqSpec, type AttentionKind } from '../lib/seq2seq';
 import { Lcg, centralDifference, compareProbes, type Derivative } from './helpers/finite-difference';
+import { logSoftmax } from './helpers/log-softmax';
 
 type Cell = 'gru' | 'lstm';
 
@@ -130,15 +131,6 @@ t.test('the teacher-forced forward equals the step-by-step decoder fed the same 
     model.dispose();
   }
 });
-
-function logSoftmax(z: Float32Array, off: number, V: number): number[] {
-  let m = -Infinity;
-  for (let v = 0; v < V; ++v) m = Math.max(m, z[off + v]);
-  let s = 0;
-  for (let v = 0; v < V; ++v) s += Math.exp(z[off + v] - m);
-  const lse = m + Math.log(s);
-  return Array.from({ length: V }, (_, v) => z[off + v] - lse);
-}
 
 t.test('greedy and beam search', async (t) => {
   for (const [ci, c] of CONFIGS.entries()) {
